@@ -1,0 +1,57 @@
+"""Shared fixtures: the shared real BEAT2 take, a small synthetic corpus, speech files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+BEAT2_SAMPLE = ROOT.parent / "shared" / "data" / "beat2_sample"
+SAMPLE_TAKE = "2_scott_0_1_1"
+
+
+@pytest.fixture(scope="session")
+def beat2_sample() -> Path:
+    if not (BEAT2_SAMPLE / "smplxflame_30" / f"{SAMPLE_TAKE}.npz").is_file():
+        pytest.skip(f"the shared BEAT2 sample is not at {BEAT2_SAMPLE} (it ships with the project's CI, not with a clone)")
+    return BEAT2_SAMPLE
+
+
+def need_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng; scripts/setup.sh does it)")
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory) -> Path:
+    """Two speakers, about a minute and a half of speech, in BEAT2's layout."""
+    need_espeak()
+    from train.make_corpus import make_corpus
+
+    out = tmp_path_factory.mktemp("synth")
+    make_corpus(out, minutes=1.5, seed=3, speakers=2, take_seconds=9.0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    """A few seconds of project-made speech, 16 kHz mono PCM."""
+    need_espeak()
+    from granumamba.text.tts import synthesize
+
+    audio, _ = synthesize("Every careful student remembers the golden river, and the quiet city opens again.")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    soundfile.write(path, audio, 16000, subtype="PCM_16")
+    return path
+
+
+def write_tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1, subtype: str = "PCM_16") -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
+    soundfile.write(path, data, rate, subtype=subtype)
+    return path
