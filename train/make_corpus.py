@@ -24,9 +24,15 @@ from .corpus import make_take
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
 
-def split_of(index: int) -> str:
-    """Per speaker: every 10th take is test, the one before it val, the rest train."""
-    return {9: "test", 8: "val"}.get(index % 10, "train")
+def split_of(index: int, takes: int) -> str:
+    """Per speaker: the last tenth of the takes (at least one) is test, the tenth before it val
+    (where there are three takes or more), the rest train."""
+    held = max(1, takes // 10)
+    if index >= takes - held:
+        return "test"
+    if takes >= 3 and index >= takes - 2 * held:
+        return "val"
+    return "train"
 
 
 def make_corpus(out: Path, minutes: float, seed: int, speakers: int, take_seconds: float = 40.0, progress: bool = True) -> list[tuple[str, str]]:
@@ -44,7 +50,7 @@ def make_corpus(out: Path, minutes: float, seed: int, speakers: int, take_second
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
         make_take(out, name, speaker, seconds, rng)
-        rows.append((name, split_of(take)))
+        rows.append((name, split_of(take, takes_per_speaker)))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(("id", "type"))

@@ -143,7 +143,7 @@ class GestureWindows(Dataset):
     def part_streams(self):
         """Whole-take part features, for fitting normalisation statistics."""
         for arrays in self.data:
-            yield {p: torch.from_numpy(np.asarray(arrays[p])) for p in PART_NAMES}
+            yield {p: torch.from_numpy(np.array(arrays[p])) for p in PART_NAMES}
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -1,0 +1,68 @@
+import hashlib
+
+import numpy as np
+
+from granumamba import num_frames
+from granumamba.data import index_beat2, load_motion
+from granumamba.motion import JOINT_INDEX
+from granumamba.text import read_words
+from train.corpus import speaker_style
+from train.make_corpus import make_corpus
+
+from .conftest import need_espeak
+
+
+def test_corpus_is_in_beat2_layout_with_all_keys_and_aligned_files(synth_corpus):
+    import soundfile
+
+    index = index_beat2(synth_corpus)
+    assert len(index.takes) >= 8 and not index.skipped
+    assert {t.split for t in index.takes} >= {"train", "test"}
+    for take in index.takes:
+        with np.load(take.motion) as npz:
+            assert set(npz.files) == {"poses", "trans", "expressions", "betas", "model", "gender", "mocap_frame_rate"}
+            assert int(npz["mocap_frame_rate"]) == 30
+        info = soundfile.info(take.audio)
+        assert info.samplerate == 16000 and info.channels == 1
+        motion = load_motion(take.motion)
+        assert motion.num_frames == num_frames(info.frames)
+        words = read_words(take.textgrid)
+        assert words and words[-1].end <= info.frames / 16000
+
+
+def test_poses_are_exactly_the_sum_of_the_saved_components(synth_corpus):
+    take = index_beat2(synth_corpus).takes[0]
+    motion = load_motion(take.motion)
+    with np.load(synth_corpus / "components" / f"{take.name}.npz") as c:
+        total = c["base"][None] + c["coarse"] + c["mid"] + c["fine"] + c["jaw"]
+        assert np.allclose(total, motion.poses, atol=1e-5)
+        # each component lives at its own time scale: fine is fast, coarse slow
+        def high_freq_share(x):
+            spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2
+            freqs = np.fft.rfftfreq(x.shape[0], 1 / 30)
+            return spectrum[freqs > 2.5].sum() / (spectrum.sum() + 1e-12)
+
+        assert high_freq_share(c["fine"]) > 0.8 > 0.2 > high_freq_share(c["coarse"])
+        hands = c["fine"].reshape(-1, 55, 3)[:, 25:]
+        assert np.abs(hands).mean() > 10 * np.abs(c["coarse"].reshape(-1, 55, 3)[:, 25:]).mean()
+        assert np.abs(c["mid"].reshape(-1, 55, 3)[:, JOINT_INDEX["right_elbow"]]).max() > 0.1
+
+
+def test_speakers_gesture_in_their_own_styles():
+    styles = [speaker_style(s) for s in range(1, 5)]
+    assert len({s.voice for s in styles}) == 4
+    assert len({(s.left, s.right) for s in styles}) >= 2 or len({round(s.amplitude, 2) for s in styles}) == 4
+
+
+def test_same_seed_gives_the_same_bytes(tmp_path):
+    need_espeak()
+
+    def digest(root):
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    make_corpus(tmp_path / "a", minutes=0.2, seed=7, speakers=1, take_seconds=6.0, progress=False)
+    make_corpus(tmp_path / "b", minutes=0.2, seed=7, speakers=1, take_seconds=6.0, progress=False)
+    make_corpus(tmp_path / "c", minutes=0.2, seed=8, speakers=1, take_seconds=6.0, progress=False)
+    a, b, c = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
+    assert a == b and len(a) >= 5
+    assert a != c

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from granumamba.text import NO_WORD, UNKNOWN, TextGridError, Vocabulary, Word, read_words, write_words
+from granumamba.text.tts import SpeechError, synthesize, tokenize
+
+from .conftest import need_espeak
+
+WORDS = [Word("Hello,", 0.10, 0.52), Word("wörld", 0.60, 1.00), Word("don't", 1.4, 1.9)]
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_textgrid_round_trips_in_long_and_short_format(tmp_path, short):
+    path = tmp_path / "take.TextGrid"
+    write_words(path, WORDS, duration=2.5, short=short)
+    text = path.read_text()
+    assert ("intervals [" in text) != short  # the two formats really differ
+    assert read_words(path) == WORDS
+
+
+def test_textgrid_picks_the_words_tier_and_reports_bad_files(tmp_path):
+    path = tmp_path / "t.TextGrid"
+    write_words(path, WORDS, 2.5, tier="phones")
+    assert read_words(path) == WORDS  # the only interval tier
+    with pytest.raises(TextGridError, match="no interval tier named 'words'"):
+        read_words(path, tier="words")
+    bad = tmp_path / "bad.TextGrid"
+    bad.write_text("File type = \"ooTextFile\"\nnonsense")
+    with pytest.raises(TextGridError, match="not a readable Praat TextGrid"):
+        read_words(bad)
+
+
+def test_vocabulary_maps_frames_to_words_with_silence_and_unknown_paths(tmp_path):
+    vocab = Vocabulary.build([["Hello", "world", "hello"], ["world", "again"]], min_count=2)
+    assert vocab.words[2:] == ["hello", "world"]
+    ids = vocab.frame_ids([Word("HELLO!", 0.0, 0.1), Word("zebra", 0.2, 0.3)], frames=12)
+    assert ids.tolist() == [vocab.id("hello")] * 3 + [NO_WORD] * 3 + [UNKNOWN] * 3 + [NO_WORD] * 3
+    vocab.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json").words == vocab.words
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="not a GranuMamba vocabulary"):
+        Vocabulary.load(tmp_path / "broken.json")
+
+
+def test_tokenize_keeps_words_of_any_script_and_phrase_punctuation():
+    assert tokenize("Don't stop, 東京 über-cool!") == ["Don't", "stop", ",", "東京", "über", "cool", "!"]
+
+
+def test_tts_gives_exact_word_timings():
+    need_espeak()
+    audio, words = synthesize("Bright rivers move slowly, quiet cities never sleep.")
+    assert [w.text for w in words] == "Bright rivers move slowly quiet cities never sleep".split()
+    rate = 16000
+    for w in words:  # every word span holds sound, every gap between words is silent
+        assert np.abs(audio[int(w.start * rate) : int(w.end * rate)]).max() > 0.05
+    for a, b in zip(words[:-1], words[1:]):
+        assert b.start >= a.end and np.abs(audio[int(a.end * rate) + 2 : int(b.start * rate) - 2]).max() == 0.0
+    assert words[4].start - words[3].end > words[1].start - words[0].end  # longer pause at the comma
+
+
+@pytest.mark.parametrize("text,message", [("   ", "empty"), ("?!.,", "no words"), ("x" * 20000, "limit")])
+def test_tts_refuses_unusable_text(text, message):
+    with pytest.raises(SpeechError, match=message):
+        synthesize(text)
