@@ -1,0 +1,172 @@
+"""Stage 2: the coarse-to-fine generator, speech (+ words, speaker, seed frames) to part codes.
+
+    frames (T):  audio features, shifted `lookahead` frames earlier + word embeddings
+    packed (T/4): 4 frames -> one step, + speaker embedding                 = cond_fine
+    cond_mid (T/8), cond_coarse (T/16): averages of cond_fine
+    global stream: MambaStack over cond_coarse, the whole body at the coarse rate
+    local streams, coarse -> mid -> fine, every part at once (parts ride in the batch, with a
+      part embedding): input = cond_level + global + coarser level's hidden state and codes
+      (repeated to this rate) + seed; heads give each part's code logits and code latents.
+
+Every operation is per step or a causal Mamba with a carried state, and the steps of all
+levels align on 16-frame blocks, so generation can run block-chunk by block-chunk with the
+exact result of one pass (`GenerationState`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .mamba import MambaState, MambaStack
+from .quantizer import LEVELS, downsample
+
+
+@dataclass
+class GenerationState:
+    """Recurrent state of a generation in progress: Mamba states of every stack, and how many
+    latent steps (at the fine rate) are done, which positions the sampling noise."""
+
+    global_stream: list[MambaState] | None = None
+    local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
+    fine_steps_done: int = 0
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xor-shift-multiply), on int64 tensors holding values < 2^32."""
+    mask = 0xFFFFFFFF
+    x = x & mask
+    x = ((x >> 16) ^ x) * 0x45D9F3B & mask
+    x = ((x >> 16) ^ x) * 0x45D9F3B & mask
+    return (x >> 16) ^ x
+
+
+def position_uniform(seed: int, level: int, positions: torch.Tensor, parts: int, codes: int) -> torch.Tensor:
+    """Uniform (0, 1) noise (batch=1, parts, len(positions), codes) that depends only on the seed
+    and each token's absolute position, so chunked and one-pass sampling draw the same numbers.
+    (torch's generators cannot jump ahead, hence a counter-based hash.)"""
+    p = torch.arange(parts).view(parts, 1, 1)
+    t = positions.view(1, -1, 1).long()
+    k = torch.arange(codes).view(1, 1, codes)
+    x = _mix32(t * codes + k + _mix32(torch.tensor(seed * 7919 + level * 104729 + 1)) + _mix32(p + 17) * 65537)
+    x = _mix32(x ^ (seed & 0xFFFFFFFF))
+    return ((x.double() + 0.5) / 2**32).float()[None]
+
+
+class Generator(nn.Module):
+    def __init__(
+        self,
+        feature_dim: int,
+        vocab_size: int,
+        num_speakers: int,
+        parts: int,
+        codebook_size: int,
+        latent_dim: int,
+        d_model: int = 256,
+        n_global: int = 2,
+        n_local: int = 2,
+        d_state: int = 16,
+        expand: int = 2,
+        lookahead: int = 6,
+        frames_per_latent: int = 4,
+        factors: tuple[int, ...] = (4, 2, 1),
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
+        self.lookahead, self.frames_per_latent, self.factors = lookahead, frames_per_latent, tuple(factors)
+        self.audio_in = nn.Sequential(nn.Linear(feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.word_embedding = nn.Embedding(vocab_size, d_model)
+        self.speaker_embedding = nn.Embedding(num_speakers, d_model)
+        self.pack = nn.Linear(frames_per_latent * d_model, d_model)
+        self.level_in = nn.ModuleList(nn.Linear(d_model, d_model) for _ in factors)
+        self.part_embedding = nn.Parameter(torch.randn(parts, d_model) * 0.02)
+        self.code_in = nn.Linear(latent_dim, d_model)
+        self.seed_in = nn.Linear(latent_dim + 1, d_model)
+        self.dropout = nn.Dropout(dropout)
+        mamba = {"d_state": d_state, "expand": expand}
+        self.global_stream = MambaStack(d_model, n_global, **mamba)
+        self.local_streams = nn.ModuleList(MambaStack(d_model, n_local, **mamba) for _ in factors)
+        # Heads per part and level: (parts, d_model, out) weights applied by einsum.
+        self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, codebook_size) * d_model**-0.5) for _ in factors)
+        self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, codebook_size)) for _ in factors)
+        self.latent_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, latent_dim) * d_model**-0.5) for _ in factors)
+
+    @property
+    def frame_multiple(self) -> int:
+        return self.frames_per_latent * self.factors[0]
+
+    def shift_lookahead(self, audio: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frame t sees the speech of frame t + lookahead (gestures lead speech); zeros past the end."""
+        k = self.lookahead
+        if k == 0:
+            return audio, words
+        return F.pad(audio[:, k:], (0, 0, 0, k)), F.pad(words[:, k:], (0, k))
+
+    def condition(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor, use_words: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, T, feature_dim), (batch, T), (batch,) -> cond_fine (batch, T/4, d_model).
+
+        `use_words` (batch,) in {0, 1} drops the word input per sample (training's word dropout).
+        """
+        batch, frames, _ = audio.shape
+        x = self.audio_in(audio)
+        w = self.word_embedding(words)
+        if use_words is not None:
+            w = w * use_words.view(batch, 1, 1).to(w.dtype)
+        x = x + w
+        x = self.pack(x.reshape(batch, frames // self.frames_per_latent, -1))
+        return self.dropout(x + self.speaker_embedding(speaker)[:, None])
+
+    def _heads(self, level: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h (batch * parts, L, d) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
+        h = h.reshape(-1, self.parts, *h.shape[1:])
+        logits = torch.einsum("bpld,pdk->bplk", h, self.logit_weight[level]) + self.logit_bias[level]
+        latents = torch.einsum("bpld,pdc->bplc", h, self.latent_weight[level])
+        return logits, latents
+
+    def run(
+        self,
+        cond_fine: torch.Tensor,
+        choose_codes,
+        seed_codes: list[torch.Tensor] | None = None,
+        state: GenerationState | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], GenerationState]:
+        """Run the global and local streams over a block-aligned span.
+
+        cond_fine: (batch, L_fine, d). choose_codes(level, logits, latents) -> code vectors
+        (batch, parts, L_level, C) that condition the next level (teacher codes in training,
+        sampled codes at inference). seed_codes: per level (batch, parts, L_level, C+1), the last
+        channel 1 where a seed frame fixes the code. Returns per level logits, latents, chosen
+        code vectors, and the state after the span.
+        """
+        state = state or GenerationState()
+        batch, d = cond_fine.shape[0], cond_fine.shape[-1]
+        coarse_factor = self.factors[0]
+        cond_coarse = downsample(cond_fine, coarse_factor)
+        g, global_state = self.global_stream(cond_coarse, state.global_stream)
+        new_local: list = []
+        all_logits, all_latents, all_codes = [], [], []
+        previous_h = previous_codes = None
+        for level, factor in enumerate(self.factors):
+            cond = self.level_in[level](downsample(cond_fine, factor))  # (batch, L, d)
+            length = cond.shape[1]
+            x = cond + g.repeat_interleave(coarse_factor // factor, dim=1)
+            x = x[:, None] + self.part_embedding[None, :, None]  # (batch, parts, L, d)
+            if previous_h is not None:
+                ratio = length // previous_h.shape[2]
+                x = x + previous_h.repeat_interleave(ratio, dim=2) + self.code_in(previous_codes).repeat_interleave(ratio, dim=2)
+            if seed_codes is not None:
+                x = x + self.seed_in(seed_codes[level])
+            h, level_state = self.local_streams[level](x.reshape(batch * self.parts, length, d), state.local[level])
+            new_local.append(level_state)
+            logits, latents = self._heads(level, h)
+            codes = choose_codes(level, logits, latents)
+            all_logits.append(logits)
+            all_latents.append(latents)
+            all_codes.append(codes)
+            previous_h, previous_codes = h.reshape(batch, self.parts, length, d), codes
+        new_state = GenerationState(global_state, new_local, state.fine_steps_done + cond_fine.shape[1])
+        return all_logits, all_latents, all_codes, new_state

@@ -1,0 +1,330 @@
+"""GranuMamba: the part VQ-VAEs (stage 1), the generator (stage 2), the normalisation statistics
+and the vocabulary in one model, saved and loaded as a Hugging Face model repo
+(`config.json` + `model.safetensors`) with `from_pretrained` / `save_pretrained` / `push_to_hub`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..audio.features import FEATURE_DIM
+from ..motion.normalize import Normalizer
+from ..motion.parts import PART_DIMS, PART_NAMES
+from ..text.vocab import Vocabulary
+from .generator import GenerationState, Generator, position_uniform
+from .quantizer import LEVELS, combine, upsample
+from .vqvae import PartVQVAE
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class ModelLoadError(ValueError):
+    """A model folder or repo that cannot be loaded; the message says what is wrong."""
+
+
+@dataclass
+class GranuMambaConfig:
+    """Everything that defines a model. Sizes default to the demo model; see train/configs."""
+
+    # stage 1
+    vq_hidden: int = 256
+    latent_dim: int = 128
+    codebook_size: int = 256
+    downsamples: int = 2
+    factors: tuple[int, ...] = (4, 2, 1)
+    beta: float = 0.25
+    dead_after: int = 200
+    # stage 2
+    d_model: int = 256
+    n_global: int = 2
+    n_local: int = 2
+    d_state: int = 16
+    expand: int = 2
+    lookahead: int = 6
+    dropout: float = 0.1
+    num_speakers: int = 31
+    vocab: list[str] = field(default_factory=list)
+    speaker_names: dict[str, str] = field(default_factory=dict)  # speaker id -> display name
+    default_speaker: int = 2
+    trained_stages: list[int] = field(default_factory=list)
+    feature_dim: int = FEATURE_DIM
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GranuMambaConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelLoadError(f"config.json has keys this version does not know: {', '.join(unknown)}")
+        values = dict(values)
+        if "factors" in values:
+            values["factors"] = tuple(values["factors"])
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["factors"] = list(self.factors)
+        return out
+
+
+class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-speech-gesture", "smplx", "mamba"]):
+    def __init__(self, config: dict | GranuMambaConfig | None = None):
+        super().__init__()
+        if not isinstance(config, GranuMambaConfig):
+            config = GranuMambaConfig.from_dict(config or {})
+        self.config = config
+        self.vocab = Vocabulary(config.vocab)
+        self.vqvae = nn.ModuleDict(
+            {
+                part: PartVQVAE(PART_DIMS[part], config.vq_hidden, config.latent_dim, config.codebook_size, config.downsamples,
+                                config.factors, config.beta, config.dead_after)
+                for part in PART_NAMES
+            }
+        )
+        self.generator = Generator(
+            config.feature_dim, len(self.vocab), config.num_speakers, len(PART_NAMES), config.codebook_size, config.latent_dim,
+            config.d_model, config.n_global, config.n_local, config.d_state, config.expand, config.lookahead,
+            2**config.downsamples, config.factors, config.dropout,
+        )
+        for part in PART_NAMES:  # normalisation statistics travel in model.safetensors
+            self.register_buffer(f"{part}_mean", torch.zeros(PART_DIMS[part]))
+            self.register_buffer(f"{part}_std", torch.ones(PART_DIMS[part]))
+
+    # ----- normalisation ---------------------------------------------------------------------
+    def set_normalizer(self, normalizer: Normalizer) -> None:
+        for part in PART_NAMES:
+            mean, std = normalizer.stats[part]
+            getattr(self, f"{part}_mean").copy_(mean)
+            getattr(self, f"{part}_std").copy_(std)
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return Normalizer({p: (getattr(self, f"{p}_mean"), getattr(self, f"{p}_std")) for p in PART_NAMES})
+
+    @property
+    def frame_multiple(self) -> int:
+        return self.generator.frame_multiple
+
+    # ----- stage 2 training ------------------------------------------------------------------
+    def teacher_codes(self, parts: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Normalised parts {part: (batch, T, dims)} -> per level indices (batch, parts, L) and
+        code vectors (batch, parts, L, C) from the frozen stage 1."""
+        per_part = []
+        for part in PART_NAMES:
+            vq = self.vqvae[part]
+            _, indices, _ = vq.quantizer(vq.encode(parts[part]))
+            per_part.append(indices)
+        indices = [torch.stack([per_part[p][level] for p in range(len(PART_NAMES))], dim=1) for level in range(len(LEVELS))]
+        codes = [self.lookup_codes(level, idx) for level, idx in enumerate(indices)]
+        return indices, codes
+
+    def lookup_codes(self, level: int, indices: torch.Tensor) -> torch.Tensor:
+        """(batch, parts, L) -> (batch, parts, L, C) code vectors of each part's codebook."""
+        return torch.stack(
+            [self.vqvae[part].quantizer.quantizers[level].lookup(indices[:, p]) for p, part in enumerate(PART_NAMES)], dim=1
+        )
+
+    def seed_conditioning(self, codes: list[torch.Tensor], seed_frames: int, total_frames: int) -> list[torch.Tensor]:
+        """Per level (batch, parts, L, C+1): the code vectors of the first `seed_frames` with a
+        flag channel set, zeros after."""
+        out = []
+        for level, factor in enumerate(self.config.factors):
+            length = total_frames // (self.generator.frames_per_latent * factor)
+            covered = seed_frames // (self.generator.frames_per_latent * factor)
+            c = codes[level]
+            seed = c.new_zeros(c.shape[0], c.shape[1], length, c.shape[-1] + 1)
+            seed[:, :, :covered, :-1] = c[:, :, :covered]
+            seed[:, :, :covered, -1] = 1.0
+            out.append(seed)
+        return out
+
+    def stage2_loss(self, batch: dict[str, torch.Tensor], word_dropout: float = 0.3, seed_probability: float = 0.5,
+                    latent_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Cross-entropy on each level's codes + S9's MSE on each level's code latents."""
+        with torch.no_grad():
+            indices, codes = self.teacher_codes({p: batch[p] for p in PART_NAMES})
+        audio, words = self.generator.shift_lookahead(batch["audio"], batch["words"])
+        size = audio.shape[0]
+        use_words = (torch.rand(size, device=audio.device) >= word_dropout).float()
+        cond = self.generator.condition(audio, words, batch["speaker"], use_words)
+        seed = None
+        if seed_probability > 0:
+            seed = self.seed_conditioning(codes, self.frame_multiple, audio.shape[1])
+            keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
+            seed = [s * keep for s in seed]
+        logits, latents, _, _ = self.generator.run(cond, lambda level, lg, lt: codes[level], seed)
+        out: dict[str, torch.Tensor] = {}
+        total = audio.new_zeros(())
+        for level, name in enumerate(LEVELS):
+            ce = F.cross_entropy(logits[level].reshape(-1, self.config.codebook_size), indices[level].reshape(-1))
+            mse = F.mse_loss(latents[level], codes[level])
+            accuracy = (logits[level].argmax(-1) == indices[level]).float().mean()
+            out[f"ce_{name}"], out[f"mse_{name}"], out[f"accuracy_{name}"] = ce, mse, accuracy.detach()
+            total = total + ce + latent_weight * mse
+        out["total"] = total
+        return out
+
+    # ----- inference -------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        audio: torch.Tensor,
+        words: torch.Tensor | None = None,
+        speaker: int | None = None,
+        seed_parts: dict[str, torch.Tensor] | None = None,
+        gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        temperature: float = 1.0,
+        seed: int = 0,
+        chunk_frames: int | None = 480,
+        decode_overlap: int = 24,
+    ) -> dict[str, torch.Tensor]:
+        """Speech features (T, feature_dim) -> normalised parts {part: (T, dims)}.
+
+        words: (T,) vocabulary ids (zeros: audio only). seed_parts: normalised parts of seed
+        frames {part: (S, dims)}. gains scale coarse, mid, fine before decoding. temperature 0
+        takes the most likely code. chunk_frames (a multiple of 16) streams the generation in
+        memory that does not grow with T; None runs one pass. Both give the same result.
+        """
+        gen = self.generator
+        frames = audio.shape[0]
+        multiple = self.frame_multiple
+        padded = -(-frames // multiple) * multiple
+        audio = F.pad(audio.float(), (0, 0, 0, padded - frames))[None]
+        words = torch.zeros(1, padded, dtype=torch.long) if words is None else F.pad(words.long(), (0, padded - frames))[None]
+        audio, words = gen.shift_lookahead(audio, words)
+        speaker_id = torch.tensor([self.config.default_speaker if speaker is None else speaker])
+        if not 0 <= int(speaker_id) < self.config.num_speakers:
+            raise ValueError(f"speaker {int(speaker_id)} is out of range 0..{self.config.num_speakers - 1}")
+        seed_indices = seed_codes = None
+        if seed_parts is not None:
+            seed_frames = next(iter(seed_parts.values())).shape[0] // multiple * multiple
+            if seed_frames == 0:
+                raise ValueError(f"seed motion needs at least {multiple} frames")
+            seed_frames = min(seed_frames, padded)
+            seed_indices, codes = self.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
+            full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, self.config.factors)]
+            seed_codes = self.seed_conditioning(full, seed_frames, padded)
+        chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
+        state = GenerationState()
+        indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
+        for start in range(0, padded, chunk):
+            stop = min(start + chunk, padded)
+            cond = gen.condition(audio[:, start:stop], words[:, start:stop], speaker_id)
+            offsets = [state.fine_steps_done // f for f in self.config.factors]
+
+            def choose(level, logits, latents, offsets=offsets):
+                positions = torch.arange(offsets[level], offsets[level] + logits.shape[2])
+                if temperature <= 0:
+                    chosen = logits.argmax(-1)
+                else:
+                    u = position_uniform(seed, level, positions, logits.shape[1], logits.shape[3])
+                    chosen = (logits / temperature - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max sampling
+                if seed_indices is not None:  # seed frames fix their codes
+                    covered = seed_indices[level].shape[2]
+                    inside = positions < covered
+                    if inside.any():
+                        chosen[:, :, inside] = seed_indices[level][:, :, positions[inside]]
+                indices[level].append(chosen)
+                return self.lookup_codes(level, chosen)
+
+            span_seed = None
+            if seed_codes is not None:
+                span_seed = [s[:, :, o : o + (stop - start) // (gen.frames_per_latent * f)] for s, o, f in
+                             zip(seed_codes, offsets, self.config.factors)]
+            _, _, _, state = gen.run(cond, choose, span_seed, state)
+        level_indices = [torch.cat(i, dim=2) for i in indices]  # (1, parts, L_level)
+        return {part: self.decode_part(part, [i[:, p] for i in level_indices], gains, decode_overlap)[:frames]
+                for p, part in enumerate(PART_NAMES)}
+
+    def decode_part(self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240) -> torch.Tensor:
+        """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
+        `window` fine latents with `overlap` latents of context each side (exact: the decoder and
+        the upsampling see less than that), so memory does not grow with length."""
+        vq = self.vqvae[part]
+        factors = self.config.factors
+        coarse = factors[0]
+        overlap = -(-overlap // coarse) * coarse
+        window = max(coarse, window // coarse * coarse)
+        fine_length = indices[-1].shape[1] * factors[-1]
+        outputs = []
+        for start in range(0, fine_length, window):
+            stop = min(start + window, fine_length)
+            lo, hi = max(0, start - overlap), min(fine_length, stop + overlap)
+            contributions = [
+                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f)
+                for level, f in enumerate(factors)
+            ]
+            decoded = vq.decode(combine(contributions, tuple(gains)))[0]
+            per = vq.frames_per_latent
+            outputs.append(decoded[(start - lo) * per : (stop - lo) * per])
+        return torch.cat(outputs)
+
+    # ----- saving and loading ----------------------------------------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tmp = save_directory / f".{WEIGHTS_NAME}.tmp"
+        save_file(tensors, str(tmp), metadata={"format": "pt", "library": "granumamba"})
+        os.replace(tmp, save_directory / WEIGHTS_NAME)
+        (save_directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1, ensure_ascii=False))
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
+        """Write config.json and model.safetensors (atomically) to `save_directory`."""
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        self._save_pretrained(Path(save_directory))
+        return None
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, local_files_only=False,
+                         token=None, map_location: str = "cpu", **kwargs) -> "GranuMamba":
+        files = {}
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if os.path.isdir(model_id):
+                path = Path(model_id) / name
+                if not path.is_file():
+                    raise ModelLoadError(f"{model_id}: no {name}. A GranuMamba model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}.")
+                files[name] = str(path)
+            else:
+                try:
+                    files[name] = hf_hub_download(model_id, name, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                                  local_files_only=local_files_only, token=token)
+                except (EntryNotFoundError, RepositoryNotFoundError) as err:
+                    raise ModelLoadError(f"{model_id}: no {name} on the Hub ({type(err).__name__}).") from None
+                except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+                    raise ModelLoadError(f"{model_id}: cannot reach the Hub or its cache ({type(err).__name__}).") from None
+        try:
+            config = json.loads(Path(files[CONFIG_NAME]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(f"{model_id}: {CONFIG_NAME} is not valid JSON ({err}).") from None
+        model = cls(GranuMambaConfig.from_dict(config))
+        try:
+            tensors = load_file(files[WEIGHTS_NAME], device=map_location)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} is damaged or not a safetensors file ({err}).") from None
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        missing = [k for k in missing if not k.endswith("steps_unused")]
+        if missing or unexpected:
+            raise ModelLoadError(
+                f"{model_id}: {WEIGHTS_NAME} does not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})."
+            )
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "GranuMamba":
+        """Load from a local folder or a Hub repo id. Only safetensors weights are read: a
+        checkpoint that would need unpickling is refused."""
+        model_id = str(pretrained_model_name_or_path)
+        if not os.path.isdir(model_id) and (os.path.exists(model_id) or model_id.startswith((".", "/", "~"))):
+            raise ModelLoadError(f"{model_id}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, or a Hub repo id).")
+        return cls._from_pretrained(model_id=model_id, **kwargs)
