@@ -1,0 +1,229 @@
+import math
+
+import pytest
+import torch
+
+from granumamba.model import (
+    GranuMamba,
+    Mamba,
+    ModelLoadError,
+    MultiRateQuantizer,
+    PartVQVAE,
+    VectorQuantizer,
+    combine,
+    cuda_kernels_available,
+    prior_loss,
+    selective_scan,
+    selective_scan_reference,
+)
+
+TINY = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1,
+        "vocab": ["hello", "world"], "num_speakers": 4, "default_speaker": 1}
+
+
+def scan_inputs(length, batch=2, d=24, n=16, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    return dict(u=r(batch, d, length), delta=r(batch, d, length), A=-torch.rand(d, n, generator=g, dtype=dtype) * 4,
+                B=r(batch, n, length), C=r(batch, n, length), D=r(d), z=r(batch, d, length), delta_bias=r(d) * 0.5)
+
+
+@pytest.mark.parametrize("length", [1, 2, 17, 900])
+def test_fast_scan_matches_the_per_step_reference(length):
+    x = scan_inputs(length)
+    y_ref, h_ref = selective_scan_reference(**x, delta_softplus=True, return_last_state=True)
+    y, h = selective_scan(**x, delta_softplus=True, return_last_state=True, chunk=64)
+    scale = y_ref.abs().max().clamp_min(1.0)
+    assert (y - y_ref).abs().max() / scale < 1e-5 and (h - h_ref).abs().max() / h_ref.abs().max().clamp_min(1) < 1e-5
+    x64 = scan_inputs(length, dtype=torch.float64)
+    assert torch.allclose(selective_scan(**x64, delta_softplus=True, chunk=7), selective_scan_reference(**x64, delta_softplus=True), atol=1e-10)
+
+
+def test_scan_gradients_are_exact():
+    x = {k: v.requires_grad_() for k, v in scan_inputs(11, batch=1, d=4, n=3, dtype=torch.float64).items()}
+    h0 = torch.randn(1, 4, 3, dtype=torch.float64, requires_grad=True)
+    names = list(x)
+    f = lambda *a: selective_scan(**dict(zip(names, a)), delta_softplus=True, initial_state=h0, chunk=4)  # noqa: E731
+    assert torch.autograd.gradcheck(f, tuple(x.values()))
+    frozen = {k: v.detach() for k, v in x.items()}
+    assert torch.autograd.gradcheck(lambda h: selective_scan(**frozen, delta_softplus=True, initial_state=h, chunk=4), (h0,))
+
+
+def mamba_ssm_parameter_shapes(d_model, d_state=16, d_conv=4, expand=2):
+    """The published signature of mamba_ssm.modules.mamba_simple.Mamba (bias=False, conv_bias=True)."""
+    d_inner, dt_rank = expand * d_model, math.ceil(d_model / 16)
+    return {
+        "in_proj.weight": (2 * d_inner, d_model), "conv1d.weight": (d_inner, 1, d_conv), "conv1d.bias": (d_inner,),
+        "x_proj.weight": (dt_rank + 2 * d_state, d_inner), "dt_proj.weight": (d_inner, dt_rank), "dt_proj.bias": (d_inner,),
+        "A_log": (d_inner, d_state), "D": (d_inner,), "out_proj.weight": (d_model, d_inner),
+    }
+
+
+@pytest.mark.parametrize("d_model,d_state,expand", [(64, 16, 2), (100, 8, 2), (256, 16, 1)])
+def test_mamba_state_dict_has_mamba_ssm_names_and_shapes(d_model, d_state, expand):
+    block = Mamba(d_model, d_state=d_state, expand=expand)
+    assert {k: tuple(v.shape) for k, v in block.state_dict().items()} == mamba_ssm_parameter_shapes(d_model, d_state, 4, expand)
+    A = -torch.exp(block.A_log)
+    assert torch.allclose(A[0], -torch.arange(1, d_state + 1, dtype=torch.float32))  # S4D-real init
+    dt = torch.nn.functional.softplus(block.dt_proj.bias)
+    assert dt.min() >= 1e-4 * 0.99 and dt.max() <= 0.1 * 1.01
+
+
+def test_mamba_streams_chunk_by_chunk_and_step_by_step_like_one_pass():
+    torch.manual_seed(0)
+    block = Mamba(32).double()
+    x = torch.randn(2, 40, 32, dtype=torch.float64)
+    full, final = block(x)
+    state, pieces = None, []
+    for a, b in [(0, 1), (1, 3), (3, 20), (20, 40)]:
+        y, state = block(x[:, a:b], state)
+        pieces.append(y)
+    assert torch.allclose(torch.cat(pieces, 1), full, atol=1e-12)
+    assert torch.allclose(state[1], final[1], atol=1e-12)
+    state, steps = block.initial_state(2), []
+    for t in range(40):
+        y, state = block.step(x[:, t], state)
+        steps.append(y)
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-12)
+
+
+@pytest.mark.skipif(not cuda_kernels_available(), reason="needs a CUDA GPU with mamba_ssm installed (requirements-gpu.txt)")
+def test_cuda_kernels_and_the_cpu_scan_agree_from_one_state_dict():  # pragma: no cover - GPU machines
+    from mamba_ssm.modules.mamba_simple import Mamba as CudaMamba
+
+    ours = Mamba(64).cuda()
+    theirs = CudaMamba(64).cuda()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 300, 64, device="cuda")
+    ours_cpu = Mamba(64)
+    ours_cpu.load_state_dict(ours.state_dict())
+    assert torch.allclose(theirs(x).cpu(), ours_cpu(x.cpu())[0], atol=1e-3)
+
+
+def test_vector_quantizer_losses_perplexity_and_dead_code_restart():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 16, beta=0.5, dead_after=2)
+    z = torch.randn(4, 10, 8, requires_grad=True)
+    q = vq(z)
+    assert torch.allclose(q.quantized.detach(), vq.lookup(q.indices).detach(), atol=1e-6)
+    assert torch.allclose(q.commitment_loss, 0.5 * ((z - vq.lookup(q.indices)) ** 2).mean())
+    q.quantized.sum().backward()
+    assert torch.allclose(z.grad, torch.ones_like(z))  # straight-through
+    with torch.no_grad():
+        vq.codebook[3] = 100.0  # a code nothing is near
+    far_before = vq.codebook[3].clone()
+    for _ in range(3):
+        vq(torch.randn(4, 10, 8))
+    assert not torch.equal(vq.codebook[3], far_before)  # restarted near the data
+    assert vq.codebook[3].abs().max() < 10
+    assert 1.0 <= float(q.perplexity) <= 16.0
+
+
+def test_multi_rate_levels_sum_to_the_latent_and_decode_separately():
+    torch.manual_seed(0)
+    mq = MultiRateQuantizer(8, 32, factors=(4, 2, 1)).eval()
+    z = torch.randn(2, 16, 8)
+    contributions, indices, stats = mq(z)
+    assert [i.shape[1] for i in indices] == [4, 8, 16]
+    assert all(c.shape == z.shape for c in contributions)
+    rebuilt = mq.contributions_from_indices(indices)
+    for a, b in zip(contributions, rebuilt):
+        assert torch.allclose(a, b, atol=1e-6)
+    # adding levels brings the sum closer to the latent
+    errors = [((combine(contributions[: k + 1] + [torch.zeros_like(z)] * (2 - k)) - z) ** 2).mean() for k in range(3)]
+    assert errors[0] > errors[1] > errors[2]
+    with pytest.raises(ValueError):
+        MultiRateQuantizer(8, 32, factors=(1, 2, 4))
+
+
+def test_part_vqvae_round_trip_shapes_and_prior_loss_terms():
+    vq = PartVQVAE(78, hidden=32, latent_dim=16, codebook_size=32)
+    x = torch.randn(3, 32, 78)
+    x_hat, indices, contributions, stats = vq(x)
+    assert x_hat.shape == x.shape and [i.shape for i in indices] == [(3, 2), (3, 4), (3, 8)]
+    losses = prior_loss(x, x_hat, stats, velocity_weight=0.5, acceleration_weight=0.25)
+    expected = losses["reconstruction"] + losses["codebook"] + losses["commitment"] + 0.5 * losses["velocity"] + 0.25 * losses["acceleration"]
+    assert torch.allclose(losses["total"], expected)
+    assert torch.allclose(losses["reconstruction"], ((x_hat - x) ** 2).mean())
+    with pytest.raises(ValueError, match="multiple of 16"):
+        vq.encode(torch.randn(1, 30, 78))
+
+
+def test_a_gain_of_zero_removes_exactly_that_level():
+    torch.manual_seed(1)
+    model = GranuMamba(TINY).eval()
+    vq = model.vqvae["hands"]
+    indices = [torch.randint(0, 32, (1, n)) for n in (10, 20, 40)]
+    with torch.no_grad():
+        without_fine = model.decode_part("hands", indices, (1.0, 1.0, 0.0))
+        c = vq.quantizer.contributions_from_indices(indices)
+        expected = vq.decode(c[0] + c[1])[0]
+        doubled = model.decode_part("hands", indices, (0.0, 2.0, 0.0))
+    assert torch.allclose(without_fine, expected, atol=1e-5)
+    assert torch.allclose(doubled, vq.decode(2 * c[1])[0], atol=1e-5)
+
+
+def test_generation_is_deterministic_for_a_seed_and_streams_exactly():
+    torch.manual_seed(2)
+    model = GranuMamba(TINY).eval()
+    audio = torch.randn(333, 68)
+    words = torch.randint(0, 4, (333,))
+    one = model.generate(audio, words, seed=5, chunk_frames=None)
+    assert all(v.shape[0] == 333 for v in one.values())
+    for chunk in (16, 48, 160):
+        streamed = model.generate(audio, words, seed=5, chunk_frames=chunk, decode_overlap=24)
+        for part in one:
+            assert torch.allclose(one[part], streamed[part], atol=1e-5), (chunk, part)
+    other = model.generate(audio, words, seed=6)
+    assert any(not torch.allclose(one[p], other[p]) for p in one)
+    greedy = [model.generate(audio, words, temperature=0, seed=s)["upper"] for s in (1, 2)]
+    assert torch.equal(greedy[0], greedy[1])
+
+
+def test_seed_frames_fix_the_opening_codes():
+    torch.manual_seed(3)
+    model = GranuMamba(TINY).eval()
+    seed_parts = {p: torch.randn(128, d) for p, d in [("upper", 78), ("hands", 180), ("lower", 61), ("face", 106)]}
+    indices, _ = model.teacher_codes({p: x[None] for p, x in seed_parts.items()})
+    out = model.generate(torch.randn(192, 68), seed_parts=seed_parts, seed=0)
+    recon = model.decode_part("upper", [i[:, 0] for i in indices], (1, 1, 1))
+    assert torch.allclose(out["upper"][:16], recon[:16], atol=1e-4)  # far enough inside the seed span that no generated code reaches it
+
+
+def test_save_and_load_give_the_same_outputs(tmp_path):
+    torch.manual_seed(4)
+    model = GranuMamba(TINY).eval()
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = GranuMamba.from_pretrained(tmp_path / "m")
+    audio = torch.randn(96, 68)
+    a, b = model.generate(audio, seed=1), loaded.generate(audio, seed=1)
+    assert all(torch.equal(a[p], b[p]) for p in a)
+    assert loaded.vocab.words == model.vocab.words and loaded.config == model.config
+
+
+def test_damaged_or_pickled_checkpoints_are_refused(tmp_path):
+    model = GranuMamba(TINY)
+    model.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match="damaged"):
+        GranuMamba.from_pretrained(tmp_path / "m")
+    weights.unlink()
+    torch.save(model.state_dict(), tmp_path / "m" / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="no model.safetensors"):
+        GranuMamba.from_pretrained(tmp_path / "m")
+    weights.write_bytes((tmp_path / "m" / "pytorch_model.bin").read_bytes())  # a pickle under the right name
+    with pytest.raises(ModelLoadError, match="damaged or not a safetensors"):
+        GranuMamba.from_pretrained(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="not a model folder"):
+        GranuMamba.from_pretrained(tmp_path / "nowhere")
+    (tmp_path / "m" / "config.json").write_text('{"d_model": 32, "surprise": 1}')
+    with pytest.raises(ModelLoadError, match="surprise"):
+        GranuMamba.from_pretrained(tmp_path / "m")
+
+
+def test_an_unreachable_hub_repo_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="cannot reach the Hub|no config.json"):
+        GranuMamba.from_pretrained("granumamba/does-not-exist")
