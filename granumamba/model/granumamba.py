@@ -24,7 +24,7 @@ from ..motion.parts import PART_DIMS, PART_NAMES
 from ..text.vocab import Vocabulary
 from .generator import GenerationState, Generator, position_uniform
 from .quantizer import LEVELS, combine, upsample
-from .vqvae import PartVQVAE
+from .vqvae import PartVQVAE, prior_loss
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -83,6 +83,8 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         super().__init__()
         if not isinstance(config, GranuMambaConfig):
             config = GranuMambaConfig.from_dict(config or {})
+        if len(config.factors) != len(LEVELS):
+            raise ModelLoadError(f"factors must give {len(LEVELS)} levels ({', '.join(LEVELS)}), got {list(config.factors)}")
         self.config = config
         self.vocab = Vocabulary(config.vocab)
         self.vqvae = nn.ModuleDict(
@@ -115,6 +117,32 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
     @property
     def frame_multiple(self) -> int:
         return self.generator.frame_multiple
+
+    # ----- training --------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor], stage: int, **loss_options) -> dict[str, torch.Tensor]:
+        """The training loss of `stage` (1: part VQ-VAEs, 2: generator) on a batch of windows."""
+        if stage == 1:
+            return self.stage1_loss(batch, **loss_options)
+        if stage == 2:
+            return self.stage2_loss(batch, **loss_options)
+        raise ValueError(f"stage is 1 or 2, not {stage}")
+
+    def stage1_loss(self, batch: dict[str, torch.Tensor], velocity_weight: float = 1.0, acceleration_weight: float = 1.0
+                    ) -> dict[str, torch.Tensor]:
+        """Sum over parts of the seed's S6 objective plus velocity and acceleration terms."""
+        out: dict[str, torch.Tensor] = {}
+        total = None
+        for part in PART_NAMES:
+            x_hat, _, _, stats = self.vqvae[part](batch[part])
+            losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
+            total = losses["total"] if total is None else total + losses["total"]
+            for k, v in losses.items():
+                out[f"{part}/{k}"] = v.detach()
+            for k, v in stats.items():
+                if k.startswith(("perplexity", "dead")):
+                    out[f"{part}/{k}"] = v
+        out["total"] = total
+        return out
 
     # ----- stage 2 training ------------------------------------------------------------------
     def teacher_codes(self, parts: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

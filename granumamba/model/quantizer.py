@@ -33,7 +33,7 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.dim, self.codebook_size, self.beta, self.dead_after = dim, codebook_size, beta, dead_after
         self.codebook = nn.Parameter(torch.randn(codebook_size, dim) / dim**0.5)
-        self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.long), persistent=False)
+        self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.long))  # saved: resuming restarts the same codes
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """(..., dim) -> (...,) index of the closest code (Euclidean)."""

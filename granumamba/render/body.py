@@ -1,0 +1,241 @@
+"""Bodies that turn BEAT2 motion into a triangle mesh per frame.
+
+`Mannequin` is the project's own license-free body: rigid pieces (capsules, ellipsoids, boxes)
+on the SMPL-X kinematic tree and the project's rest skeleton, with a torso, hands with all 30
+finger joints, feet, and a head with a jaw that opens. It is one mesh skinned rigidly on the
+CPU (each vertex follows one joint), which draws in one call: cheaper than one node per piece.
+
+`SMPLXBody` is the real SMPL-X mesh through the `smplx` package, for users with the model files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from ..motion.parts import Motion
+from ..motion.rotations import axis_angle_to_matrix
+from ..motion.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS, forward_kinematics, rest_joint_positions
+
+SKIN = np.array([0.86, 0.68, 0.55])
+LEFT_TINT = np.array([0.35, 0.55, 0.85])  # the body's left side reads bluish, the right warm
+RIGHT_TINT = np.array([0.90, 0.45, 0.30])
+TORSO = np.array([0.30, 0.36, 0.46])
+DARK = np.array([0.15, 0.13, 0.13])
+
+
+@dataclass
+class FrameMesh:
+    vertices: np.ndarray  # (V, 3) float32
+    normals: np.ndarray  # (V, 3) float32
+
+
+def _tint(name: str, base: np.ndarray) -> np.ndarray:
+    if name.startswith("left_"):
+        return 0.55 * base + 0.45 * LEFT_TINT
+    if name.startswith("right_"):
+        return 0.55 * base + 0.45 * RIGHT_TINT
+    return base
+
+
+def _segment(start: np.ndarray, end: np.ndarray, radius: float, sections: int = 10) -> trimesh.Trimesh:
+    """A capsule from start to end (in the owning joint's frame)."""
+    direction = end - start
+    length = float(np.linalg.norm(direction))
+    mesh = trimesh.creation.capsule(height=max(length, 1e-4), radius=radius, count=[sections, sections])
+    mesh.apply_translation([0, 0, length / 2])  # capsule along +z from 0 to length
+    if length > 1e-6:
+        mesh.apply_transform(trimesh.geometry.align_vectors([0, 0, 1], direction / length))
+    mesh.apply_translation(start)
+    return mesh
+
+
+def _ellipsoid(centre, radii, subdivisions: int = 2) -> trimesh.Trimesh:
+    mesh = trimesh.creation.icosphere(subdivisions=subdivisions)
+    mesh.apply_scale(radii)
+    mesh.apply_translation(centre)
+    return mesh
+
+
+def _box(centre, extents) -> trimesh.Trimesh:
+    mesh = trimesh.creation.box(extents=extents)
+    mesh.apply_translation(centre)
+    return mesh
+
+
+class Mannequin:
+    """The built-in body. `mesh(rotmats, trans)` poses it; faces and colours are fixed."""
+
+    name = "mannequin"
+
+    def __init__(self):
+        pieces: list[tuple[int, trimesh.Trimesh, np.ndarray]] = []  # (joint it follows, mesh in joint frame, colour)
+        offsets = REST_OFFSETS
+        radius = {
+            "spine1": 0.12, "spine2": 0.125, "spine3": 0.13, "neck": 0.055, "left_hip": 0.09, "left_knee": 0.07,
+            "left_ankle": 0.055, "left_collar": 0.06, "left_shoulder": 0.06, "left_elbow": 0.047, "left_wrist": 0.04,
+        }
+        for j in range(1, NUM_JOINTS):
+            name = JOINT_NAMES[j]
+            parent = PARENTS[j]
+            if name in ("jaw", "left_eye", "right_eye") or name.startswith(("left_foot", "right_foot")):
+                continue
+            key = name.replace("right_", "left_")
+            if "thumb" in name or "index" in name or "middle" in name or "ring" in name or "pinky" in name:
+                r = 0.0105 if name.endswith("1") else 0.0095
+                start = np.zeros(3) if not name.endswith("1") else offsets[j] * 0.35
+                pieces.append((parent, _segment(start, offsets[j], r, 6), _tint(name, SKIN)))
+                if name.endswith("3"):  # fingertip: carry the last segment on past the joint
+                    tip = offsets[j] / np.linalg.norm(offsets[j]) * 0.022
+                    pieces.append((j, _segment(np.zeros(3), tip, 0.0088, 6), _tint(name, SKIN)))
+                continue
+            r = radius.get(key, 0.05)
+            colour = TORSO if name.startswith("spine") or name in ("neck",) or key in ("left_hip", "left_collar") else _tint(name, SKIN)
+            if key in ("left_hip",):
+                colour = TORSO
+            pieces.append((parent, _segment(np.zeros(3), offsets[j], r), colour))
+        pelvis = JOINT_INDEX["pelvis"]
+        pieces.append((pelvis, _ellipsoid([0, 0.02, -0.01], [0.17, 0.11, 0.12]), TORSO))
+        chest = JOINT_INDEX["spine3"]
+        pieces.append((chest, _ellipsoid([0, 0.1, 0.0], [0.18, 0.13, 0.11]), TORSO))
+        head = JOINT_INDEX["head"]
+        pieces.append((head, _ellipsoid([0, 0.09, 0.02], [0.085, 0.11, 0.1], 3), SKIN))
+        pieces.append((head, _segment(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), 0.012, 6), SKIN))  # nose
+        for side in (-1, 1):
+            pieces.append((head, _ellipsoid([0.032 * side, 0.1, 0.098], [0.011, 0.009, 0.006], 1), DARK))  # eyes
+        jaw = JOINT_INDEX["jaw"]
+        pieces.append((jaw, _ellipsoid([0, -0.025, 0.06], [0.06, 0.03, 0.065], 2), SKIN * 0.92))  # lower jaw, opens
+        pieces.append((head, _ellipsoid([0, 0.025, 0.088], [0.035, 0.012, 0.02], 1), DARK * 2))  # mouth cavity behind the jaw
+        for side in ("left", "right"):
+            wrist = JOINT_INDEX[f"{side}_wrist"]
+            sign = 1 if side == "left" else -1
+            pieces.append((wrist, _box([sign * 0.05, -0.005, 0.0], [0.09, 0.025, 0.08]), _tint(f"{side}_", SKIN)))
+            ankle = JOINT_INDEX[f"{side}_ankle"]
+            foot = JOINT_INDEX[f"{side}_foot"]
+            pieces.append((ankle, _box(offsets[foot] * 0.5 + [0, -0.02, 0.0], [0.09, 0.06, 0.2]), TORSO * 0.6))
+        vertices, faces, joint_of, colours, normals = [], [], [], [], []
+        count = 0
+        rest = rest_joint_positions()
+        for joint, mesh, colour in pieces:
+            vertices.append(np.asarray(mesh.vertices, dtype=np.float32))
+            normals.append(np.asarray(mesh.vertex_normals, dtype=np.float32))
+            faces.append(np.asarray(mesh.faces) + count)
+            joint_of.append(np.full(len(mesh.vertices), joint))
+            colours.append(np.tile(np.append(colour, 1.0), (len(mesh.vertices), 1)))
+            count += len(mesh.vertices)
+        self.local_vertices = np.concatenate(vertices)  # in the frame of the joint each vertex follows
+        self.local_normals = np.concatenate(normals)
+        self.faces = np.concatenate(faces).astype(np.int32)
+        self.joint_of = np.concatenate(joint_of)
+        self.colours = np.concatenate(colours).astype(np.float32)
+        self.rest_positions = rest
+
+    def mesh(self, rotations: np.ndarray, positions: np.ndarray) -> FrameMesh:
+        """Global joint rotations (55, 3, 3) and positions (55, 3) of one frame -> its mesh."""
+        R = rotations[self.joint_of]  # (V, 3, 3)
+        vertices = np.einsum("vij,vj->vi", R, self.local_vertices) + positions[self.joint_of]
+        normals = np.einsum("vij,vj->vi", R, self.local_normals)
+        return FrameMesh(vertices.astype(np.float32), normals.astype(np.float32))
+
+    def frames(self, motion: Motion):
+        """Yield a FrameMesh per frame of `motion`."""
+        rotations, positions = pose_motion(motion)
+        for rot, pos in zip(rotations, positions):
+            yield self.mesh(rot, pos)
+
+
+def pose_motion(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
+    """Global rotations (T, 55, 3, 3) and joint positions (T, 55, 3) on the rest skeleton."""
+    poses = torch.as_tensor(motion.poses, dtype=torch.float32).reshape(-1, NUM_JOINTS, 3)
+    positions, rotations = forward_kinematics(axis_angle_to_matrix(poses), torch.as_tensor(motion.trans, dtype=torch.float32))
+    return rotations.numpy(), positions.numpy()
+
+
+class SMPLXError(ValueError):
+    """SMPL-X model files that cannot be used; the message says what to do."""
+
+
+SMPLX_ENV = "GRANUMAMBA_SMPLX"
+
+
+def find_smplx_model(path: str | os.PathLike | None = None, gender: str = "neutral") -> Path:
+    """The SMPL-X .npz file from `path` (a file or a folder with SMPLX_<GENDER>.npz) or the
+    GRANUMAMBA_SMPLX environment variable."""
+    path = path or os.environ.get(SMPLX_ENV)
+    if not path:
+        raise SMPLXError(f"no SMPL-X model files configured: pass --smplx DIR or set {SMPLX_ENV} to the folder with "
+                         "SMPLX_NEUTRAL.npz (from the SMPL-X website, after registration).")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / f"SMPLX_{gender.upper()}.npz"
+        if not path.is_file() and (path.parent / "smplx" / path.name).is_file():
+            path = path.parent / "smplx" / path.name
+    if path.suffix == ".pkl":
+        raise SMPLXError(f"{path}: use the .npz version of the SMPL-X model files (the .pkl needs unpickling).")
+    if not path.is_file():
+        raise SMPLXError(f"{path}: not found. The folder should hold SMPLX_{gender.upper()}.npz.")
+    return path
+
+
+class SMPLXBody:
+    """The SMPL-X mesh through the `smplx` package, with the motion's betas and expressions."""
+
+    name = "smplx"
+    REQUIRED = ("f", "v_template", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
+
+    def __init__(self, path: str | os.PathLike | None = None, gender: str = "neutral", batch: int = 64):
+        import smplx
+
+        model_file = find_smplx_model(path, gender)
+        try:  # check the file before smplx reads it (smplx allows pickles; a valid model has none)
+            with np.load(model_file, allow_pickle=False) as data:
+                missing = [k for k in self.REQUIRED if k not in data.files]
+                shapes = {k: data[k].shape for k in ("v_template", "shapedirs")}
+        except (OSError, ValueError) as err:
+            raise SMPLXError(f"{model_file}: not a usable SMPL-X .npz ({err}).") from None
+        if missing:
+            raise SMPLXError(f"{model_file}: not an SMPL-X model file (missing {', '.join(missing)}).")
+        self.num_betas = min(300, max(10, shapes["shapedirs"][-1] - 100 if shapes["shapedirs"][-1] > 100 else 10))
+        self.model = smplx.create(str(model_file), model_type="smplx", gender=gender, use_pca=False, flat_hand_mean=True,
+                                  num_betas=self.num_betas, num_expression_coeffs=100, batch_size=batch, ext="npz")
+        self.num_expressions = self.model.num_expression_coeffs
+        self.faces = np.asarray(self.model.faces, dtype=np.int32)
+        self.colours = np.tile(np.append(SKIN, 1.0), (shapes["v_template"][0], 1)).astype(np.float32)
+        self.batch = batch
+
+    @torch.no_grad()
+    def frames(self, motion: Motion):
+        frames = motion.num_frames
+        poses = torch.as_tensor(motion.poses, dtype=torch.float32).reshape(frames, NUM_JOINTS, 3)
+        trans = torch.as_tensor(motion.trans, dtype=torch.float32)
+        expressions = torch.as_tensor(motion.expressions, dtype=torch.float32)[:, : self.num_expressions]
+        betas = np.zeros(self.num_betas, dtype=np.float32)
+        if motion.betas is not None:
+            n = min(self.num_betas, motion.betas.shape[0])
+            betas[:n] = motion.betas[:n]
+        for start in range(0, frames, self.batch):
+            stop = min(start + self.batch, frames)
+            n = stop - start
+            p = poses[start:stop]
+            out = self.model(
+                betas=torch.from_numpy(betas)[None].expand(n, -1), global_orient=p[:, 0], body_pose=p[:, 1:22].reshape(n, -1),
+                jaw_pose=p[:, 22], leye_pose=p[:, 23], reye_pose=p[:, 24], left_hand_pose=p[:, 25:40].reshape(n, -1),
+                right_hand_pose=p[:, 40:55].reshape(n, -1), expression=expressions[start:stop], transl=trans[start:stop],
+                batch_size=n, return_verts=True,
+            )
+            for verts in out.vertices.numpy():
+                mesh = trimesh.Trimesh(verts, self.faces, process=False)
+                yield FrameMesh(verts.astype(np.float32), np.asarray(mesh.vertex_normals, dtype=np.float32))
+
+
+def make_body(kind: str = "mannequin", smplx_path: str | os.PathLike | None = None):
+    if kind == "mannequin":
+        return Mannequin()
+    if kind == "smplx":
+        return SMPLXBody(smplx_path)
+    raise ValueError(f"body is 'mannequin' or 'smplx', not {kind!r}")

@@ -1,0 +1,146 @@
+"""Training configuration: plain YAML files with `key=value` command-line overrides.
+
+    python -m train.stage1 --config train/configs/demo.yaml stage1.steps=500 data.root=data/synth
+
+Every key is checked against the schema below: an unknown key or a value of the wrong type is
+an error that names the key and what it accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from granumamba.model.granumamba import GranuMambaConfig
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/synth"
+    speakers: list[int] | None = None  # None: every speaker
+    window: int = 64
+    stride: int = 16
+    cache_dir: str | None = None  # default: <root>/.granumamba_cache
+
+
+@dataclass
+class StageConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup: int = 100
+    grad_clip: float = 1.0
+    log_every: int = 25
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    window: int | None = None  # frames per training window; default data.window
+    # stage 1
+    velocity_weight: float = 1.0
+    acceleration_weight: float = 1.0
+    # stage 2
+    word_dropout: float = 0.3
+    seed_probability: float = 0.5
+    latent_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/demo"
+    seed: int = 0
+    num_workers: int = 0
+    mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    threads: int | None = None  # torch CPU threads; default: torch's choice
+    data: DataConfig = field(default_factory=DataConfig)
+    model: GranuMambaConfig = field(default_factory=GranuMambaConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=StageConfig)
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    origin = get_origin(kind)
+    args = get_args(kind)
+    if kind is Any:
+        return value
+    if origin in (list, tuple) or kind in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or kind is tuple) else items
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if args and type(None) in args:  # Optional[...] (X | None)
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), key)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {kind}")
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]}; known keys here: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        if is_dataclass(kind):
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, kind, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {k} is not a section")
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """Read the YAML file (if any), apply `key.sub=value` overrides (values parsed as YAML)."""
+    tree: dict = {}
+    if path is not None:
+        try:
+            tree = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read the config ({err})") from None
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: write key=value, e.g. stage1.steps=500")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return _build(TrainConfig, tree)

@@ -1,0 +1,74 @@
+"""Stage 1: train the part VQ-VAEs (motion priors).
+
+    python -m train.stage1 --config train/configs/demo.yaml [key=value ...] [--resume]
+    torchrun --nproc_per_node 4 -m train.stage1 --config train/configs/beat2.yaml
+
+Fits the normalisation statistics and the vocabulary on the training split, trains, and writes
+<out>/stage1/ (config.json + model.safetensors), which stage 2 starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from granumamba.motion import Normalizer
+from granumamba.model import GranuMamba
+from granumamba.text import Vocabulary
+
+from .config import ConfigError, TrainConfig, load_config
+from .loop import make_dataset, train
+
+
+def parse(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, TrainConfig]:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="YAML config (train/configs/*.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/<stage>/checkpoint.pt")
+    parser.add_argument("--stage1", type=Path, help="stage 2 only: the finished stage 1 folder (default <out>/stage1)")
+    parser.add_argument("overrides", nargs="*", help="key=value, e.g. stage1.steps=500 data.root=data/synth")
+    args = parser.parse_args(argv)
+    return args, load_config(args.config, args.overrides)
+
+
+def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> Path:
+    window = cfg.stage1.window or cfg.data.window
+    train_set = make_dataset(cfg, "train", window)
+    if len(train_set) == 0:
+        raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames (skipped takes: {len(train_set.skipped)}).")
+    vocab = Vocabulary.build(train_set.transcripts())
+    normalizer = Normalizer.fit(train_set.part_streams())
+    speakers = sorted({t.speaker for t in train_set.takes})
+    config = replace(
+        cfg.model, vocab=vocab.words[2:], num_speakers=max(cfg.model.num_speakers, speakers[-1] + 1),
+        speaker_names={str(s): f"speaker {s}" for s in speakers},
+        default_speaker=cfg.model.default_speaker if cfg.model.default_speaker in speakers else speakers[0], trained_stages=[],
+    )
+    model = GranuMamba(config)
+    model.set_normalizer(normalizer)
+    train_set.normalizer = normalizer
+    val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
+    run_dir = Path(cfg.out) / "stage1"
+    options = {"velocity_weight": cfg.stage1.velocity_weight, "acceleration_weight": cfg.stage1.acceleration_weight}
+    last = train(cfg, "stage1", model, list(model.vqvae.parameters()), lambda m, b: m(b, stage=1, **options),
+                 train_set, val_set, run_dir, resume=resume, stop_after=stop_after, progress=progress)
+    model.config.trained_stages = [1]
+    model.save_pretrained(run_dir)
+    if progress:
+        print("stage 1 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items() if "/" not in k or "reconstruction" in k))
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args, cfg = parse(argv, __doc__)
+        print(f"wrote {run_stage1(cfg, resume=args.resume)}")
+    except (ConfigError, ValueError, OSError) as err:
+        print(f"stage1: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Stage 2: train the coarse-to-fine generator on a finished stage 1.
+
+    python -m train.stage2 --config train/configs/demo.yaml [--stage1 DIR] [key=value ...] [--resume]
+
+Reads <out>/stage1 (or --stage1), freezes its VQ-VAEs and statistics, trains the generator and
+writes the complete model to <out>/model (config.json + model.safetensors).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from granumamba.model import GranuMamba, ModelLoadError
+
+from .config import ConfigError, TrainConfig
+from .loop import make_dataset, train
+from .stage1 import parse
+
+STAGE1_FIELDS = ("vq_hidden", "latent_dim", "codebook_size", "downsamples", "factors", "beta", "feature_dim")
+GENERATOR_FIELDS = ("d_model", "n_global", "n_local", "d_state", "expand", "lookahead", "dropout")
+
+
+def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
+    """The stage 1 model, rebuilt with this config's generator sizes; a missing, unfinished or
+    mismatched stage 1 is a clear error."""
+    if not (stage1_dir / "model.safetensors").is_file():
+        raise ConfigError(f"{stage1_dir}: no finished stage 1 here; run python -m train.stage1 with the same config first.")
+    stage1 = GranuMamba.from_pretrained(stage1_dir)
+    if 1 not in stage1.config.trained_stages:
+        raise ConfigError(f"{stage1_dir}: this model has not finished stage 1 (trained stages: {stage1.config.trained_stages}).")
+    mismatched = [f for f in STAGE1_FIELDS if getattr(stage1.config, f) != getattr(cfg.model, f)]
+    if mismatched:
+        detail = ", ".join(f"{f}: stage 1 has {getattr(stage1.config, f)}, config says {getattr(cfg.model, f)}" for f in mismatched)
+        raise ConfigError(f"{stage1_dir}: stage 1 does not match this config ({detail}).")
+    config = replace(stage1.config, **{f: getattr(cfg.model, f) for f in GENERATOR_FIELDS})
+    model = GranuMamba(config)
+    state = {k: v for k, v in stage1.state_dict().items() if not k.startswith("generator.")}
+    missing = [k for k in model.load_state_dict(state, strict=False).missing_keys if not k.startswith("generator.")]
+    if missing:
+        raise ModelLoadError(f"{stage1_dir}: stage 1 weights lack {missing[:3]}")
+    return model
+
+
+def run_stage2(cfg: TrainConfig, stage1_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
+               progress: bool = True) -> Path:
+    model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")
+    for p in model.vqvae.parameters():
+        p.requires_grad_(False)
+    window = cfg.stage2.window or cfg.data.window
+    if window % model.frame_multiple:
+        raise ConfigError(f"stage2.window ({window}) must be a multiple of {model.frame_multiple} frames")
+    normalizer = model.normalizer
+    train_set = make_dataset(cfg, "train", window, vocab=model.vocab, normalizer=normalizer)
+    val_set = make_dataset(cfg, "val", window, vocab=model.vocab, normalizer=normalizer)
+    if len(train_set) == 0:
+        raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames.")
+    options = {"word_dropout": cfg.stage2.word_dropout, "seed_probability": cfg.stage2.seed_probability,
+               "latent_weight": cfg.stage2.latent_weight}
+
+    def loss(m, batch):
+        m.vqvae.eval() if hasattr(m, "vqvae") else m.module.vqvae.eval()  # frozen: no dead-code restarts
+        return m(batch, stage=2, **options)
+
+    run_dir = Path(cfg.out) / "stage2"
+    last = train(cfg, "stage2", model, [p for p in model.generator.parameters()], loss, train_set, val_set, run_dir,
+                 resume=resume, stop_after=stop_after, progress=progress)
+    model.config.trained_stages = [1, 2]
+    out = Path(cfg.out) / "model"
+    model.save_pretrained(out)
+    if progress:
+        print("stage 2 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args, cfg = parse(argv, __doc__)
+        print(f"wrote {run_stage2(cfg, args.stage1, resume=args.resume)}")
+    except (ConfigError, ValueError, OSError) as err:
+        print(f"stage2: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
