@@ -1,16 +1,180 @@
-"""GranuMamba demo (Gradio). Work in progress: the model and renderer land in later releases."""
+"""GranuMamba demo: speech (or text) in, full-body gesture video out, with granularity sliders.
 
+    python app.py [--model REPO_ID_OR_DIR] [--port 7860]
+
+Weights: --model, else GRANUMAMBA_MODEL, else the default Hub repo; when the Hub cannot be
+reached, the bundled demo checkpoint in assets/ (the page says which is in use).
+Limits (environment): GRANUMAMBA_MAX_SECONDS (audio length, default 120),
+GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
 import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
-NOT_YET = (
-    "# GranuMamba\n\nThe demo is not there yet: this build has the motion, audio, text and data layers "
-    "and the synthetic corpus. Generation (model), rendering and the full demo come next."
-)
+from granumamba.audio.io import ACCEPTED, AudioError
+from granumamba.data.beat2 import save_motion
+from granumamba.model.granumamba import ModelLoadError
+from granumamba.pipeline import DEFAULT_MODEL_ID, GranuMambaPipeline
+from granumamba.render.body import SMPLX_ENV, SMPLXError
+from granumamba.render.video import render_video
+from granumamba.text.align import estimate_word_timings
+from granumamba.text.tts import MAX_CHARACTERS, VOICES, SpeechError, espeak_available, synthesize
 
-with gr.Blocks(title="GranuMamba") as demo:
-    gr.Markdown(NOT_YET)
+try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
+    import spaces
+
+    gpu = spaces.GPU(duration=120)
+except ImportError:
+    def gpu(fn):
+        return fn
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "assets" / "examples"
+MAX_SECONDS = float(os.environ.get("GRANUMAMBA_MAX_SECONDS", "120"))
+MAX_UPLOAD_MB = float(os.environ.get("GRANUMAMBA_MAX_UPLOAD_MB", "50"))
+CONCURRENCY = int(os.environ.get("GRANUMAMBA_CONCURRENCY", "1"))
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "granumamba-app"
+KEEP_OUTPUTS = 32  # finished requests whose files stay for download; older ones are removed
+
+
+def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
+    folders = sorted((p for p in OUTPUT_ROOT.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in folders[:-keep] if keep else folders:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def weights_line(pipe: GranuMambaPipeline) -> str:
+    if pipe.fallback_reason:
+        return f"**Weights:** bundled demo checkpoint (`{Path(pipe.source).name}`), because the Hub model could not be loaded: {pipe.fallback_reason}"
+    return f"**Weights:** `{pipe.source}`"
+
+
+def make_generate(pipe: GranuMambaPipeline):
+    @gpu
+    def generate(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size,
+                 progress=gr.Progress()):
+        started = time.perf_counter()
+        text = (text or "").strip()
+        if not audio_path and not text:
+            raise gr.Error("Give the speech: upload or record audio, or type text to speak.")
+        folder = OUTPUT_ROOT / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        try:
+            words = None
+            if audio_path:
+                audio = str(audio_path)
+                if transcript and transcript.strip():
+                    from granumamba.audio.io import load_audio
+
+                    audio = load_audio(audio, max_seconds=MAX_SECONDS)
+                    words, warning = estimate_word_timings(transcript, audio)
+                    if warning:
+                        gr.Warning(warning)
+            else:
+                progress(0.05, desc="speaking the text")
+                audio, words = synthesize(text, VOICES.get(voice))
+            progress(0.15, desc="speech features and generation")
+            speaker_id = next((k for k, v in pipe.speakers.items() if v == speaker), None)
+            result = pipe(audio, words=words, speaker=speaker_id, gains=(coarse, mid, fine), temperature=temperature,
+                          seed=int(seed), max_seconds=MAX_SECONDS)
+            npz = folder / "granumamba_motion.npz"
+            save_motion(npz, result.motion)
+            video = folder / "granumamba.mp4"
+            progress(0.3, desc="rendering")
+            render_video(result.motion, result.audio, video, body="smplx" if body == "SMPL-X" else "mannequin", size=int(size),
+                         progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"))
+            settings = dict(result.settings, body=body, size=int(size), seconds=round(result.seconds, 2),
+                            took_seconds=round(time.perf_counter() - started, 2))
+            prune_outputs()
+            return str(video), str(npz), settings
+        except (AudioError, SpeechError, SMPLXError, ValueError) as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise gr.Error(str(err)) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    return generate
+
+
+def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
+    speakers = list(pipe.speakers.values())
+    default_speaker = pipe.speakers.get(pipe.model.config.default_speaker, speakers[0])
+    smplx_ready = bool(os.environ.get(SMPLX_ENV))
+    examples = sorted(EXAMPLES.glob("*.wav"))
+    with gr.Blocks(title="GranuMamba: co-speech gesture") as demo:
+        gr.Markdown(
+            "# GranuMamba\nSpeech in, full-body 3D gesture out (SMPL-X body, fingers, jaw and face), from a multi-granularity "
+            "selective state space model. Give speech, move the sliders, press **Generate**."
+        )
+        gr.Markdown(weights_line(pipe), elem_id="weights-line")
+        with gr.Row():
+            with gr.Column():
+                with gr.Tab("Audio"):
+                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                    transcript = gr.Textbox(label="Transcript (optional)", lines=2,
+                                            placeholder="What is said; word timings are estimated from the recording.")
+                with gr.Tab("Text"):
+                    text = gr.Textbox(label="Text to speak", lines=3, max_length=MAX_CHARACTERS,
+                                      placeholder="Type what the speaker says (spoken offline with espeak-ng).")
+                    voice = gr.Dropdown(list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available())
+                gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
+                coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
+                mid = gr.Slider(0, 2, 1, step=0.05, label="Mid", info="beat strokes of arms and head (words)")
+                fine = gr.Slider(0, 2, 1, step=0.05, label="Fine", info="fingers, wrists and small fast motion (frames)")
+                with gr.Row():
+                    speaker = gr.Dropdown(speakers, value=default_speaker, label="Speaker / style")
+                    temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature", info="0: the most likely gesture")
+                with gr.Row():
+                    seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                    shuffle = gr.Button("Random seed", size="sm")
+                with gr.Row():
+                    body = gr.Radio(["Built-in body", "SMPL-X"] if smplx_ready else ["Built-in body"], value="Built-in body", label="Body")
+                    size = gr.Dropdown([256, 384, 512, 720, 1080], value=512, label="Video size")
+                button = gr.Button("Generate", variant="primary")
+            with gr.Column():
+                video = gr.Video(label="Gesture video", autoplay=True)
+                motion = gr.File(label="Motion (BEAT2 npz)")
+                settings = gr.JSON(label="Settings used")
+        shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
+        inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size]
+        button.click(make_generate(pipe), inputs, [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY)
+        if examples:
+            gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
+        gr.Examples([["", "Every careful student remembers the golden river, and the quiet city opens again."]],
+                    [audio, text], label="Text example")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help=f"Hub repo id or folder (default: GRANUMAMBA_MODEL or {DEFAULT_MODEL_ID})")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    args = parser.parse_args(argv)
+    try:
+        pipe = GranuMambaPipeline.from_pretrained(args.model)
+    except ModelLoadError as err:
+        sys.exit(f"cannot start: {err}")
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    prune_outputs()
+    demo = build_demo(pipe)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
+                theme=gr.themes.Soft(), footer_links=["api"])
+
 
 if __name__ == "__main__":
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), share=False)
+    main()

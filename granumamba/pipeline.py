@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from . import SAMPLE_RATE
-from .audio.features import speech_features
-from .audio.io import check_audio, load_audio
+from .audio.features import is_silent, speech_features
+from .audio.io import AudioError, check_audio, load_audio
 from .motion.parts import PART_NAMES, Motion, merge_parts, split_parts
 from .model.granumamba import GranuMamba, ModelLoadError
 from .text.textgrid import Word
@@ -102,6 +102,8 @@ class GranuMambaPipeline:
             samples = load_audio(audio, max_seconds=max_seconds)
         else:
             samples = check_audio(audio, "audio", max_seconds)
+        if is_silent(samples):
+            raise AudioError("the audio is silent: there is no speech to gesture to. Check the recording's level or input.")
         gains = tuple(float(g) for g in gains)
         if len(gains) != 3 or not all(GAIN_RANGE[0] <= g <= GAIN_RANGE[1] for g in gains):
             raise ValueError(f"gains are three numbers (coarse, mid, fine) from {GAIN_RANGE[0]} to {GAIN_RANGE[1]}, got {gains}")

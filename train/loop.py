@@ -90,9 +90,11 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    history: list[dict] | None = None,
 ) -> dict[str, float]:
     """Optimise `parameters` of `model` on `loss_fn(model, batch)["total"]`; returns the last
-    logged losses. `stop_after` ends early after that many steps (used to test resuming)."""
+    logged losses (and appends every logged row, with its step, to `history`). `stop_after`
+    ends early after that many steps (a stand-in for a killed run)."""
     stage: StageConfig = getattr(cfg, stage_name)
     rank, world, device = setup_distributed()
     if cfg.threads:
@@ -136,8 +138,10 @@ def train(
         step += 1
         bar.update(1)
         if step % stage.log_every == 0 or step == end:
-            last = {k: float(v) for k, v in losses.items()}
+            last = {k: float(v.detach()) for k, v in losses.items()}
             last["grad_norm"], last["lr"] = float(grad_norm), optimizer.param_groups[0]["lr"]
+            if history is not None:
+                history.append({"step": step, **last})
             bar.set_postfix(loss=f"{last['total']:.4f}")
             if writer:
                 for k, v in last.items():

@@ -14,6 +14,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from granumamba.motion import Normalizer
 from granumamba.model import GranuMamba
 from granumamba.text import Vocabulary
@@ -32,7 +34,9 @@ def parse(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, TrainCo
     return args, load_config(args.config, args.overrides)
 
 
-def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True) -> Path:
+def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True,
+               history: list[dict] | None = None) -> Path:
+    torch.manual_seed(cfg.seed)  # the model's initial weights
     window = cfg.stage1.window or cfg.data.window
     train_set = make_dataset(cfg, "train", window)
     if len(train_set) == 0:
@@ -52,7 +56,7 @@ def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = 
     run_dir = Path(cfg.out) / "stage1"
     options = {"velocity_weight": cfg.stage1.velocity_weight, "acceleration_weight": cfg.stage1.acceleration_weight}
     last = train(cfg, "stage1", model, list(model.vqvae.parameters()), lambda m, b: m(b, stage=1, **options),
-                 train_set, val_set, run_dir, resume=resume, stop_after=stop_after, progress=progress)
+                 train_set, val_set, run_dir, resume=resume, stop_after=stop_after, progress=progress, history=history)
     model.config.trained_stages = [1]
     model.save_pretrained(run_dir)
     if progress:

@@ -12,6 +12,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from granumamba.model import GranuMamba, ModelLoadError
 
 from .config import ConfigError, TrainConfig
@@ -44,7 +46,8 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
 
 
 def run_stage2(cfg: TrainConfig, stage1_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, history: list[dict] | None = None) -> Path:
+    torch.manual_seed(cfg.seed)  # the generator's initial weights
     model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")
     for p in model.vqvae.parameters():
         p.requires_grad_(False)
@@ -65,7 +68,7 @@ def run_stage2(cfg: TrainConfig, stage1_dir: Path | None = None, resume: bool = 
 
     run_dir = Path(cfg.out) / "stage2"
     last = train(cfg, "stage2", model, [p for p in model.generator.parameters()], loss, train_set, val_set, run_dir,
-                 resume=resume, stop_after=stop_after, progress=progress)
+                 resume=resume, stop_after=stop_after, progress=progress, history=history)
     model.config.trained_stages = [1, 2]
     out = Path(cfg.out) / "model"
     model.save_pretrained(out)

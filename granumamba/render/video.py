@@ -105,12 +105,14 @@ def render_video(
     smplx_path: str | os.PathLike | None = None,
     crf: int = 20,
     progress=None,
+    camera_motions: list[Motion] | None = None,
 ) -> RenderStats:
     """Render one motion, or several side by side (same camera and body, a label over each),
     with `audio` (16 kHz mono float32) as AAC, to `out` (.mp4), written atomically.
 
     size: the height (and width) of each cell, 256 to 1080. progress(done, total) is called as
-    frames are encoded.
+    frames are encoded. camera_motions: frame the camera on these instead (so that several
+    videos share one camera).
     """
     import imageio_ffmpeg
     import soundfile
@@ -131,7 +133,7 @@ def render_video(
         raise ValueError("the motion has no frames")
     stats = RenderStats(frames=frames)
     started = time.perf_counter()
-    rotations, positions = zip(*(pose_motion(_slice(m, 0, frames)) for m in motions))
+    rotations, positions = zip(*(pose_motion(_slice(m, 0, frames)) for m in (camera_motions or motions)))
     camera, floor = frame_camera(np.concatenate(positions), np.concatenate(rotations))
     centre = np.concatenate(positions)[:, 0].mean(axis=0)
     columns = len(motions) if len(motions) <= 4 else math.ceil(math.sqrt(len(motions)))

@@ -1,0 +1,145 @@
+"""GranuMamba from the command line.
+
+    python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [--model ID|DIR]
+                                  [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
+    python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
+    python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
+    python -m granumamba export --motion M.npz --out M.bvh
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_render_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--body", choices=("mannequin", "smplx"), default="mannequin", help="built-in body or the SMPL-X mesh")
+    parser.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX)")
+    parser.add_argument("--size", type=int, default=512, help="video height and width in pixels, 256 to 1080")
+    parser.add_argument("--framing", choices=("body", "upper"), default="body")
+    parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per core, up to 4)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m granumamba", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="speech or text to gesture (video and/or BEAT2 npz)")
+    source = gen.add_mutually_exclusive_group(required=True)
+    source.add_argument("--audio", type=Path, help="speech recording (wav, flac, ogg, mp3, m4a)")
+    source.add_argument("--text", help="text to speak with offline text-to-speech")
+    gen.add_argument("--voice", default=None, help="text-to-speech voice (see --list-voices)")
+    gen.add_argument("--transcript", type=Path, help="a TextGrid with word timings for --audio")
+    gen.add_argument("--out", type=Path, help="video to write (.mp4)")
+    gen.add_argument("--npz", type=Path, help="motion to write (BEAT2 npz); alone, nothing is rendered")
+    gen.add_argument("--model", help="Hub repo id or folder (default: GRANUMAMBA_MODEL, else the bundled demo)")
+    gen.add_argument("--coarse", type=float, default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
+    gen.add_argument("--mid", type=float, default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
+    gen.add_argument("--fine", type=float, default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
+    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, 0 (most likely) to 2")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--speaker", type=int, default=None, help="speaker/style id of the model")
+    gen.add_argument("--max-seconds", type=float, default=None, help="refuse longer audio")
+    _add_render_options(gen)
+
+    ren = commands.add_parser("render", help="render a BEAT2 npz with its speech to video")
+    ren.add_argument("--motion", type=Path, required=True, nargs="+", help="one npz, or several for a side-by-side grid")
+    ren.add_argument("--labels", nargs="+", help="a label over each motion of a grid")
+    ren.add_argument("--audio", type=Path, help="speech to put under the video")
+    ren.add_argument("--out", type=Path, required=True)
+    _add_render_options(ren)
+
+    exp = commands.add_parser("export", help="export a BEAT2 npz as BVH for animation tools")
+    exp.add_argument("--motion", type=Path, required=True)
+    exp.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rrendering {done}/{total} frames", end="", file=sys.stderr, flush=True)
+    if done == total:
+        print(file=sys.stderr)
+
+
+def generate(args) -> int:
+    from .data.beat2 import save_motion
+    from .pipeline import GranuMambaPipeline
+    from .render.video import render_video
+    from .text.textgrid import read_words
+    from .text.tts import VOICES, synthesize
+
+    if args.out is None and args.npz is None:
+        raise ValueError("say where to write: --out video.mp4 and/or --npz motion.npz")
+    if args.out is not None and args.out.suffix.lower() != ".mp4":
+        raise ValueError(f"--out {args.out}: the video is written as .mp4")
+    pipe = GranuMambaPipeline.from_pretrained(args.model)
+    if pipe.fallback_reason:
+        print(f"note: using the bundled demo checkpoint ({pipe.fallback_reason})", file=sys.stderr)
+    started = time.perf_counter()
+    if args.text is not None:
+        if args.voice is not None and args.voice not in VOICES:
+            raise ValueError(f"unknown voice {args.voice!r}; voices: {', '.join(VOICES)}")
+        audio, words = synthesize(args.text, VOICES[args.voice] if args.voice else None)
+    else:
+        audio, words = args.audio, read_words(args.transcript) if args.transcript else None
+    result = pipe(audio, words=words, speaker=args.speaker, gains=(args.coarse, args.mid, args.fine), temperature=args.temperature,
+                  seed=args.seed, max_seconds=args.max_seconds)
+    print(f"generated {result.seconds:.1f} s of motion in {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    if args.npz is not None:
+        args.npz.parent.mkdir(parents=True, exist_ok=True)
+        save_motion(args.npz, result.motion)
+        print(f"wrote {args.npz}")
+    if args.out is not None:
+        render_video(result.motion, result.audio, args.out, body=args.body, size=args.size, framing=args.framing,
+                     workers=args.workers, smplx_path=args.smplx, progress=_progress)
+        print(f"wrote {args.out}")
+    print(json.dumps(result.settings), file=sys.stderr)
+    return 0
+
+
+def render(args) -> int:
+    from .audio.io import load_audio
+    from .data.beat2 import load_motion
+    from .render.video import render_video
+
+    motions = [load_motion(p) for p in args.motion]
+    audio = load_audio(args.audio) if args.audio else None
+    stats = render_video(motions, audio, args.out, body=args.body, size=args.size, labels=args.labels, framing=args.framing,
+                         workers=args.workers, smplx_path=args.smplx, progress=_progress)
+    print(f"wrote {args.out}: {stats.frames} frames at {stats.fps:.1f} fps")
+    return 0
+
+
+def export(args) -> int:
+    from .data.beat2 import load_motion
+    from .motion.bvh import write_bvh
+
+    write_bvh(args.out, load_motion(args.motion))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .audio.io import AudioError
+    from .data.beat2 import DataError
+    from .model.granumamba import ModelLoadError
+    from .render.body import SMPLXError
+    from .text.textgrid import TextGridError
+    from .text.tts import SpeechError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return {"generate": generate, "render": render, "export": export}[args.command](args)
+    except (AudioError, DataError, ModelLoadError, SMPLXError, TextGridError, SpeechError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from train.config import ConfigError, load_config
+from train.loop import CHECKPOINT, batch_indices, save_checkpoint
+from train.stage1 import run_stage1
+from train.stage2 import run_stage2
+
+TINY = [
+    "model.vq_hidden=16", "model.latent_dim=8", "model.codebook_size=16", "model.d_model=16", "model.n_global=1",
+    "model.n_local=1", "model.d_state=4", "data.window=32", "data.stride=16", "threads=1",
+    "stage1.steps=6", "stage1.batch_size=4", "stage1.log_every=1", "stage1.eval_every=3", "stage1.checkpoint_every=100", "stage1.warmup=2",
+    "stage2.steps=4", "stage2.batch_size=2", "stage2.window=32", "stage2.log_every=1", "stage2.eval_every=100", "stage2.warmup=1",
+]
+
+
+def tiny_config(corpus, out, *extra):
+    return load_config(None, [f"data.root={corpus}", f"out={out}", f"data.cache_dir={out}/cache", *TINY, *extra])
+
+
+def test_config_rejects_unknown_keys_and_wrong_types(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key stage1.stepz"):
+        load_config(None, ["stage1.stepz=3"])
+    with pytest.raises(ConfigError, match="stage1.steps: expected a whole number"):
+        load_config(None, ["stage1.steps=3.5"])
+    with pytest.raises(ConfigError, match="mixed_precision: expected true or false"):
+        load_config(None, ["mixed_precision=maybe"])
+    with pytest.raises(ConfigError, match="write key=value"):
+        load_config(None, ["stage1.steps"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  d_model: [1, 2]\n")
+    with pytest.raises(ConfigError, match="model.d_model"):
+        load_config(bad)
+    for name in ("demo.yaml", "beat2.yaml"):  # the shipped configs load
+        cfg = load_config(os.path.join(os.path.dirname(__file__), "..", "train", "configs", name))
+        assert cfg.stage2.window % 16 == 0
+
+
+def test_batches_depend_only_on_the_step():
+    a = [batch_indices(50, 8, step, seed=1, rank=0, world=1) for step in range(12)]
+    b = [batch_indices(50, 8, step, seed=1, rank=0, world=1) for step in range(12)]
+    assert a == b and a[0] != a[1]
+    ranks = [set(batch_indices(64, 8, 3, seed=1, rank=r, world=2)) for r in range(2)]
+    assert not ranks[0] & ranks[1]  # ranks see different items
+
+
+def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(synth_corpus, tmp_path):
+    whole: list = []
+    run_stage1(tiny_config(synth_corpus, tmp_path / "a"), progress=False, history=whole)
+    first: list = []
+    cfg = tiny_config(synth_corpus, tmp_path / "b")
+    run_stage1(cfg, stop_after=3, progress=False, history=first)  # "killed" after step 3
+    assert (tmp_path / "b" / "stage1" / CHECKPOINT).is_file()
+    rest: list = []
+    run_stage1(cfg, resume=True, progress=False, history=rest)
+    assert [h["step"] for h in first + rest] == [h["step"] for h in whole] == list(range(1, 7))
+    for a, b in zip(whole, first + rest):
+        assert a["total"] == pytest.approx(b["total"], rel=1e-6, abs=1e-7), a["step"]
+    # and stage 2 runs on the result, writing a loadable model
+    out = run_stage2(cfg, progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert config["trained_stages"] == [1, 2] and (out / "model.safetensors").is_file()
+
+
+def test_stage2_refuses_a_missing_or_mismatched_stage1(synth_corpus, tmp_path):
+    cfg = tiny_config(synth_corpus, tmp_path / "x")
+    with pytest.raises(ConfigError, match="no finished stage 1"):
+        run_stage2(cfg, progress=False)
+    run_stage1(tiny_config(synth_corpus, tmp_path / "x", "stage1.steps=1"), progress=False)
+    with pytest.raises(ConfigError, match="codebook_size: stage 1 has 16, config says 32"):
+        run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.codebook_size=32"), progress=False)
+
+
+def test_an_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, step=1, weights=torch.ones(3))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, step=2, weights=torch.zeros(3))
+    monkeypatch.undo()
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(3))
+
+
+def test_a_corpus_with_a_broken_take_still_trains(synth_corpus, tmp_path):
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(synth_corpus, corpus)
+    broken = sorted((corpus / "smplxflame_30").glob("*.npz"))[0]
+    broken.write_bytes(b"not a zip")
+    cfg = tiny_config(corpus, tmp_path / "r", "stage1.steps=1")
+    out = run_stage1(cfg, progress=False)
+    assert (out / "model.safetensors").is_file()
+    assert np.isfinite(json.loads((out / "config.json").read_text())["latent_dim"])

@@ -1,0 +1,116 @@
+"""Evaluate a model on a BEAT2-layout split with the field's metrics (train/metrics.py).
+
+    python -m train.evaluate --model DIR --data DIR --split test --out metrics.json --fgd runs/fgd [--ablations] [--untrained]
+
+Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the model, and with
+--ablations the model without its coarse level, without its fine level, and without word input;
+with --untrained the same architecture with random weights (and the trained statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from granumamba.audio.io import load_audio
+from granumamba.data import index_beat2, load_motion
+from granumamba.model import GranuMamba
+from granumamba.motion.parts import Motion
+from granumamba.motion.skeleton import joint_positions
+from granumamba.pipeline import GranuMambaPipeline
+from granumamba.text import read_words
+
+from .fgd_autoencoder import MotionAutoencoder
+from .metrics import audio_onsets, beat_consistency, face_errors, frechet_distance, l1_diversity
+
+
+def _positions(motion: Motion) -> np.ndarray:
+    return joint_positions(torch.as_tensor(motion.poses), torch.as_tensor(motion.trans, dtype=torch.float32)).numpy()
+
+
+def score(motions: list[Motion], truths: list[Motion], onsets: list[np.ndarray], fgd_model: MotionAutoencoder | None) -> dict[str, float]:
+    bc = [beat_consistency(_positions(m), o) for m, o in zip(motions, onsets)]
+    out = {
+        "bc": float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan"),
+        "diversity": float(np.mean([l1_diversity(_positions(m)) for m in motions])),
+    }
+    face = [face_errors(m.poses[:, 66:69], m.expressions, t.poses[:, 66:69], t.expressions) for m, t in zip(motions, truths)]
+    out.update({k: float(np.mean([f[k] for f in face])) for k in face[0]})
+    if fgd_model is not None:
+        real = np.concatenate([fgd_model.features(t.poses) for t in truths])
+        fake = np.concatenate([fgd_model.features(m.poses) for m in motions])
+        out["fgd"] = frechet_distance(real, fake)
+    return out
+
+
+def evaluate(model_dir, data, split: str = "test", fgd_dir=None, ablations: bool = False, untrained: bool = False,
+             seed: int = 0, max_takes: int | None = None) -> dict[str, dict[str, float]]:
+    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
+    takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
+    if not takes:
+        raise ValueError(f"{data}: no takes in split {split!r}")
+    fgd_model = MotionAutoencoder.load(fgd_dir) if fgd_dir else None
+    audios = [load_audio(t.audio) for t in takes]
+    words = [read_words(t.textgrid) if t.textgrid else None for t in takes]
+    truths = [load_motion(t.motion) for t in takes]
+    onsets = [audio_onsets(a) for a in audios]
+    settings = {"model": {}}
+    if ablations:
+        settings.update({"no coarse level": {"gains": (0.0, 1.0, 1.0)}, "no fine level": {"gains": (1.0, 1.0, 0.0)},
+                         "no word input": {"no_words": True}})
+    results = {"ground truth": score(truths, truths, onsets, fgd_model)}
+    if fgd_model is not None:
+        results["ground truth"]["fgd"] = 0.0
+    runs = [(name, pipe, options) for name, options in settings.items()]
+    if untrained:
+        torch.manual_seed(seed)
+        random_model = GranuMamba(pipe.model.config)
+        random_model.set_normalizer(pipe.model.normalizer)
+        runs.append(("untrained", GranuMambaPipeline(random_model, "untrained"), {}))
+    for name, p, options in runs:
+        motions = []
+        for take, audio, w, truth in zip(takes, audios, words, truths):
+            result = p(audio, words=None if options.get("no_words") else w, speaker=take.speaker, gains=options.get("gains", (1.0, 1.0, 1.0)), seed=seed)
+            frames = min(result.motion.num_frames, truth.num_frames)
+            motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
+        results[name] = score(motions, [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
+                              onsets, fgd_model)
+    return results
+
+
+def markdown_table(results: dict[str, dict[str, float]]) -> str:
+    columns = ["fgd", "bc", "diversity", "face_mse", "lvd"]
+    lines = ["| | FGD ↓ | BC ↑ | L1div | face MSE ↓ | LVD ↓ |", "|---|---|---|---|---|---|"]
+    for name, row in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", type=Path, default=Path("metrics.json"))
+    parser.add_argument("--fgd", type=Path, help="trained FGD autoencoder folder (python -m train.fgd_autoencoder)")
+    parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--untrained", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, args.seed)
+    except (ValueError, OSError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    args.out.write_text(json.dumps(results, indent=1))
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
