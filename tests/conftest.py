@@ -55,3 +55,30 @@ def write_tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1,
     data = np.stack([wave] * channels, axis=1) if channels > 1 else wave
     soundfile.write(path, data, rate, subtype=subtype)
     return path
+
+
+def probe_video(path) -> dict:
+    """Frames, duration, size, fps and streams of a video, from the ffmpeg that imageio-ffmpeg ships."""
+    import re
+    import subprocess
+
+    import imageio_ffmpeg
+
+    info = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    video = re.search(r"Video: (\w+).*?, (\w+)\(?.*?, (\d+)x(\d+).*?, ([\d.]+) fps", info)
+    audio = re.search(r"Audio: (\w+)", info)
+    return {
+        "frames": frames, "seconds": seconds, "codec": video.group(1) if video else None, "pix_fmt": video.group(2) if video else None,
+        "width": int(video.group(3)) if video else 0, "height": int(video.group(4)) if video else 0,
+        "fps": float(video.group(5)) if video else 0.0, "audio": audio.group(1) if audio else None,
+    }
+
+
+def read_frames(path):
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])

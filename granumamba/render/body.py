@@ -195,7 +195,7 @@ class SMPLXBody:
         try:  # check the file before smplx reads it (smplx allows pickles; a valid model has none)
             with np.load(model_file, allow_pickle=False) as data:
                 missing = [k for k in self.REQUIRED if k not in data.files]
-                shapes = {k: data[k].shape for k in ("v_template", "shapedirs")}
+                shapes = {} if missing else {k: data[k].shape for k in ("v_template", "shapedirs")}
         except (OSError, ValueError) as err:
             raise SMPLXError(f"{model_file}: not a usable SMPL-X .npz ({err}).") from None
         if missing:
@@ -220,15 +220,15 @@ class SMPLXBody:
             betas[:n] = motion.betas[:n]
         for start in range(0, frames, self.batch):
             stop = min(start + self.batch, frames)
-            n = stop - start
-            p = poses[start:stop]
+            n = self.batch  # smplx's module has a fixed batch: pad the last one with its final frame
+            index = torch.arange(start, start + n).clamp(max=frames - 1)
+            p = poses[index]
             out = self.model(
                 betas=torch.from_numpy(betas)[None].expand(n, -1), global_orient=p[:, 0], body_pose=p[:, 1:22].reshape(n, -1),
                 jaw_pose=p[:, 22], leye_pose=p[:, 23], reye_pose=p[:, 24], left_hand_pose=p[:, 25:40].reshape(n, -1),
-                right_hand_pose=p[:, 40:55].reshape(n, -1), expression=expressions[start:stop], transl=trans[start:stop],
-                batch_size=n, return_verts=True,
+                right_hand_pose=p[:, 40:55].reshape(n, -1), expression=expressions[index], transl=trans[index], return_verts=True,
             )
-            for verts in out.vertices.numpy():
+            for verts in out.vertices.numpy()[: stop - start]:
                 mesh = trimesh.Trimesh(verts, self.faces, process=False)
                 yield FrameMesh(verts.astype(np.float32), np.asarray(mesh.vertex_normals, dtype=np.float32))
 

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from train.metrics import beat_consistency, face_errors, frechet_distance, l1_diversity, motion_beats
+
+
+def test_fgd_is_zero_for_identical_sets_and_the_closed_form_for_a_shifted_gaussian():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 4))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([1.0, -2.0, 0.5, 0.0])
+    # same covariance: the distance is exactly the squared shift of the means
+    assert frechet_distance(a, a + shift) == pytest.approx((shift**2).sum(), rel=1e-6)
+    # N(0, I) against N(0, 4 I) in d dims: d * (1 + 4 - 2 * 2) = d, sampled
+    b = rng.normal(size=(200_000, 4))
+    c = rng.normal(size=(200_000, 4)) * 2
+    assert frechet_distance(b, c) == pytest.approx(4.0, rel=0.03)
+
+
+def beat_motion(beat_times, seconds=10.0):
+    """Wrists swinging so that their speed has a minimum exactly at each beat time."""
+    frames = int(seconds * 30)
+    t = np.arange(frames) / 30
+    positions = np.zeros((frames, 55, 3))
+    # displacement whose speed is |t - nearest beat|-shaped: minima at the beats
+    x = np.zeros(frames)
+    for i in range(1, frames):
+        d = np.min(np.abs(beat_times - t[i]))
+        x[i] = x[i - 1] + 0.01 * min(d, 0.4)
+    for j in (16, 17, 18, 19, 20, 21):
+        positions[:, j, 0] = x
+    return positions
+
+
+def test_motion_beats_on_the_onsets_give_bc_one_and_off_beat_gives_less():
+    onsets = np.arange(2.5, 8.0, 0.8)
+    assert beat_consistency(beat_motion(onsets), onsets, sigma=0.1) == pytest.approx(1.0, abs=1e-6)
+    shifted = beat_consistency(beat_motion(onsets + 0.2), onsets, sigma=0.1)
+    assert shifted == pytest.approx(np.exp(-(0.2**2) / (2 * 0.1**2)), abs=0.05)
+    beats = motion_beats(beat_motion(onsets))[0]
+    assert np.abs(beats[(beats > 2) & (beats < 8)] - onsets[:, None]).min(axis=0).max() < 1 / 30 + 1e-9
+
+
+def test_diversity_is_zero_for_constant_motion_and_scales_with_spread():
+    still = np.ones((100, 55, 3))
+    assert l1_diversity(still) == 0.0
+    moving = np.zeros((2, 55, 3))
+    moving[1, 0, 0] = 0.1  # one joint 10 cm apart in one of two frames: |±5 cm| each
+    assert l1_diversity(moving) == pytest.approx(5.0)
+
+
+def test_face_errors_known_values():
+    jaw, expr = np.zeros((10, 3)), np.zeros((10, 100))
+    out = face_errors(jaw, expr, jaw, expr)
+    assert out == {"face_mse": 0.0, "lvd": 0.0}
+    shifted = face_errors(jaw + 1.0, expr, jaw, expr)
+    assert shifted["face_mse"] == pytest.approx(3 / 103) and shifted["lvd"] == 0.0  # a constant offset has no velocity error

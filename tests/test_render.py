@@ -1,0 +1,177 @@
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from granumamba.data import load_motion, save_motion
+from granumamba.motion import JOINT_INDEX, RELAXED_POSE, Motion
+from granumamba.render.body import SMPLXBody, SMPLXError, find_smplx_model
+from granumamba.render.video import render_video
+
+from .conftest import SAMPLE_TAKE, probe_video, read_frames
+
+
+def still(frames: int) -> Motion:
+    poses = np.tile(RELAXED_POSE, (frames, 1)).astype(np.float32)
+    return Motion(poses, np.tile([0.0, 1.295, 0.0], (frames, 1)), np.zeros((frames, 100)))
+
+
+def changed_box(a: np.ndarray, b: np.ndarray):
+    diff = np.abs(a.astype(int) - b.astype(int)).sum(-1) > 30
+    ys, xs = np.nonzero(diff)
+    return (ys.min(), ys.max(), xs.min(), xs.max(), diff.mean()) if ys.size else None
+
+
+def test_the_real_take_renders_to_a_video_with_its_speech(beat2_sample, tmp_path):
+    from granumamba.audio import load_audio
+
+    motion = load_motion(beat2_sample / "smplxflame_30" / f"{SAMPLE_TAKE}.npz")
+    start, frames = 600, 120
+    clip = Motion(motion.poses[start : start + frames], motion.trans[start : start + frames], motion.expressions[start : start + frames])
+    audio = load_audio(beat2_sample / "wave16k" / f"{SAMPLE_TAKE}.wav")[start * 16000 // 30 :]
+    out = tmp_path / "real.mp4"
+    stats = render_video(clip, audio, out, size=256, workers=2)
+    info = probe_video(out)
+    assert info["frames"] == frames and info["fps"] == 30 and abs(info["seconds"] - 4.0) < 0.05
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["audio"] == "aac"
+    assert stats.frames == frames
+    video = read_frames(out)
+    assert video.std() > 10  # not blank
+    for i in (0, 60, 119):
+        Image.fromarray(video[i]).save(tmp_path / f"frame_{i:03d}.png")
+    moving = np.abs(video[1:].astype(int) - video[:-1].astype(int)).mean(axis=(1, 2, 3))
+    assert (moving > 0).mean() > 0.5  # the body moves, frame to frame
+
+
+def test_finger_motion_changes_pixels_only_around_the_hands(tmp_path):
+    motion = still(2)
+    for j in range(25, 55):  # curl every finger joint on the second frame
+        motion.poses[1, 3 * j + 2] += 0.9 if j < 40 else -0.9
+    out = tmp_path / "fingers.mp4"
+    render_video(motion, None, out, size=384, workers=1, crf=0)
+    a, b = read_frames(out)
+    box = changed_box(a, b)
+    assert box is not None, "curling the fingers changed nothing"
+    top, bottom, left, right, share = box
+    assert share < 0.02  # a small part of the picture
+    assert top > 384 * 0.35  # hands hang by the hips, well below the head
+
+
+def test_jaw_opening_changes_pixels_at_the_face(tmp_path):
+    motion = still(2)
+    motion.poses[1, 3 * JOINT_INDEX["jaw"]] = 0.45
+    out = tmp_path / "jaw.mp4"
+    render_video(motion, None, out, size=384, workers=1, crf=0)
+    a, b = read_frames(out)
+    box = changed_box(a, b)
+    assert box is not None, "opening the jaw changed nothing"
+    top, bottom, left, right, share = box
+    assert bottom < 384 * 0.4 and share < 0.01  # only at the head
+
+
+def test_grid_has_one_cell_per_motion_and_audio_matches_video_length(tmp_path):
+    motion = still(45)
+    audio = np.random.default_rng(0).normal(0, 0.1, 16000 * 3).astype(np.float32)  # longer than the video: trimmed
+    out = tmp_path / "grid.mp4"
+    render_video([motion, motion, motion], audio, out, size=256, labels=["A", "B", "C"], workers=1)
+    info = probe_video(out)
+    assert (info["width"], info["height"]) == (768, 256) and info["frames"] == 45 and abs(info["seconds"] - 1.5) < 0.05
+    with pytest.raises(ValueError, match="labels"):
+        render_video([motion, motion], None, tmp_path / "x.mp4", labels=["only one"])
+    with pytest.raises(ValueError, match="outside 256 to 1080"):
+        render_video(motion, None, tmp_path / "x.mp4", size=100)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def write_fake_smplx(folder, vertices=10475, faces=2000, seed=0):
+    """An SMPL-X model file with the real structure and random numbers (real ones need registration)."""
+    rng = np.random.default_rng(seed)
+    template = rng.normal(0, 0.2, (vertices, 3)) + [0, 0.3, 0]
+    weights = rng.random((vertices, 55)) ** 8
+    weights /= weights.sum(1, keepdims=True)
+    regressor = np.zeros((55, vertices))
+    regressor[np.arange(55), rng.choice(vertices, 55, replace=False)] = 1.0
+    parents = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
+                       + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
+                       + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53])
+    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(55)]).astype(np.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "SMPLX_NEUTRAL.npz", f=rng.integers(0, vertices, (faces, 3)).astype(np.int64), v_template=template,
+             shapedirs=rng.normal(0, 0.01, (vertices, 3, 400)).astype(np.float32), posedirs=np.zeros((vertices, 3, 486), np.float32),
+             J_regressor=regressor, kintree_table=kintree, weights=weights, hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
+             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45), lmk_faces_idx=np.zeros(51, np.int64), lmk_bary_coords=np.full((51, 3), 1 / 3))
+    return folder
+
+
+def test_smplx_body_renders_from_a_model_folder(tmp_path):
+    folder = write_fake_smplx(tmp_path / "smplx")
+    body = SMPLXBody(folder, batch=4)
+    motion = still(6)
+    motion.betas = np.ones(300, np.float32)
+    meshes = list(body.frames(motion))
+    assert len(meshes) == 6 and meshes[0].vertices.shape == (10475, 3)
+    motion.expressions[3:, 0] = 3.0  # expressions move the mesh
+    moved = list(body.frames(motion))
+    assert not np.allclose(moved[5].vertices, meshes[5].vertices)
+    out = tmp_path / "smplx.mp4"
+    render_video(motion, None, out, body="smplx", smplx_path=folder, size=256, workers=1)
+    assert probe_video(out)["frames"] == 6
+
+
+def test_smplx_gives_clear_errors_for_missing_or_wrong_files(tmp_path, monkeypatch):
+    monkeypatch.delenv("GRANUMAMBA_SMPLX", raising=False)
+    with pytest.raises(SMPLXError, match="GRANUMAMBA_SMPLX"):
+        find_smplx_model(None)
+    with pytest.raises(SMPLXError, match="SMPLX_NEUTRAL.npz"):
+        find_smplx_model(tmp_path)
+    with pytest.raises(SMPLXError, match=".npz version"):
+        find_smplx_model(tmp_path / "SMPLX_NEUTRAL.pkl")
+    (tmp_path / "SMPLX_NEUTRAL.npz").write_bytes(b"garbage")
+    with pytest.raises(SMPLXError, match="not a usable SMPL-X"):
+        SMPLXBody(tmp_path)
+    np.savez(tmp_path / "SMPLX_NEUTRAL.npz", f=np.zeros((1, 3)))
+    with pytest.raises(SMPLXError, match="missing v_template"):
+        SMPLXBody(tmp_path)
+
+
+def test_bvh_export_reads_back_with_an_independent_reader(tmp_path):
+    import roma
+    import torch
+    from bvh import Bvh
+
+    from granumamba.motion.bvh import write_bvh
+    from granumamba.motion.skeleton import JOINT_NAMES
+
+    rng = np.random.default_rng(0)
+    motion = still(12)
+    motion.poses += rng.normal(0, 0.5, motion.poses.shape).astype(np.float32)
+    motion.trans[:, 0] = np.linspace(0, 0.3, 12)
+    write_bvh(tmp_path / "m.bvh", motion)
+    bvh = Bvh((tmp_path / "m.bvh").read_text())
+    assert bvh.nframes == 12 and bvh.frame_time == pytest.approx(1 / 30) and sorted(bvh.get_joints_names()) == sorted(JOINT_NAMES)
+    for j, name in enumerate(JOINT_NAMES):
+        angles = np.array(bvh.frames_joint_channels(name, ["Zrotation", "Xrotation", "Yrotation"]), float)
+        read = roma.euler_to_rotmat("ZXY", torch.tensor(angles), degrees=True)
+        truth = roma.rotvec_to_rotmat(torch.tensor(motion.poses[:, 3 * j : 3 * j + 3], dtype=torch.float64))
+        assert (read - truth).abs().max() < 1e-4, name
+    root = np.array(bvh.frames_joint_channels("pelvis", ["Xposition", "Yposition", "Zposition"]), float)
+    assert np.allclose(root[:, 0] / 100, motion.trans[:, 0], atol=1e-5)
+    offset = np.array(bvh.joint_offset("left_elbow"), float) / 100
+    from granumamba.motion.skeleton import REST_OFFSETS
+
+    assert np.allclose(offset, REST_OFFSETS[JOINT_INDEX["left_elbow"]], atol=1e-6)
+
+
+def test_render_and_export_commands(tmp_path):
+    from granumamba.__main__ import main
+
+    motion = still(30)
+    save_motion(tmp_path / "m.npz", motion)
+    soundfile.write(tmp_path / "a.wav", np.zeros(16000), 16000)
+    assert main(["render", "--motion", str(tmp_path / "m.npz"), "--audio", str(tmp_path / "a.wav"), "--out", str(tmp_path / "m.mp4"),
+                 "--size", "256", "--workers", "1"]) == 0
+    assert probe_video(tmp_path / "m.mp4")["frames"] == 30
+    assert main(["export", "--motion", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.bvh")]) == 0
+    assert (tmp_path / "m.bvh").read_text().startswith("HIERARCHY")
+    (tmp_path / "bad.npz").write_text("nope")
+    assert main(["render", "--motion", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "b.mp4")]) == 2
