@@ -11,7 +11,6 @@ GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -37,8 +36,10 @@ try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
 
     gpu = spaces.GPU(duration=120)
 except ImportError:
+
     def gpu(fn):
         return fn
+
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "assets" / "examples"
@@ -57,14 +58,14 @@ def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
 
 def weights_line(pipe: GranuMambaPipeline) -> str:
     if pipe.fallback_reason:
-        return f"**Weights:** bundled demo checkpoint (`{Path(pipe.source).name}`), because the Hub model could not be loaded: {pipe.fallback_reason}"
+        name = Path(pipe.source).name
+        return f"**Weights:** bundled demo checkpoint (`{name}`), because the Hub model could not be loaded: {pipe.fallback_reason}"
     return f"**Weights:** `{pipe.source}`"
 
 
 def make_generate(pipe: GranuMambaPipeline):
     @gpu
-    def generate(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size,
-                 progress=gr.Progress()):
+    def generate(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, progress=gr.Progress()):
         started = time.perf_counter()
         text = (text or "").strip()
         if not audio_path and not text:
@@ -86,17 +87,42 @@ def make_generate(pipe: GranuMambaPipeline):
                 progress(0.05, desc="speaking the text")
                 audio, words = synthesize(text, VOICES.get(voice))
             progress(0.15, desc="speech features and generation")
+            generation_started = time.perf_counter()
             speaker_id = next((k for k, v in pipe.speakers.items() if v == speaker), None)
-            result = pipe(audio, words=words, speaker=speaker_id, gains=(coarse, mid, fine), temperature=temperature,
-                          seed=int(seed), max_seconds=MAX_SECONDS)
+            result = pipe(
+                audio,
+                words=words,
+                speaker=speaker_id,
+                gains=(coarse, mid, fine),
+                temperature=temperature,
+                seed=int(seed),
+                max_seconds=MAX_SECONDS,
+            )
             npz = folder / "granumamba_motion.npz"
             save_motion(npz, result.motion)
             video = folder / "granumamba.mp4"
             progress(0.3, desc="rendering")
-            render_video(result.motion, result.audio, video, body="smplx" if body == "SMPL-X" else "mannequin", size=int(size),
-                         progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"))
-            settings = dict(result.settings, body=body, size=int(size), seconds=round(result.seconds, 2),
-                            took_seconds=round(time.perf_counter() - started, 2))
+            render_started = time.perf_counter()
+            stats = render_video(
+                result.motion,
+                result.audio,
+                video,
+                body="smplx" if body == "SMPL-X" else "mannequin",
+                size=int(size),
+                progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"),
+            )
+            settings = dict(
+                result.settings,
+                body=body,
+                size=int(size),
+                seconds=round(result.seconds, 2),
+                timing={
+                    "speech_and_generation_s": round(render_started - generation_started, 3),
+                    "render_s": round(stats.posing + stats.drawing, 3),
+                    "render_and_encode_wall_s": round(time.perf_counter() - render_started, 3),
+                    "total_s": round(time.perf_counter() - started, 3),
+                },
+            )
             prune_outputs()
             return str(video), str(npz), settings
         except (AudioError, SpeechError, SMPLXError, ValueError) as err:
@@ -124,11 +150,16 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
             with gr.Column():
                 with gr.Tab("Audio"):
                     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
-                    transcript = gr.Textbox(label="Transcript (optional)", lines=2,
-                                            placeholder="What is said; word timings are estimated from the recording.")
+                    transcript = gr.Textbox(
+                        label="Transcript (optional)", lines=2, placeholder="What is said; word timings are estimated from the recording."
+                    )
                 with gr.Tab("Text"):
-                    text = gr.Textbox(label="Text to speak", lines=3, max_length=MAX_CHARACTERS,
-                                      placeholder="Type what the speaker says (spoken offline with espeak-ng).")
+                    text = gr.Textbox(
+                        label="Text to speak",
+                        lines=3,
+                        max_length=MAX_CHARACTERS,
+                        placeholder="Type what the speaker says (spoken offline with espeak-ng).",
+                    )
                     voice = gr.Dropdown(list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available())
                 gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
                 coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
@@ -153,8 +184,9 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
         button.click(make_generate(pipe), inputs, [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY)
         if examples:
             gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
-        gr.Examples([["", "Every careful student remembers the golden river, and the quiet city opens again."]],
-                    [audio, text], label="Text example")
+        gr.Examples(
+            [["", "Every careful student remembers the golden river, and the quiet city opens again."]], [audio, text], label="Text example"
+        )
     return demo
 
 
@@ -172,8 +204,14 @@ def main(argv: list[str] | None = None) -> None:
     prune_outputs()
     demo = build_demo(pipe)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
-    demo.launch(server_name=args.host, server_port=args.port, share=False, max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
-                theme=gr.themes.Soft(), footer_links=["api"])
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=False,
+        max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
+        theme=gr.themes.Soft(),
+        footer_links=["api"],
+    )
 
 
 if __name__ == "__main__":

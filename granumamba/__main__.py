@@ -1,10 +1,10 @@
 """GranuMamba from the command line.
 
-    python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [--model ID|DIR]
-                                  [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
-    python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
-    python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
-    python -m granumamba export --motion M.npz --out M.bvh
+python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [--model ID|DIR]
+                              [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
+python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
+python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
+python -m granumamba export --motion M.npz --out M.bvh
 """
 
 from __future__ import annotations
@@ -88,16 +88,32 @@ def generate(args) -> int:
         audio, words = synthesize(args.text, VOICES[args.voice] if args.voice else None)
     else:
         audio, words = args.audio, read_words(args.transcript) if args.transcript else None
-    result = pipe(audio, words=words, speaker=args.speaker, gains=(args.coarse, args.mid, args.fine), temperature=args.temperature,
-                  seed=args.seed, max_seconds=args.max_seconds)
+    result = pipe(
+        audio,
+        words=words,
+        speaker=args.speaker,
+        gains=(args.coarse, args.mid, args.fine),
+        temperature=args.temperature,
+        seed=args.seed,
+        max_seconds=args.max_seconds,
+    )
     print(f"generated {result.seconds:.1f} s of motion in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     if args.npz is not None:
         args.npz.parent.mkdir(parents=True, exist_ok=True)
         save_motion(args.npz, result.motion)
         print(f"wrote {args.npz}")
     if args.out is not None:
-        render_video(result.motion, result.audio, args.out, body=args.body, size=args.size, framing=args.framing,
-                     workers=args.workers, smplx_path=args.smplx, progress=_progress)
+        render_video(
+            result.motion,
+            result.audio,
+            args.out,
+            body=args.body,
+            size=args.size,
+            framing=args.framing,
+            workers=args.workers,
+            smplx_path=args.smplx,
+            progress=_progress,
+        )
         print(f"wrote {args.out}")
     print(json.dumps(result.settings), file=sys.stderr)
     return 0
@@ -110,8 +126,18 @@ def render(args) -> int:
 
     motions = [load_motion(p) for p in args.motion]
     audio = load_audio(args.audio) if args.audio else None
-    stats = render_video(motions, audio, args.out, body=args.body, size=args.size, labels=args.labels, framing=args.framing,
-                         workers=args.workers, smplx_path=args.smplx, progress=_progress)
+    stats = render_video(
+        motions,
+        audio,
+        args.out,
+        body=args.body,
+        size=args.size,
+        labels=args.labels,
+        framing=args.framing,
+        workers=args.workers,
+        smplx_path=args.smplx,
+        progress=_progress,
+    )
     print(f"wrote {args.out}: {stats.frames} frames at {stats.fps:.1f} fps")
     return 0
 

@@ -19,8 +19,8 @@ import torch
 from . import SAMPLE_RATE
 from .audio.features import is_silent, speech_features
 from .audio.io import AudioError, check_audio, load_audio
-from .motion.parts import PART_NAMES, Motion, merge_parts, split_parts
 from .model.granumamba import GranuMamba, ModelLoadError
+from .motion.parts import PART_NAMES, Motion, merge_parts, split_parts
 from .text.textgrid import Word
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class GranuMambaPipeline:
         self.fallback_reason = fallback_reason
 
     @classmethod
-    def from_pretrained(cls, name: str | os.PathLike | None = None, allow_fallback: bool = True) -> "GranuMambaPipeline":
+    def from_pretrained(cls, name: str | os.PathLike | None = None, allow_fallback: bool = True) -> GranuMambaPipeline:
         loaded = load_model(name, allow_fallback)
         return cls(loaded.model, loaded.source, loaded.fallback_reason)
 
@@ -123,8 +123,12 @@ class GranuMambaPipeline:
         motion = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
         motion.betas = np.zeros(300, dtype=np.float32)
         settings = {
-            "model": self.source, "speaker": self.model.config.default_speaker if speaker is None else int(speaker),
-            "gains": {"coarse": gains[0], "mid": gains[1], "fine": gains[2]}, "temperature": temperature, "seed": int(seed),
-            "words": len(words) if words else 0, "frames": frames,
+            "model": self.source,
+            "speaker": self.model.config.default_speaker if speaker is None else int(speaker),
+            "gains": {"coarse": gains[0], "mid": gains[1], "fine": gains[2]},
+            "temperature": temperature,
+            "seed": int(seed),
+            "words": len(words) if words else 0,
+            "frames": frames,
         }
         return GenerationResult(motion, samples, words, settings)

@@ -69,9 +69,14 @@ def probe_video(path) -> dict:
     video = re.search(r"Video: (\w+).*?, (\w+)\(?.*?, (\d+)x(\d+).*?, ([\d.]+) fps", info)
     audio = re.search(r"Audio: (\w+)", info)
     return {
-        "frames": frames, "seconds": seconds, "codec": video.group(1) if video else None, "pix_fmt": video.group(2) if video else None,
-        "width": int(video.group(3)) if video else 0, "height": int(video.group(4)) if video else 0,
-        "fps": float(video.group(5)) if video else 0.0, "audio": audio.group(1) if audio else None,
+        "frames": frames,
+        "seconds": seconds,
+        "codec": video.group(1) if video else None,
+        "pix_fmt": video.group(2) if video else None,
+        "width": int(video.group(3)) if video else 0,
+        "height": int(video.group(4)) if video else 0,
+        "fps": float(video.group(5)) if video else 0.0,
+        "audio": audio.group(1) if audio else None,
     }
 
 

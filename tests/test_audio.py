@@ -71,7 +71,9 @@ def test_bad_files_give_clear_errors(tmp_path):
     with pytest.raises(AudioError, match="not a readable audio file"):
         load_audio(fake)
     corrupt = tmp_path / "corrupt.wav"
-    corrupt.write_bytes(write_tone(tmp_path / "ok.wav", 2.0).read_bytes()[:44] + bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)))
+    corrupt.write_bytes(
+        write_tone(tmp_path / "ok.wav", 2.0).read_bytes()[:44] + bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8))
+    )
     try:  # a valid header over random bytes is noise, which is audio: either a result or a clear error
         assert load_audio(corrupt).ndim == 1
     except AudioError as err:

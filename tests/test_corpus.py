@@ -36,6 +36,7 @@ def test_poses_are_exactly_the_sum_of_the_saved_components(synth_corpus):
     with np.load(synth_corpus / "components" / f"{take.name}.npz") as c:
         total = c["base"][None] + c["coarse"] + c["mid"] + c["fine"] + c["jaw"]
         assert np.allclose(total, motion.poses, atol=1e-5)
+
         # each component lives at its own time scale: fine is fast, coarse slow
         def high_freq_share(x):
             spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2

@@ -17,15 +17,32 @@ from granumamba.model import (
     selective_scan_reference,
 )
 
-TINY = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1,
-        "vocab": ["hello", "world"], "num_speakers": 4, "default_speaker": 1}
+TINY = {
+    "vq_hidden": 32,
+    "latent_dim": 16,
+    "codebook_size": 32,
+    "d_model": 32,
+    "n_global": 1,
+    "n_local": 1,
+    "vocab": ["hello", "world"],
+    "num_speakers": 4,
+    "default_speaker": 1,
+}
 
 
 def scan_inputs(length, batch=2, d=24, n=16, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
-    return dict(u=r(batch, d, length), delta=r(batch, d, length), A=-torch.rand(d, n, generator=g, dtype=dtype) * 4,
-                B=r(batch, n, length), C=r(batch, n, length), D=r(d), z=r(batch, d, length), delta_bias=r(d) * 0.5)
+    return dict(
+        u=r(batch, d, length),
+        delta=r(batch, d, length),
+        A=-torch.rand(d, n, generator=g, dtype=dtype) * 4,
+        B=r(batch, n, length),
+        C=r(batch, n, length),
+        D=r(d),
+        z=r(batch, d, length),
+        delta_bias=r(d) * 0.5,
+    )
 
 
 @pytest.mark.parametrize("length", [1, 2, 17, 900])
@@ -36,7 +53,9 @@ def test_fast_scan_matches_the_per_step_reference(length):
     scale = y_ref.abs().max().clamp_min(1.0)
     assert (y - y_ref).abs().max() / scale < 1e-5 and (h - h_ref).abs().max() / h_ref.abs().max().clamp_min(1) < 1e-5
     x64 = scan_inputs(length, dtype=torch.float64)
-    assert torch.allclose(selective_scan(**x64, delta_softplus=True, chunk=7), selective_scan_reference(**x64, delta_softplus=True), atol=1e-10)
+    assert torch.allclose(
+        selective_scan(**x64, delta_softplus=True, chunk=7), selective_scan_reference(**x64, delta_softplus=True), atol=1e-10
+    )
 
 
 def test_scan_gradients_are_exact():
@@ -53,9 +72,15 @@ def mamba_ssm_parameter_shapes(d_model, d_state=16, d_conv=4, expand=2):
     """The published signature of mamba_ssm.modules.mamba_simple.Mamba (bias=False, conv_bias=True)."""
     d_inner, dt_rank = expand * d_model, math.ceil(d_model / 16)
     return {
-        "in_proj.weight": (2 * d_inner, d_model), "conv1d.weight": (d_inner, 1, d_conv), "conv1d.bias": (d_inner,),
-        "x_proj.weight": (dt_rank + 2 * d_state, d_inner), "dt_proj.weight": (d_inner, dt_rank), "dt_proj.bias": (d_inner,),
-        "A_log": (d_inner, d_state), "D": (d_inner,), "out_proj.weight": (d_model, d_inner),
+        "in_proj.weight": (2 * d_inner, d_model),
+        "conv1d.weight": (d_inner, 1, d_conv),
+        "conv1d.bias": (d_inner,),
+        "x_proj.weight": (dt_rank + 2 * d_state, d_inner),
+        "dt_proj.weight": (d_inner, dt_rank),
+        "dt_proj.bias": (d_inner,),
+        "A_log": (d_inner, d_state),
+        "D": (d_inner,),
+        "out_proj.weight": (d_model, d_inner),
     }
 
 
@@ -142,7 +167,9 @@ def test_part_vqvae_round_trip_shapes_and_prior_loss_terms():
     x_hat, indices, contributions, stats = vq(x)
     assert x_hat.shape == x.shape and [i.shape for i in indices] == [(3, 2), (3, 4), (3, 8)]
     losses = prior_loss(x, x_hat, stats, velocity_weight=0.5, acceleration_weight=0.25)
-    expected = losses["reconstruction"] + losses["codebook"] + losses["commitment"] + 0.5 * losses["velocity"] + 0.25 * losses["acceleration"]
+    expected = (
+        losses["reconstruction"] + losses["codebook"] + losses["commitment"] + 0.5 * losses["velocity"] + 0.25 * losses["acceleration"]
+    )
     assert torch.allclose(losses["total"], expected)
     assert torch.allclose(losses["reconstruction"], ((x_hat - x) ** 2).mean())
     with pytest.raises(ValueError, match="multiple of 16"):

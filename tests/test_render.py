@@ -91,15 +91,29 @@ def write_fake_smplx(folder, vertices=10475, faces=2000, seed=0):
     weights /= weights.sum(1, keepdims=True)
     regressor = np.zeros((55, vertices))
     regressor[np.arange(55), rng.choice(vertices, 55, replace=False)] = 1.0
-    parents = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
-                       + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
-                       + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53])
+    parents = np.array(
+        [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
+        + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
+        + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
+    )
     kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(55)]).astype(np.int64)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "SMPLX_NEUTRAL.npz", f=rng.integers(0, vertices, (faces, 3)).astype(np.int64), v_template=template,
-             shapedirs=rng.normal(0, 0.01, (vertices, 3, 400)).astype(np.float32), posedirs=np.zeros((vertices, 3, 486), np.float32),
-             J_regressor=regressor, kintree_table=kintree, weights=weights, hands_componentsl=np.eye(45), hands_componentsr=np.eye(45),
-             hands_meanl=np.zeros(45), hands_meanr=np.zeros(45), lmk_faces_idx=np.zeros(51, np.int64), lmk_bary_coords=np.full((51, 3), 1 / 3))
+    np.savez(
+        folder / "SMPLX_NEUTRAL.npz",
+        f=rng.integers(0, vertices, (faces, 3)).astype(np.int64),
+        v_template=template,
+        shapedirs=rng.normal(0, 0.01, (vertices, 3, 400)).astype(np.float32),
+        posedirs=np.zeros((vertices, 3, 486), np.float32),
+        J_regressor=regressor,
+        kintree_table=kintree,
+        weights=weights,
+        hands_componentsl=np.eye(45),
+        hands_componentsr=np.eye(45),
+        hands_meanl=np.zeros(45),
+        hands_meanr=np.zeros(45),
+        lmk_faces_idx=np.zeros(51, np.int64),
+        lmk_bary_coords=np.full((51, 3), 1 / 3),
+    )
     return folder
 
 
@@ -168,8 +182,24 @@ def test_render_and_export_commands(tmp_path):
     motion = still(30)
     save_motion(tmp_path / "m.npz", motion)
     soundfile.write(tmp_path / "a.wav", np.zeros(16000), 16000)
-    assert main(["render", "--motion", str(tmp_path / "m.npz"), "--audio", str(tmp_path / "a.wav"), "--out", str(tmp_path / "m.mp4"),
-                 "--size", "256", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--motion",
+                str(tmp_path / "m.npz"),
+                "--audio",
+                str(tmp_path / "a.wav"),
+                "--out",
+                str(tmp_path / "m.mp4"),
+                "--size",
+                "256",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert probe_video(tmp_path / "m.mp4")["frames"] == 30
     assert main(["export", "--motion", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.bvh")]) == 0
     assert (tmp_path / "m.bvh").read_text().startswith("HIERARCHY")

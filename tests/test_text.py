@@ -25,7 +25,7 @@ def test_textgrid_picks_the_words_tier_and_reports_bad_files(tmp_path):
     with pytest.raises(TextGridError, match="no interval tier named 'words'"):
         read_words(path, tier="words")
     bad = tmp_path / "bad.TextGrid"
-    bad.write_text("File type = \"ooTextFile\"\nnonsense")
+    bad.write_text('File type = "ooTextFile"\nnonsense')
     with pytest.raises(TextGridError, match="not a readable Praat TextGrid"):
         read_words(bad)
 

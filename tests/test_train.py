@@ -11,10 +11,28 @@ from train.stage1 import run_stage1
 from train.stage2 import run_stage2
 
 TINY = [
-    "model.vq_hidden=16", "model.latent_dim=8", "model.codebook_size=16", "model.d_model=16", "model.n_global=1",
-    "model.n_local=1", "model.d_state=4", "data.window=32", "data.stride=16", "threads=1",
-    "stage1.steps=6", "stage1.batch_size=4", "stage1.log_every=1", "stage1.eval_every=3", "stage1.checkpoint_every=100", "stage1.warmup=2",
-    "stage2.steps=4", "stage2.batch_size=2", "stage2.window=32", "stage2.log_every=1", "stage2.eval_every=100", "stage2.warmup=1",
+    "model.vq_hidden=16",
+    "model.latent_dim=8",
+    "model.codebook_size=16",
+    "model.d_model=16",
+    "model.n_global=1",
+    "model.n_local=1",
+    "model.d_state=4",
+    "data.window=32",
+    "data.stride=16",
+    "threads=1",
+    "stage1.steps=6",
+    "stage1.batch_size=4",
+    "stage1.log_every=1",
+    "stage1.eval_every=3",
+    "stage1.checkpoint_every=100",
+    "stage1.warmup=2",
+    "stage2.steps=4",
+    "stage2.batch_size=2",
+    "stage2.window=32",
+    "stage2.log_every=1",
+    "stage2.eval_every=100",
+    "stage2.warmup=1",
 ]
 
 

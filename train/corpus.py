@@ -29,12 +29,15 @@ STANDING_HEIGHT = 1.295  # root translation height that puts the rest skeleton's
 
 _WORDS = {
     "det": "the a this that every some my your our their".split(),
-    "adj": ("quick bright quiet small large early simple careful strange happy heavy open "
-            "gentle clever modern ancient local golden silent distant").split(),
-    "noun": ("river city teacher window garden morning story engine market signal question "
-             "picture forest letter journey mountain student kitchen message project").split(),
-    "verb": ("finds builds carries opens moves follows changes explains watches remembers "
-             "answers brings shows turns reaches").split(),
+    "adj": (
+        "quick bright quiet small large early simple careful strange happy heavy open "
+        "gentle clever modern ancient local golden silent distant"
+    ).split(),
+    "noun": (
+        "river city teacher window garden morning story engine market signal question "
+        "picture forest letter journey mountain student kitchen message project"
+    ).split(),
+    "verb": ("finds builds carries opens moves follows changes explains watches remembers answers brings shows turns reaches").split(),
     "adv": "slowly often never really always quickly together again today perhaps".split(),
     "prep": "across behind under near through beside".split(),
 }

@@ -48,8 +48,16 @@ def score(motions: list[Motion], truths: list[Motion], onsets: list[np.ndarray],
     return out
 
 
-def evaluate(model_dir, data, split: str = "test", fgd_dir=None, ablations: bool = False, untrained: bool = False,
-             seed: int = 0, max_takes: int | None = None) -> dict[str, dict[str, float]]:
+def evaluate(
+    model_dir,
+    data,
+    split: str = "test",
+    fgd_dir=None,
+    ablations: bool = False,
+    untrained: bool = False,
+    seed: int = 0,
+    max_takes: int | None = None,
+) -> dict[str, dict[str, float]]:
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
     if not takes:
@@ -61,8 +69,13 @@ def evaluate(model_dir, data, split: str = "test", fgd_dir=None, ablations: bool
     onsets = [audio_onsets(a) for a in audios]
     settings = {"model": {}}
     if ablations:
-        settings.update({"no coarse level": {"gains": (0.0, 1.0, 1.0)}, "no fine level": {"gains": (1.0, 1.0, 0.0)},
-                         "no word input": {"no_words": True}})
+        settings.update(
+            {
+                "no coarse level": {"gains": (0.0, 1.0, 1.0)},
+                "no fine level": {"gains": (1.0, 1.0, 0.0)},
+                "no word input": {"no_words": True},
+            }
+        )
     results = {"ground truth": score(truths, truths, onsets, fgd_model)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
@@ -75,11 +88,21 @@ def evaluate(model_dir, data, split: str = "test", fgd_dir=None, ablations: bool
     for name, p, options in runs:
         motions = []
         for take, audio, w, truth in zip(takes, audios, words, truths):
-            result = p(audio, words=None if options.get("no_words") else w, speaker=take.speaker, gains=options.get("gains", (1.0, 1.0, 1.0)), seed=seed)
+            result = p(
+                audio,
+                words=None if options.get("no_words") else w,
+                speaker=take.speaker,
+                gains=options.get("gains", (1.0, 1.0, 1.0)),
+                seed=seed,
+            )
             frames = min(result.motion.num_frames, truth.num_frames)
             motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
-        results[name] = score(motions, [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
-                              onsets, fgd_model)
+        results[name] = score(
+            motions,
+            [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
+            onsets,
+            fgd_model,
+        )
     return results
 
 

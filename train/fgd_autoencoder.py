@@ -38,12 +38,22 @@ class MotionAutoencoder(nn.Module):
         self.config = {"dim": dim, "hidden": hidden, "latent": latent}
         act = nn.LeakyReLU(0.2)
         self.encoder = nn.Sequential(
-            nn.Conv1d(dim, hidden, 3, padding=1), act, nn.Conv1d(hidden, hidden, 4, 2, 1), act,
-            nn.Conv1d(hidden, hidden, 4, 2, 1), act, nn.Conv1d(hidden, latent, 3, padding=1),
+            nn.Conv1d(dim, hidden, 3, padding=1),
+            act,
+            nn.Conv1d(hidden, hidden, 4, 2, 1),
+            act,
+            nn.Conv1d(hidden, hidden, 4, 2, 1),
+            act,
+            nn.Conv1d(hidden, latent, 3, padding=1),
         )
         self.decoder = nn.Sequential(
-            nn.Conv1d(latent, hidden, 3, padding=1), act, nn.ConvTranspose1d(hidden, hidden, 4, 2, 1), act,
-            nn.ConvTranspose1d(hidden, hidden, 4, 2, 1), act, nn.Conv1d(hidden, dim, 3, padding=1),
+            nn.Conv1d(latent, hidden, 3, padding=1),
+            act,
+            nn.ConvTranspose1d(hidden, hidden, 4, 2, 1),
+            act,
+            nn.ConvTranspose1d(hidden, hidden, 4, 2, 1),
+            act,
+            nn.Conv1d(hidden, dim, 3, padding=1),
         )
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
@@ -70,7 +80,7 @@ class MotionAutoencoder(nn.Module):
         (folder / "config.json").write_text(json.dumps(self.config))
 
     @classmethod
-    def load(cls, folder: str | Path) -> "MotionAutoencoder":
+    def load(cls, folder: str | Path) -> MotionAutoencoder:
         folder = Path(folder)
         try:
             model = cls(**json.loads((folder / "config.json").read_text()))
@@ -80,7 +90,9 @@ class MotionAutoencoder(nn.Module):
         return model.eval()
 
 
-def train_autoencoder(data: str | Path, out: str | Path, steps: int = 2000, batch: int = 32, seed: int = 0, progress: bool = True) -> MotionAutoencoder:
+def train_autoencoder(
+    data: str | Path, out: str | Path, steps: int = 2000, batch: int = 32, seed: int = 0, progress: bool = True
+) -> MotionAutoencoder:
     torch.manual_seed(seed)
     takes = index_beat2(data, split="train" if (Path(data) / "train_test_split.csv").is_file() else None).takes
     sequences = [motion_features(load_motion(t.motion).poses) for t in takes]

@@ -44,8 +44,16 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 
 def make_dataset(cfg: TrainConfig, split: str, window: int, vocab=None, normalizer=None) -> GestureWindows:
     stride = cfg.data.stride if split == "train" else window
-    return GestureWindows(cfg.data.root, split=split, speakers=cfg.data.speakers, window=window, stride=stride,
-                          cache_dir=cfg.data.cache_dir, vocab=vocab, normalizer=normalizer)
+    return GestureWindows(
+        cfg.data.root,
+        split=split,
+        speakers=cfg.data.speakers,
+        window=window,
+        stride=stride,
+        cache_dir=cfg.data.cache_dir,
+        vocab=vocab,
+        normalizer=normalizer,
+    )
 
 
 def batch_indices(size: int, batch: int, step: int, seed: int, rank: int, world: int) -> list[int]:
@@ -154,8 +162,14 @@ def train(
                 for k, v in val.items():
                     writer.add_scalar(f"{stage_name}/val_{k}", v, step)
         if rank == 0 and (step % stage.checkpoint_every == 0 or step == end):
-            save_checkpoint(checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
-                            step=step, config=str(asdict(cfg)))
+            save_checkpoint(
+                checkpoint,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                rng=torch.get_rng_state(),
+                step=step,
+                config=str(asdict(cfg)),
+            )
     bar.close()
     if writer:
         writer.close()
@@ -163,7 +177,9 @@ def train(
 
 
 @torch.no_grad()
-def evaluate_loss(model, loss_fn, dataset: GestureWindows, batch_size: int, device: torch.device, max_batches: int = 20) -> dict[str, float]:
+def evaluate_loss(
+    model, loss_fn, dataset: GestureWindows, batch_size: int, device: torch.device, max_batches: int = 20
+) -> dict[str, float]:
     """Mean losses over (up to max_batches of) a held-out set, in eval mode, with fixed random numbers."""
     model.eval()
     rng = torch.get_rng_state()

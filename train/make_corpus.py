@@ -35,7 +35,9 @@ def split_of(index: int, takes: int) -> str:
     return "train"
 
 
-def make_corpus(out: Path, minutes: float, seed: int, speakers: int, take_seconds: float = 40.0, progress: bool = True) -> list[tuple[str, str]]:
+def make_corpus(
+    out: Path, minutes: float, seed: int, speakers: int, take_seconds: float = 40.0, progress: bool = True
+) -> list[tuple[str, str]]:
     if minutes <= 0 or speakers < 1 or take_seconds < 2:
         raise ValueError("minutes must be positive, speakers at least 1, take_seconds at least 2")
     if not espeak_available():

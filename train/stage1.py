@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from granumamba.motion import Normalizer
 from granumamba.model import GranuMamba
+from granumamba.motion import Normalizer
 from granumamba.text import Vocabulary
 
 from .config import ConfigError, TrainConfig, load_config
@@ -34,8 +34,9 @@ def parse(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, TrainCo
     return args, load_config(args.config, args.overrides)
 
 
-def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True,
-               history: list[dict] | None = None) -> Path:
+def run_stage1(
+    cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True, history: list[dict] | None = None
+) -> Path:
     torch.manual_seed(cfg.seed)  # the model's initial weights
     window = cfg.stage1.window or cfg.data.window
     train_set = make_dataset(cfg, "train", window)
@@ -45,9 +46,12 @@ def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = 
     normalizer = Normalizer.fit(train_set.part_streams())
     speakers = sorted({t.speaker for t in train_set.takes})
     config = replace(
-        cfg.model, vocab=vocab.words[2:], num_speakers=max(cfg.model.num_speakers, speakers[-1] + 1),
+        cfg.model,
+        vocab=vocab.words[2:],
+        num_speakers=max(cfg.model.num_speakers, speakers[-1] + 1),
         speaker_names={str(s): f"speaker {s}" for s in speakers},
-        default_speaker=cfg.model.default_speaker if cfg.model.default_speaker in speakers else speakers[0], trained_stages=[],
+        default_speaker=cfg.model.default_speaker if cfg.model.default_speaker in speakers else speakers[0],
+        trained_stages=[],
     )
     model = GranuMamba(config)
     model.set_normalizer(normalizer)
@@ -55,8 +59,20 @@ def run_stage1(cfg: TrainConfig, resume: bool = False, stop_after: int | None = 
     val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
     run_dir = Path(cfg.out) / "stage1"
     options = {"velocity_weight": cfg.stage1.velocity_weight, "acceleration_weight": cfg.stage1.acceleration_weight}
-    last = train(cfg, "stage1", model, list(model.vqvae.parameters()), lambda m, b: m(b, stage=1, **options),
-                 train_set, val_set, run_dir, resume=resume, stop_after=stop_after, progress=progress, history=history)
+    last = train(
+        cfg,
+        "stage1",
+        model,
+        list(model.vqvae.parameters()),
+        lambda m, b: m(b, stage=1, **options),
+        train_set,
+        val_set,
+        run_dir,
+        resume=resume,
+        stop_after=stop_after,
+        progress=progress,
+        history=history,
+    )
     model.config.trained_stages = [1]
     model.save_pretrained(run_dir)
     if progress:

@@ -45,8 +45,14 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
     return model
 
 
-def run_stage2(cfg: TrainConfig, stage1_dir: Path | None = None, resume: bool = False, stop_after: int | None = None,
-               progress: bool = True, history: list[dict] | None = None) -> Path:
+def run_stage2(
+    cfg: TrainConfig,
+    stage1_dir: Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+    history: list[dict] | None = None,
+) -> Path:
     torch.manual_seed(cfg.seed)  # the generator's initial weights
     model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")
     for p in model.vqvae.parameters():
@@ -59,16 +65,31 @@ def run_stage2(cfg: TrainConfig, stage1_dir: Path | None = None, resume: bool = 
     val_set = make_dataset(cfg, "val", window, vocab=model.vocab, normalizer=normalizer)
     if len(train_set) == 0:
         raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames.")
-    options = {"word_dropout": cfg.stage2.word_dropout, "seed_probability": cfg.stage2.seed_probability,
-               "latent_weight": cfg.stage2.latent_weight}
+    options = {
+        "word_dropout": cfg.stage2.word_dropout,
+        "seed_probability": cfg.stage2.seed_probability,
+        "latent_weight": cfg.stage2.latent_weight,
+    }
 
     def loss(m, batch):
         m.vqvae.eval() if hasattr(m, "vqvae") else m.module.vqvae.eval()  # frozen: no dead-code restarts
         return m(batch, stage=2, **options)
 
     run_dir = Path(cfg.out) / "stage2"
-    last = train(cfg, "stage2", model, [p for p in model.generator.parameters()], loss, train_set, val_set, run_dir,
-                 resume=resume, stop_after=stop_after, progress=progress, history=history)
+    last = train(
+        cfg,
+        "stage2",
+        model,
+        [p for p in model.generator.parameters()],
+        loss,
+        train_set,
+        val_set,
+        run_dir,
+        resume=resume,
+        stop_after=stop_after,
+        progress=progress,
+        history=history,
+    )
     model.config.trained_stages = [1, 2]
     out = Path(cfg.out) / "model"
     model.save_pretrained(out)

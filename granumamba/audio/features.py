@@ -71,8 +71,7 @@ def speech_features(audio: np.ndarray) -> np.ndarray:
     log_pitch = np.log2(np.clip(f0, 65, 500) / 100.0) * voiced
     n = min(log_mel.shape[1], onset.shape[0], energy_db.shape[0], f0.shape[0])
     rows = np.concatenate(
-        [log_mel[:, :n].T, (onset[:n] / 10.0)[:, None], (energy_db[:n] / 20.0)[:, None],
-         log_pitch[:n, None], voiced[:n, None]],
+        [log_mel[:, :n].T, (onset[:n] / 10.0)[:, None], (energy_db[:n] / 20.0)[:, None], log_pitch[:n, None], voiced[:n, None]],
         axis=1,
     )
     pooled = pool_to_motion_frames(rows, frames)

@@ -3,5 +3,15 @@
 from .beat2 import Beat2Index, DataError, Take, index_beat2, load_motion, save_motion, speaker_of, write_npz
 from .dataset import FeatureCache, GestureWindows
 
-__all__ = ["Beat2Index", "DataError", "FeatureCache", "GestureWindows", "Take", "index_beat2", "load_motion",
-           "save_motion", "speaker_of", "write_npz"]
+__all__ = [
+    "Beat2Index",
+    "DataError",
+    "FeatureCache",
+    "GestureWindows",
+    "Take",
+    "index_beat2",
+    "load_motion",
+    "save_motion",
+    "speaker_of",
+    "write_npz",
+]

@@ -65,9 +65,7 @@ def read_split_csv(path: Path) -> dict[str, str]:
     return {r["id"].strip(): r["type"].strip() for r in rows}
 
 
-def index_beat2(
-    root: str | os.PathLike, split: str | None = None, speakers: list[int] | None = None
-) -> Beat2Index:
+def index_beat2(root: str | os.PathLike, split: str | None = None, speakers: list[int] | None = None) -> Beat2Index:
     """Find the takes under `root`, filtered by split (needs train_test_split.csv) and speakers.
 
     A take listed or found without its npz or wav is reported in `skipped`, never fatal.

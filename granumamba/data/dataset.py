@@ -129,7 +129,7 @@ class GestureWindows(Dataset):
             self.words.append(words)
         self.cache.flush()
         self.windows: list[tuple[int, int]] = []
-        for i, arrays in enumerate(self.data):
+        for i in range(len(self.data)):
             frames = self.frames(i)
             self.windows.extend((i, start) for start in range(0, frames - window + 1, stride))
 

@@ -6,6 +6,20 @@ from .quantizer import LEVELS, MultiRateQuantizer, VectorQuantizer, combine
 from .scan import selective_scan, selective_scan_reference
 from .vqvae import PartVQVAE, prior_loss
 
-__all__ = ["LEVELS", "GranuMamba", "GranuMambaConfig", "Mamba", "MambaLayer", "MambaStack", "ModelLoadError", "MultiRateQuantizer",
-           "PartVQVAE", "VectorQuantizer", "combine", "cuda_kernels_available", "prior_loss", "selective_scan",
-           "selective_scan_reference"]
+__all__ = [
+    "LEVELS",
+    "GranuMamba",
+    "GranuMambaConfig",
+    "Mamba",
+    "MambaLayer",
+    "MambaStack",
+    "ModelLoadError",
+    "MultiRateQuantizer",
+    "PartVQVAE",
+    "VectorQuantizer",
+    "combine",
+    "cuda_kernels_available",
+    "prior_loss",
+    "selective_scan",
+    "selective_scan_reference",
+]

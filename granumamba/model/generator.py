@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .mamba import MambaState, MambaStack
+from .mamba import MambaStack, MambaState
 from .quantizer import LEVELS, downsample
 
 
@@ -106,7 +106,9 @@ class Generator(nn.Module):
             return audio, words
         return F.pad(audio[:, k:], (0, 0, 0, k)), F.pad(words[:, k:], (0, k))
 
-    def condition(self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor, use_words: torch.Tensor | None = None) -> torch.Tensor:
+    def condition(
+        self, audio: torch.Tensor, words: torch.Tensor, speaker: torch.Tensor, use_words: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(batch, T, feature_dim), (batch, T), (batch,) -> cond_fine (batch, T/4, d_model).
 
         `use_words` (batch,) in {0, 1} drops the word input per sample (training's word dropout).

@@ -62,7 +62,7 @@ class GranuMambaConfig:
     feature_dim: int = FEATURE_DIM
 
     @classmethod
-    def from_dict(cls, values: dict) -> "GranuMambaConfig":
+    def from_dict(cls, values: dict) -> GranuMambaConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -89,15 +89,35 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         self.vocab = Vocabulary(config.vocab)
         self.vqvae = nn.ModuleDict(
             {
-                part: PartVQVAE(PART_DIMS[part], config.vq_hidden, config.latent_dim, config.codebook_size, config.downsamples,
-                                config.factors, config.beta, config.dead_after)
+                part: PartVQVAE(
+                    PART_DIMS[part],
+                    config.vq_hidden,
+                    config.latent_dim,
+                    config.codebook_size,
+                    config.downsamples,
+                    config.factors,
+                    config.beta,
+                    config.dead_after,
+                )
                 for part in PART_NAMES
             }
         )
         self.generator = Generator(
-            config.feature_dim, len(self.vocab), config.num_speakers, len(PART_NAMES), config.codebook_size, config.latent_dim,
-            config.d_model, config.n_global, config.n_local, config.d_state, config.expand, config.lookahead,
-            2**config.downsamples, config.factors, config.dropout,
+            config.feature_dim,
+            len(self.vocab),
+            config.num_speakers,
+            len(PART_NAMES),
+            config.codebook_size,
+            config.latent_dim,
+            config.d_model,
+            config.n_global,
+            config.n_local,
+            config.d_state,
+            config.expand,
+            config.lookahead,
+            2**config.downsamples,
+            config.factors,
+            config.dropout,
         )
         for part in PART_NAMES:  # normalisation statistics travel in model.safetensors
             self.register_buffer(f"{part}_mean", torch.zeros(PART_DIMS[part]))
@@ -127,8 +147,9 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             return self.stage2_loss(batch, **loss_options)
         raise ValueError(f"stage is 1 or 2, not {stage}")
 
-    def stage1_loss(self, batch: dict[str, torch.Tensor], velocity_weight: float = 1.0, acceleration_weight: float = 1.0
-                    ) -> dict[str, torch.Tensor]:
+    def stage1_loss(
+        self, batch: dict[str, torch.Tensor], velocity_weight: float = 1.0, acceleration_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         """Sum over parts of the seed's S6 objective plus velocity and acceleration terms."""
         out: dict[str, torch.Tensor] = {}
         total = None
@@ -159,9 +180,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
 
     def lookup_codes(self, level: int, indices: torch.Tensor) -> torch.Tensor:
         """(batch, parts, L) -> (batch, parts, L, C) code vectors of each part's codebook."""
-        return torch.stack(
-            [self.vqvae[part].quantizer.quantizers[level].lookup(indices[:, p]) for p, part in enumerate(PART_NAMES)], dim=1
-        )
+        return torch.stack([self.vqvae[part].quantizer.quantizers[level].lookup(indices[:, p]) for p, part in enumerate(PART_NAMES)], dim=1)
 
     def seed_conditioning(self, codes: list[torch.Tensor], seed_frames: int, total_frames: int) -> list[torch.Tensor]:
         """Per level (batch, parts, L, C+1): the code vectors of the first `seed_frames` with a
@@ -177,8 +196,9 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             out.append(seed)
         return out
 
-    def stage2_loss(self, batch: dict[str, torch.Tensor], word_dropout: float = 0.3, seed_probability: float = 0.5,
-                    latent_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def stage2_loss(
+        self, batch: dict[str, torch.Tensor], word_dropout: float = 0.3, seed_probability: float = 0.5, latent_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         """Cross-entropy on each level's codes + S9's MSE on each level's code latents."""
         with torch.no_grad():
             indices, codes = self.teacher_codes({p: batch[p] for p in PART_NAMES})
@@ -268,12 +288,16 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
 
             span_seed = None
             if seed_codes is not None:
-                span_seed = [s[:, :, o : o + (stop - start) // (gen.frames_per_latent * f)] for s, o, f in
-                             zip(seed_codes, offsets, self.config.factors)]
+                span_seed = [
+                    s[:, :, o : o + (stop - start) // (gen.frames_per_latent * f)]
+                    for s, o, f in zip(seed_codes, offsets, self.config.factors)
+                ]
             _, _, _, state = gen.run(cond, choose, span_seed, state)
         level_indices = [torch.cat(i, dim=2) for i in indices]  # (1, parts, L_level)
-        return {part: self.decode_part(part, [i[:, p] for i in level_indices], gains, decode_overlap)[:frames]
-                for p, part in enumerate(PART_NAMES)}
+        return {
+            part: self.decode_part(part, [i[:, p] for i in level_indices], gains, decode_overlap)[:frames]
+            for p, part in enumerate(PART_NAMES)
+        }
 
     def decode_part(self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240) -> torch.Tensor:
         """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
@@ -290,8 +314,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             stop = min(start + window, fine_length)
             lo, hi = max(0, start - overlap), min(fine_length, stop + overlap)
             contributions = [
-                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f)
-                for level, f in enumerate(factors)
+                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f) for level, f in enumerate(factors)
             ]
             decoded = vq.decode(combine(contributions, tuple(gains)))[0]
             per = vq.frames_per_latent
@@ -314,8 +337,18 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         return None
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, local_files_only=False,
-                         token=None, map_location: str = "cpu", **kwargs) -> "GranuMamba":
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision=None,
+        cache_dir=None,
+        force_download=False,
+        local_files_only=False,
+        token=None,
+        map_location: str = "cpu",
+        **kwargs,
+    ) -> GranuMamba:
         files = {}
         for name in (CONFIG_NAME, WEIGHTS_NAME):
             if os.path.isdir(model_id):
@@ -325,8 +358,15 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
                 files[name] = str(path)
             else:
                 try:
-                    files[name] = hf_hub_download(model_id, name, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                                                  local_files_only=local_files_only, token=token)
+                    files[name] = hf_hub_download(
+                        model_id,
+                        name,
+                        revision=revision,
+                        cache_dir=cache_dir,
+                        force_download=force_download,
+                        local_files_only=local_files_only,
+                        token=token,
+                    )
                 except (EntryNotFoundError, RepositoryNotFoundError) as err:
                     raise ModelLoadError(f"{model_id}: no {name} on the Hub ({type(err).__name__}).") from None
                 except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
@@ -349,10 +389,12 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         return model.eval()
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "GranuMamba":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> GranuMamba:
         """Load from a local folder or a Hub repo id. Only safetensors weights are read: a
         checkpoint that would need unpickling is refused."""
         model_id = str(pretrained_model_name_or_path)
         if not os.path.isdir(model_id) and (os.path.exists(model_id) or model_id.startswith((".", "/", "~"))):
-            raise ModelLoadError(f"{model_id}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, or a Hub repo id).")
+            raise ModelLoadError(
+                f"{model_id}: not a model folder (expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}, or a Hub repo id)."
+            )
         return cls._from_pretrained(model_id=model_id, **kwargs)

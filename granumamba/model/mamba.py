@@ -54,9 +54,7 @@ class Mamba(nn.Module):
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.use_fast_path = use_fast_path
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias)
-        self.conv1d = nn.Conv1d(
-            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1, bias=conv_bias
-        )
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1, bias=conv_bias)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
         # As mamba_ssm: dt_proj keeps the variance; softplus(dt bias) spans [dt_min, dt_max].
@@ -91,7 +89,9 @@ class Mamba(nn.Module):
         x, z = xz.chunk(2, dim=1)
         # Causal depthwise convolution continuing from the carried inputs.
         x_full = torch.cat([conv_state[:, :, 1:].to(x.dtype), x], dim=2)
-        new_conv_state = x_full[:, :, -self.d_conv :] if x_full.shape[2] >= self.d_conv else F.pad(x_full, (self.d_conv - x_full.shape[2], 0))
+        new_conv_state = (
+            x_full[:, :, -self.d_conv :] if x_full.shape[2] >= self.d_conv else F.pad(x_full, (self.d_conv - x_full.shape[2], 0))
+        )
         x = F.silu(F.conv1d(x_full, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner))
         x_dbl = self.x_proj(x.transpose(1, 2))  # (batch, L, dt_rank + 2n)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -102,8 +102,17 @@ class Mamba(nn.Module):
         if self.use_fast_path and x.is_cuda and cuda_kernels_available() and state is None:
             scan = _cuda_selective_scan  # its kernel starts from a zero state
         y, last_state = scan(
-            x, dt, A, B, C, self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
-            return_last_state=True, **({} if scan is _cuda_selective_scan else {"initial_state": ssm_state}),
+            x,
+            dt,
+            A,
+            B,
+            C,
+            self.D.float(),
+            z=z,
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            return_last_state=True,
+            **({} if scan is _cuda_selective_scan else {"initial_state": ssm_state}),
         )
         return self.out_proj(y.transpose(1, 2)), (new_conv_state, last_state)
 

@@ -86,8 +86,18 @@ class LinearRecurrence(torch.autograd.Function):
 
 
 def selective_scan(
-    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False,
-    initial_state=None, chunk: int = 512,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    initial_state=None,
+    chunk: int = 512,
 ):
     """Same result as `selective_scan_reference`, fast on a CPU, memory bounded by `chunk`."""
     dtype = u.dtype

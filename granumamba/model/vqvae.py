@@ -45,8 +45,12 @@ class PartVQVAE(nn.Module):
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv1d(latent_dim, hidden, 3, padding=1), ResBlock(hidden, 1)]
         for _ in range(downsamples):
-            dec += [ResBlock(hidden, 3), ResBlock(hidden, 1), nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv1d(hidden, hidden, 3, padding=1)]
+            dec += [
+                ResBlock(hidden, 3),
+                ResBlock(hidden, 1),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv1d(hidden, hidden, 3, padding=1),
+            ]
         dec += [nn.ReLU(), nn.Conv1d(hidden, in_dim, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
         self.quantizer = MultiRateQuantizer(latent_dim, codebook_size, tuple(factors), beta, dead_after)
@@ -88,5 +92,11 @@ def prior_loss(
     vel = F.mse_loss(x_hat.diff(dim=1), x.diff(dim=1))
     acc = F.mse_loss(x_hat.diff(n=2, dim=1), x.diff(n=2, dim=1))
     total = rec + stats["codebook"] + stats["commitment"] + velocity_weight * vel + acceleration_weight * acc
-    return {"total": total, "reconstruction": rec, "codebook": stats["codebook"], "commitment": stats["commitment"],
-            "velocity": vel, "acceleration": acc}
+    return {
+        "total": total,
+        "reconstruction": rec,
+        "codebook": stats["codebook"],
+        "commitment": stats["commitment"],
+        "velocity": vel,
+        "acceleration": acc,
+    }

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 
-import glm
+try:
+    from pyglm import glm
+except ImportError:  # PyGLM < 2.8
+    import glm
 import numpy as np
 import roma
 import torch

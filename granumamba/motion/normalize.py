@@ -18,7 +18,7 @@ class Normalizer:
         self.stats = {k: (m.float(), s.float().clamp_min(MIN_STD)) for k, (m, s) in stats.items()}
 
     @classmethod
-    def fit(cls, streams: Iterable[dict[str, torch.Tensor]]) -> "Normalizer":
+    def fit(cls, streams: Iterable[dict[str, torch.Tensor]]) -> Normalizer:
         """Streams: an iterable of {name: (frames, dims)} tensors, e.g. one dict per take.
 
         Accumulates in float64 (sum, sum of squares) so that a large corpus needs one pass.
@@ -56,7 +56,7 @@ class Normalizer:
         return out
 
     @classmethod
-    def from_state_dict(cls, tensors: dict[str, torch.Tensor]) -> "Normalizer":
+    def from_state_dict(cls, tensors: dict[str, torch.Tensor]) -> Normalizer:
         names = sorted({k.rsplit(".", 1)[0] for k in tensors})
         try:
             return cls({n: (tensors[f"{n}.mean"], tensors[f"{n}.std"]) for n in names})
@@ -67,5 +67,5 @@ class Normalizer:
         save_file(self.state_dict(), str(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Normalizer":
+    def load(cls, path: str | Path) -> Normalizer:
         return cls.from_state_dict(load_file(str(path)))

@@ -104,9 +104,7 @@ def merge_parts(parts: dict[str, torch.Tensor], start_xz: tuple[float, float] = 
         sixd[:, list(PART_JOINTS[part])] = parts[part][:, : count * 6].reshape(frames, count, 6)
     poses = sixd_to_axis_angle(sixd).reshape(frames, NUM_JOINTS * 3)
     root = parts["lower"][:, -3:]
-    trans = torch.stack(
-        [torch.cumsum(root[:, 0], 0) + start_xz[0], root[:, 1], torch.cumsum(root[:, 2], 0) + start_xz[1]], dim=-1
-    )
+    trans = torch.stack([torch.cumsum(root[:, 0], 0) + start_xz[0], root[:, 1], torch.cumsum(root[:, 2], 0) + start_xz[1]], dim=-1)
     expressions = parts["face"][:, 6:]
     return Motion(
         poses=poses.detach().cpu().numpy().astype(np.float32),

@@ -20,7 +20,15 @@ import trimesh
 
 from ..motion.parts import Motion
 from ..motion.rotations import axis_angle_to_matrix
-from ..motion.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS, forward_kinematics, rest_joint_positions
+from ..motion.skeleton import (
+    JOINT_INDEX,
+    JOINT_NAMES,
+    NUM_JOINTS,
+    PARENTS,
+    REST_OFFSETS,
+    forward_kinematics,
+    rest_joint_positions,
+)
 
 SKIN = np.array([0.86, 0.68, 0.55])
 LEFT_TINT = np.array([0.35, 0.55, 0.85])  # the body's left side reads bluish, the right warm
@@ -77,8 +85,17 @@ class Mannequin:
         pieces: list[tuple[int, trimesh.Trimesh, np.ndarray]] = []  # (joint it follows, mesh in joint frame, colour)
         offsets = REST_OFFSETS
         radius = {
-            "spine1": 0.12, "spine2": 0.125, "spine3": 0.13, "neck": 0.055, "left_hip": 0.09, "left_knee": 0.07,
-            "left_ankle": 0.055, "left_collar": 0.06, "left_shoulder": 0.06, "left_elbow": 0.047, "left_wrist": 0.04,
+            "spine1": 0.12,
+            "spine2": 0.125,
+            "spine3": 0.13,
+            "neck": 0.055,
+            "left_hip": 0.09,
+            "left_knee": 0.07,
+            "left_ankle": 0.055,
+            "left_collar": 0.06,
+            "left_shoulder": 0.06,
+            "left_elbow": 0.047,
+            "left_wrist": 0.04,
         }
         for j in range(1, NUM_JOINTS):
             name = JOINT_NAMES[j]
@@ -168,8 +185,10 @@ def find_smplx_model(path: str | os.PathLike | None = None, gender: str = "neutr
     GRANUMAMBA_SMPLX environment variable."""
     path = path or os.environ.get(SMPLX_ENV)
     if not path:
-        raise SMPLXError(f"no SMPL-X model files configured: pass --smplx DIR or set {SMPLX_ENV} to the folder with "
-                         "SMPLX_NEUTRAL.npz (from the SMPL-X website, after registration).")
+        raise SMPLXError(
+            f"no SMPL-X model files configured: pass --smplx DIR or set {SMPLX_ENV} to the folder with "
+            "SMPLX_NEUTRAL.npz (from the SMPL-X website, after registration)."
+        )
     path = Path(path).expanduser()
     if path.is_dir():
         path = path / f"SMPLX_{gender.upper()}.npz"
@@ -201,8 +220,17 @@ class SMPLXBody:
         if missing:
             raise SMPLXError(f"{model_file}: not an SMPL-X model file (missing {', '.join(missing)}).")
         self.num_betas = min(300, max(10, shapes["shapedirs"][-1] - 100 if shapes["shapedirs"][-1] > 100 else 10))
-        self.model = smplx.create(str(model_file), model_type="smplx", gender=gender, use_pca=False, flat_hand_mean=True,
-                                  num_betas=self.num_betas, num_expression_coeffs=100, batch_size=batch, ext="npz")
+        self.model = smplx.create(
+            str(model_file),
+            model_type="smplx",
+            gender=gender,
+            use_pca=False,
+            flat_hand_mean=True,
+            num_betas=self.num_betas,
+            num_expression_coeffs=100,
+            batch_size=batch,
+            ext="npz",
+        )
         self.num_expressions = self.model.num_expression_coeffs
         self.faces = np.asarray(self.model.faces, dtype=np.int32)
         self.colours = np.tile(np.append(SKIN, 1.0), (shapes["v_template"][0], 1)).astype(np.float32)
@@ -224,9 +252,17 @@ class SMPLXBody:
             index = torch.arange(start, start + n).clamp(max=frames - 1)
             p = poses[index]
             out = self.model(
-                betas=torch.from_numpy(betas)[None].expand(n, -1), global_orient=p[:, 0], body_pose=p[:, 1:22].reshape(n, -1),
-                jaw_pose=p[:, 22], leye_pose=p[:, 23], reye_pose=p[:, 24], left_hand_pose=p[:, 25:40].reshape(n, -1),
-                right_hand_pose=p[:, 40:55].reshape(n, -1), expression=expressions[index], transl=trans[index], return_verts=True,
+                betas=torch.from_numpy(betas)[None].expand(n, -1),
+                global_orient=p[:, 0],
+                body_pose=p[:, 1:22].reshape(n, -1),
+                jaw_pose=p[:, 22],
+                leye_pose=p[:, 23],
+                reye_pose=p[:, 24],
+                left_hand_pose=p[:, 25:40].reshape(n, -1),
+                right_hand_pose=p[:, 40:55].reshape(n, -1),
+                expression=expressions[index],
+                transl=trans[index],
+                return_verts=True,
             )
             for verts in out.vertices.numpy()[: stop - start]:
                 mesh = trimesh.Trimesh(verts, self.faces, process=False)

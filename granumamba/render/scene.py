@@ -44,8 +44,9 @@ def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 1.0, 0.0)) -> np.ndarr
     return pose
 
 
-def frame_camera(positions: np.ndarray, rotations: np.ndarray, framing: str = "body", yfov: float = 0.55,
-                 aspect: float = 1.0) -> tuple[np.ndarray, float]:
+def frame_camera(
+    positions: np.ndarray, rotations: np.ndarray, framing: str = "body", yfov: float = 0.55, aspect: float = 1.0
+) -> tuple[np.ndarray, float]:
     """A steady camera for the whole clip: in front of where the speaker faces on average,
     framing the whole body or the upper body (pelvis up). positions (T, 55, 3), rotations
     (T, 55, 3, 3). Returns (camera pose, floor height)."""
@@ -74,8 +75,17 @@ def frame_camera(positions: np.ndarray, rotations: np.ndarray, framing: str = "b
 class SceneRenderer:
     """One offscreen renderer: a floor, lights, a fixed camera, and a body mesh per frame."""
 
-    def __init__(self, width: int, height: int, faces: np.ndarray, colours: np.ndarray, camera_pose: np.ndarray,
-                 floor: float, yfov: float = 0.55, centre_xz=(0.0, 0.0)):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        faces: np.ndarray,
+        colours: np.ndarray,
+        camera_pose: np.ndarray,
+        floor: float,
+        yfov: float = 0.55,
+        centre_xz=(0.0, 0.0),
+    ):
         choose_platform()
         import pyrender
         import trimesh
@@ -107,8 +117,10 @@ class SceneRenderer:
         face_colours = np.round(colours[faces[:, 0], :3], 3)
         unique, group = np.unique(face_colours, axis=0, return_inverse=True)
         self.groups = [
-            (faces[group.reshape(-1) == g], pyrender.MetallicRoughnessMaterial(
-                metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[*unique[g], 1.0]))
+            (
+                faces[group.reshape(-1) == g],
+                pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[*unique[g], 1.0]),
+            )
             for g in range(len(unique))
         ]
         self.body_node = None
@@ -118,7 +130,9 @@ class SceneRenderer:
         """One frame of the body mesh -> (height, width, 3) uint8."""
         pyrender = self.pyrender
         primitives = [
-            pyrender.Primitive(positions=vertices, normals=normals, indices=faces, material=material, mode=pyrender.constants.GLTF.TRIANGLES)
+            pyrender.Primitive(
+                positions=vertices, normals=normals, indices=faces, material=material, mode=pyrender.constants.GLTF.TRIANGLES
+            )
             for faces, material in self.groups
         ]
         if self.body_node is not None:

@@ -148,8 +148,17 @@ def render_video(
         soundfile.write(wav, fit_audio(audio, frames), SAMPLE_RATE, subtype="PCM_16")
         partial = out.with_name(f".{out.stem}.partial{out.suffix}")
         writer = imageio_ffmpeg.write_frames(
-            str(partial), (size * columns, size * rows), fps=FPS, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            macro_block_size=2, quality=None, ffmpeg_log_level="error", audio_path=str(wav), audio_codec="aac",
+            str(partial),
+            (size * columns, size * rows),
+            fps=FPS,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            macro_block_size=2,
+            quality=None,
+            ffmpeg_log_level="error",
+            audio_path=str(wav),
+            audio_codec="aac",
             output_params=["-crf", str(crf), "-preset", "veryfast", "-b:a", "128k", "-movflags", "+faststart"],
         )
         writer.send(None)

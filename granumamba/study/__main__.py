@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
             manifest = build_study(load_plan(args.plan), args.out, workers=args.workers)
             print(f"built {manifest['stimuli']} stimuli in {len(manifest['forms'])} forms under {args.out}")
         else:
-            result = analyze(args.key, args.responses, args.out, args.reference,
-                             AttentionRule(args.max_catch_rating, args.max_mismatched_rating))
+            result = analyze(
+                args.key, args.responses, args.out, args.reference, AttentionRule(args.max_catch_rating, args.max_mismatched_rating)
+            )
             print(f"wrote {args.out}/summary.md ({len(result['excluded'])} participants excluded)")
     except (PlanError, ResponseError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -106,8 +106,18 @@ def summarize(rows: list[dict], key: dict[str, dict], reference: str | None) -> 
             mean = float(values.mean())
             sd = float(values.std(ddof=1)) if n > 1 else float("nan")
             half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
-            row = {"condition": condition, "dimension": dimension, "n": n, "mean": mean, "sd": sd,
-                   "ci_low": mean - half, "ci_high": mean + half, "t": "", "p_ttest": "", "p_wilcoxon": ""}
+            row = {
+                "condition": condition,
+                "dimension": dimension,
+                "n": n,
+                "mean": mean,
+                "sd": sd,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "t": "",
+                "p_ttest": "",
+                "p_wilcoxon": "",
+            }
             if reference and condition != reference:
                 ref = {p: v for (c, d, p), v in means.items() if c == reference and d == dimension}
                 both = sorted(set(ref) & set(scores))
@@ -175,8 +185,12 @@ def analyze(key_path, responses, out, reference: str | None = None, rule: Attent
         writer.writerow(["participant", "reason"])
         writer.writerows(sorted(failures.items()))
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"# Ratings: {len({r['participant'] for r in kept})} participants kept, {len(failures)} excluded by the attention checks",
-             "", "| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    lines = [
+        f"# Ratings: {len({r['participant'] for r in kept})} participants kept, {len(failures)} excluded by the attention checks",
+        "",
+        "| " + " | ".join(fields) + " |",
+        "|" + "---|" * len(fields),
+    ]
     lines += ["| " + " | ".join(fmt(r[f]) for f in fields) + " |" for r in summary]
     if failures:
         lines += ["", "Excluded:"] + [f"- {p}: {why}" for p, why in sorted(failures.items())]

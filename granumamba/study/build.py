@@ -44,6 +44,7 @@ class Stimulus:
 
 def _conform(motion: Motion, frames: int) -> Motion:
     """Trim or hold the last frame to `frames`; centre the path horizontally (one camera fits all)."""
+
     def fit(x):
         x = np.asarray(x)[:frames]
         return np.concatenate([x, np.repeat(x[-1:], frames - x.shape[0], axis=0)]) if x.shape[0] < frames else x
@@ -150,8 +151,14 @@ def build_study(plan: Plan, out: str | os.PathLike, workers: int | None = None, 
             else:
                 if cond.model not in pipes:
                     pipes[cond.model] = GranuMambaPipeline.from_pretrained(cond.model)
-                motion = pipes[cond.model](audio[clip.id], words=words[clip.id], speaker=cond.speaker, gains=cond.gains,
-                                           temperature=cond.temperature, seed=cond.seed).motion
+                motion = pipes[cond.model](
+                    audio[clip.id],
+                    words=words[clip.id],
+                    speaker=cond.speaker,
+                    gains=cond.gains,
+                    temperature=cond.temperature,
+                    seed=cond.seed,
+                ).motion
             motion = _conform(motion, frames)
             if not cached.is_file():
                 save_motion(cached, motion)
@@ -169,20 +176,39 @@ def build_study(plan: Plan, out: str | os.PathLike, workers: int | None = None, 
         else:
             shown, labels = [motions[(s.clip, s.condition)]], None
         shown = [_conform(m, frames) for m in shown]
-        render_video(shown, speech, out / "videos" / f"{s.stimulus_id}.mp4", body=plan.body, size=plan.size, labels=labels,
-                     workers=workers, camera_motions=[_conform(m, frames) for m in camera])
+        render_video(
+            shown,
+            speech,
+            out / "videos" / f"{s.stimulus_id}.mp4",
+            body=plan.body,
+            size=plan.size,
+            labels=labels,
+            workers=workers,
+            camera_motions=[_conform(m, frames) for m in camera],
+        )
 
     _write_csv(out / "answer_key.csv", [asdict(s) for s in stimuli], KEY_FIELDS)
     for form, order in enumerate(orders, start=1):
         folder = out / "forms" / f"form_{form}"
         folder.mkdir(parents=True, exist_ok=True)
-        _write_csv(folder / "items.csv", [{"position": i + 1, "stimulus_id": sid, "video": f"videos/{sid}.mp4"} for i, sid in enumerate(order)],
-                   ("position", "stimulus_id", "video"))
+        _write_csv(
+            folder / "items.csv",
+            [{"position": i + 1, "stimulus_id": sid, "video": f"videos/{sid}.mp4"} for i, sid in enumerate(order)],
+            ("position", "stimulus_id", "video"),
+        )
         write_form_page(folder / "index.html", form, order, plan.dimensions, video_prefix="../../videos/")
     manifest = {
-        "plan": str(plan.source) if plan.source else None, "seed": plan.seed, "layout": plan.layout, "body": plan.body, "size": plan.size,
-        "dimensions": plan.dimensions, "attention": plan.attention, "conditions": [c.name for c in plan.conditions],
-        "clips": [c.id for c in plan.clips], "stimuli": len(stimuli), "forms": {f"form_{i + 1}": o for i, o in enumerate(orders)},
+        "plan": str(plan.source) if plan.source else None,
+        "seed": plan.seed,
+        "layout": plan.layout,
+        "body": plan.body,
+        "size": plan.size,
+        "dimensions": plan.dimensions,
+        "attention": plan.attention,
+        "conditions": [c.name for c in plan.conditions],
+        "clips": [c.id for c in plan.clips],
+        "stimuli": len(stimuli),
+        "forms": {f"form_{i + 1}": o for i, o in enumerate(orders)},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest

@@ -72,6 +72,12 @@ def write_form_page(path: Path, form: int, order: list[str], dimensions: list[di
             f'<div class="item" id="item-{sid}"><h3>Video {position}</h3>'
             f'<video controls preload="metadata" src="{html.escape(video_prefix + sid)}.mp4"></video>{"".join(questions)}</div>'
         )
-    page = _PAGE.format(form=form, count=len(order), items="\n".join(blocks), form_json=json.dumps(form),
-                        items_json=json.dumps(order), dimensions_json=json.dumps([d["name"] for d in dimensions]))
+    page = _PAGE.format(
+        form=form,
+        count=len(order),
+        items="\n".join(blocks),
+        form_json=json.dumps(form),
+        items_json=json.dumps(order),
+        dimensions_json=json.dumps([d["name"] for d in dimensions]),
+    )
     path.write_text(page, encoding="utf-8")

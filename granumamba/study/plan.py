@@ -1,19 +1,19 @@
 """A perceptual study's plan (YAML), checked on load.
 
-    seed: 0
-    forms: 2                     # questionnaire versions, each in its own order
-    layout: single               # single: one video per stimulus; pairs: two conditions side by side
-    body: mannequin
-    size: 384
-    attention: {mismatched: 1, catch: 1, max_catch_rating: 2, max_mismatched_rating: 3}
-    dimensions: [...]            # default: naturalness, synchrony, appropriateness, preference
-    clips:
-      - {id: c1, audio: speech1.wav}
-      - {id: c2, text: "Words to speak.", voice: "English (US), male"}
-    conditions:
-      - {name: granumamba, model: assets/granumamba-demo, gains: [1, 1, 1], seed: 0}
-      - {name: no_fine, model: assets/granumamba-demo, gains: [1, 1, 0]}
-      - {name: ground_truth, npz: {c1: gt/c1.npz, c2: gt/c2.npz}}
+seed: 0
+forms: 2                     # questionnaire versions, each in its own order
+layout: single               # single: one video per stimulus; pairs: two conditions side by side
+body: mannequin
+size: 384
+attention: {mismatched: 1, catch: 1, max_catch_rating: 2, max_mismatched_rating: 3}
+dimensions: [...]            # default: naturalness, synchrony, appropriateness, preference
+clips:
+  - {id: c1, audio: speech1.wav}
+  - {id: c2, text: "Words to speak.", voice: "English (US), male"}
+conditions:
+  - {name: granumamba, model: assets/granumamba-demo, gains: [1, 1, 1], seed: 0}
+  - {name: no_fine, model: assets/granumamba-demo, gains: [1, 1, 0]}
+  - {name: ground_truth, npz: {c1: gt/c1.npz, c2: gt/c2.npz}}
 """
 
 from __future__ import annotations
@@ -24,14 +24,26 @@ from pathlib import Path
 import yaml
 
 DEFAULT_DIMENSIONS = [
-    {"name": "naturalness", "question": "How natural and human-like is the motion?",
-     "scale": ["1 very unnatural", "2", "3", "4", "5 very natural"]},
-    {"name": "synchrony", "question": "How well is the gesture timed with the speech?",
-     "scale": ["1 not at all", "2", "3", "4", "5 perfectly"]},
-    {"name": "appropriateness", "question": "How well does the gesture fit what is said?",
-     "scale": ["1 not at all", "2", "3", "4", "5 very well"]},
-    {"name": "preference", "question": "Overall, how much do you like this performance?",
-     "scale": ["1 not at all", "2", "3", "4", "5 very much"]},
+    {
+        "name": "naturalness",
+        "question": "How natural and human-like is the motion?",
+        "scale": ["1 very unnatural", "2", "3", "4", "5 very natural"],
+    },
+    {
+        "name": "synchrony",
+        "question": "How well is the gesture timed with the speech?",
+        "scale": ["1 not at all", "2", "3", "4", "5 perfectly"],
+    },
+    {
+        "name": "appropriateness",
+        "question": "How well does the gesture fit what is said?",
+        "scale": ["1 not at all", "2", "3", "4", "5 very well"],
+    },
+    {
+        "name": "preference",
+        "question": "Overall, how much do you like this performance?",
+        "scale": ["1 not at all", "2", "3", "4", "5 very much"],
+    },
 ]
 
 
@@ -115,13 +127,23 @@ def load_plan(path: str | Path) -> Plan:
         gains = tuple(float(g) for g in c.get("gains", (1, 1, 1)))
         if len(gains) != 3:
             raise PlanError(f"condition {c['name']}: gains are three numbers (coarse, mid, fine)")
-        conditions.append(Condition(str(c["name"]), model, gains, int(c.get("seed", 0)), float(c.get("temperature", 0.8)),
-                                    c.get("speaker"), npz))
+        conditions.append(
+            Condition(str(c["name"]), model, gains, int(c.get("seed", 0)), float(c.get("temperature", 0.8)), c.get("speaker"), npz)
+        )
     if len(conditions) < 2 or len({c.name for c in conditions}) != len(conditions):
         raise PlanError("the plan needs at least two conditions with distinct names")
-    plan = Plan(clips, conditions, int(raw.get("seed", 0)), int(raw.get("forms", 2)), str(raw.get("layout", "single")),
-                str(raw.get("body", "mannequin")), int(raw.get("size", 384)), raw.get("dimensions") or list(DEFAULT_DIMENSIONS),
-                {**Plan.__dataclass_fields__["attention"].default_factory(), **(raw.get("attention") or {})}, path)
+    plan = Plan(
+        clips,
+        conditions,
+        int(raw.get("seed", 0)),
+        int(raw.get("forms", 2)),
+        str(raw.get("layout", "single")),
+        str(raw.get("body", "mannequin")),
+        int(raw.get("size", 384)),
+        raw.get("dimensions") or list(DEFAULT_DIMENSIONS),
+        {**Plan.__dataclass_fields__["attention"].default_factory(), **(raw.get("attention") or {})},
+        path,
+    )
     if plan.layout not in ("single", "pairs"):
         raise PlanError(f"layout is single or pairs, not {plan.layout!r}")
     if plan.forms < 1:

@@ -33,8 +33,10 @@ def estimate_word_timings(transcript: str, audio: np.ndarray) -> tuple[list[Word
     rate = len(words) / seconds_of_speech
     warning = None
     if rate > 7 or rate < 0.7:
-        warning = (f"the transcript has {len(words)} words for {seconds_of_speech:.1f} s of speech; it may not match the "
-                   "recording, and the word timings are only estimates")
+        warning = (
+            f"the transcript has {len(words)} words for {seconds_of_speech:.1f} s of speech; it may not match the "
+            "recording, and the word timings are only estimates"
+        )
     weights = np.array([len(w) + 2 for w in words], float)
     bounds = np.concatenate([[0], np.cumsum(weights) / weights.sum() * speech.size]).round().astype(int)
     bounds = np.clip(bounds, 0, speech.size - 1)

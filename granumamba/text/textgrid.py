@@ -42,9 +42,7 @@ def read_words(path: str | os.PathLike, tier: str | None = None) -> list[Word]:
     return sorted((w for w in words if w.text), key=lambda w: w.start)
 
 
-def write_words(
-    path: str | os.PathLike, words: list[Word], duration: float, short: bool = False, tier: str = "words"
-) -> None:
+def write_words(path: str | os.PathLike, words: list[Word], duration: float, short: bool = False, tier: str = "words") -> None:
     """Write `words` as an interval tier of a TextGrid spanning [0, duration] s."""
     entries = [Interval(w.start, w.end, w.text) for w in words]
     grid = praat_textgrid.Textgrid()

@@ -69,7 +69,10 @@ def _espeak(word: str, voice: Voice) -> np.ndarray:
     # The text goes through stdin, never the command line, so no input is read as an option.
     proc = subprocess.run(
         [exe, "-v", voice.name, "-s", str(voice.rate), "-p", str(voice.pitch), "--stdout"],
-        input=word.encode("utf-8"), capture_output=True, check=False, timeout=60,
+        input=word.encode("utf-8"),
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     if proc.returncode != 0 or not proc.stdout:
         raise SpeechError(f"espeak-ng failed for voice {voice.name!r}: {proc.stderr.decode(errors='replace').strip()}")

@@ -39,7 +39,7 @@ class Vocabulary:
         return len(self.words)
 
     @classmethod
-    def build(cls, transcripts: Iterable[Iterable[str]], min_count: int = 1, max_size: int | None = None) -> "Vocabulary":
+    def build(cls, transcripts: Iterable[Iterable[str]], min_count: int = 1, max_size: int | None = None) -> Vocabulary:
         counts = Counter(normalize_word(w) for words in transcripts for w in words)
         counts.pop("", None)
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
@@ -58,10 +58,10 @@ class Vocabulary:
         return ids
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps({"words": self.words[len(_SPECIAL):]}, ensure_ascii=False, indent=0))
+        Path(path).write_text(json.dumps({"words": self.words[len(_SPECIAL) :]}, ensure_ascii=False, indent=0))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
         try:
             return cls(json.loads(Path(path).read_text(encoding="utf-8"))["words"])
         except (OSError, ValueError, KeyError, TypeError) as err:

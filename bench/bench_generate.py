@@ -1,0 +1,82 @@
+"""Generation speed and memory: the demo model at 10, 60, 600 s of speech (streaming and one
+pass), the same generator with Transformer layers instead of Mamba, and the BEAT2-size model at
+60 and 300 s against the EMAGE figures measured on this kind of machine. Each case runs in a
+fresh process so its peak memory is its own.
+
+    python -m bench.bench_generate [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import machine, run_isolated, table
+
+EMAGE = {60: (5.5, "1.05-1.3 GB"), 300: (31.0, "1.05-1.3 GB")}  # 153 M parameters, random weights, this kind of 2-core machine
+
+
+def case(model: str, seconds: float, chunk: int = 480, mixer: str = "mamba") -> dict:
+    return run_isolated("bench.gen_case", "--model", model, "--seconds", str(seconds), "--chunk", str(chunk), "--mixer", mixer)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="skip the 600 s and 300 s cases")
+    args = parser.parse_args()
+    lengths = (10, 60) if args.quick else (10, 60, 600)
+    rows = []
+    for seconds in lengths:
+        for chunk in (480, 0):
+            r = case("demo", seconds, chunk)
+            rows.append(
+                [
+                    seconds,
+                    "streaming" if chunk else "one pass",
+                    r["generate_s"],
+                    seconds / r["generate_s"],
+                    r["features_s"],
+                    round(r["peak_mb"] - r["baseline_mb"]),
+                    round(r["peak_mb"]),
+                ]
+            )
+    table(
+        f"Demo model, speech features to motion ({machine()})",
+        ["speech s", "mode", "generate s", "x real time", "features s", "peak MB over start", "peak RSS MB"],
+        rows,
+    )
+
+    rows = []
+    for seconds in (10, 60, 300) if not args.quick else (10, 60):
+        m, t = case("demo", seconds, 0), case("demo", seconds, 0, "transformer")
+        rows.append(
+            [
+                seconds,
+                m["generate_s"],
+                t["generate_s"],
+                t["generate_s"] / m["generate_s"],
+                round(m["peak_mb"] - m["baseline_mb"]),
+                round(t["peak_mb"] - t["baseline_mb"]),
+            ]
+        )
+    table(
+        "Mamba against Transformer layers of equal width and depth (demo model, one pass)",
+        ["speech s", "Mamba s", "Transformer s", "Transformer / Mamba", "Mamba peak MB", "Transformer peak MB"],
+        rows,
+    )
+
+    rows = []
+    for seconds in (60,) if args.quick else (60, 300):
+        r = case("beat2", seconds, 480)
+        emage_s, emage_mem = EMAGE[seconds]
+        rows.append(
+            [seconds, f"{r['params_m']:.1f} M", r["generate_s"], emage_s, emage_s / r["generate_s"], round(r["peak_mb"]), emage_mem]
+        )
+    table(
+        "BEAT2-size model (random weights, streaming) against EMAGE (153 M parameters, measured on this kind of machine)",
+        ["speech s", "parameters", "GranuMamba s", "EMAGE s", "times faster", "GranuMamba peak RSS MB", "EMAGE peak"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

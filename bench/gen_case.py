@@ -1,0 +1,88 @@
+"""One generation case in a fresh process (for peak memory): prints a JSON line.
+
+python -m bench.gen_case --model DIR|demo|beat2 --seconds 60 [--chunk 480|0] [--mixer mamba|transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from granumamba.audio import speech_features
+from granumamba.model import GranuMamba
+from granumamba.pipeline import BUNDLED_MODEL
+
+from .common import peak_rss_mb
+
+SIZES = {
+    "demo": None,  # the bundled checkpoint
+    "beat2": dict(vq_hidden=256, latent_dim=128, codebook_size=512, d_model=256, n_global=4, n_local=4, num_speakers=31),
+}
+
+
+class TransformerStack(nn.Module):
+    """Drop-in for MambaStack with Transformer encoder layers of the same width and depth."""
+
+    def __init__(self, d_model: int, n_layers: int):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d_model, nhead=4, dim_feedforward=4 * d_model, batch_first=True, norm_first=True, dropout=0.0)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+    def forward(self, x, state=None):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.encoder(x, mask=mask, is_causal=True), None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--chunk", type=int, default=480, help="frames per streaming chunk; 0 = one pass")
+    parser.add_argument("--mixer", choices=("mamba", "transformer"), default="mamba")
+    parser.add_argument("--features", action="store_true", help="include speech feature extraction in the timing")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if args.model in SIZES and SIZES[args.model] is not None:
+        model = GranuMamba(SIZES[args.model]).eval()
+    else:
+        model = GranuMamba.from_pretrained(BUNDLED_MODEL if args.model == "demo" else args.model)
+    if args.mixer == "transformer":
+        gen = model.generator
+        d = gen.pack.out_features
+        gen.global_stream = TransformerStack(d, len(gen.global_stream.layers))
+        gen.local_streams = nn.ModuleList(TransformerStack(d, len(s.layers)) for s in gen.local_streams)
+        model.eval()
+    samples = int(args.seconds * 16000)
+    rng = np.random.default_rng(0)
+    audio = (rng.normal(0, 0.1, samples) * (1 + np.sin(np.arange(samples) / 16000 * 2 * np.pi * 2))).astype(np.float32)
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    features = torch.from_numpy(speech_features(audio))
+    feature_s = time.perf_counter() - started
+    model.generate(features[:160], seed=0)  # warm up
+    started = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(features, seed=0, chunk_frames=args.chunk or None)
+    generate_s = time.perf_counter() - started
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(
+        json.dumps(
+            {
+                "seconds": args.seconds,
+                "features_s": feature_s,
+                "generate_s": generate_s,
+                "peak_mb": peak_rss_mb(),
+                "baseline_mb": baseline,
+                "params_m": params,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

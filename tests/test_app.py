@@ -1,0 +1,218 @@
+"""The demo as a person and a script use it: the Gradio app on 127.0.0.1, gradio_client, a
+headless browser, and the CLI on the same inputs."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from granumamba.data import load_motion
+
+from .conftest import ROOT, probe_video
+
+BUNDLED = ROOT / "assets" / "granumamba-demo"
+pytestmark = pytest.mark.skipif(
+    not (BUNDLED / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built (python -m train.make_demo)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("app")
+    port = free_port()
+    env = dict(
+        os.environ,
+        GRANUMAMBA_MODEL=str(BUNDLED),
+        GRADIO_ANALYTICS_ENABLED="False",
+        TMPDIR=str(tmp),
+        GRANUMAMBA_MAX_SECONDS="30",
+        HF_HUB_OFFLINE="1",
+    )
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp / "server.log").read_text()) from None
+            time.sleep(0.5)
+    yield url, tmp
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    from gradio_client import Client
+
+    return Client(app_server[0], verbose=False)
+
+
+def call(client, audio=None, text="", fine=1.0, seed=0, voice="English (US), male", transcript=""):
+    from gradio_client import handle_file
+
+    return client.predict(
+        handle_file(str(audio)) if audio else None,
+        text,
+        voice,
+        transcript,
+        "speaker 1",
+        1.0,
+        1.0,
+        fine,
+        0.8,
+        seed,
+        "Built-in body",
+        256,
+        api_name="/generate",
+    )
+
+
+def video_path(value):
+    return value["video"] if isinstance(value, dict) else value
+
+
+def test_speech_file_gives_a_video_as_long_as_the_speech_with_sound(client, speech_wav):
+    video, npz, settings = call(client, speech_wav)
+    info = probe_video(video_path(video))
+    seconds = soundfile.info(speech_wav).duration
+    assert abs(info["seconds"] - seconds) <= 1 / 30 + 1e-6 and info["audio"] == "aac"
+    motion = load_motion(npz)
+    assert motion.num_frames == int(soundfile.info(speech_wav).frames * 30 // 16000)
+    assert settings["gains"] == {"coarse": 1.0, "mid": 1.0, "fine": 1.0}
+
+
+def test_text_gives_a_video_and_the_fine_slider_changes_the_motion(client):
+    text = "Quiet rivers carry bright stories across the city."
+    _, npz_a, settings = call(client, text=text, fine=0.0, seed=3)
+    _, npz_b, _ = call(client, text=text, fine=2.0, seed=3)
+    a, b = load_motion(npz_a), load_motion(npz_b)
+    assert a.num_frames == b.num_frames and settings["words"] == 8
+    hands = slice(25 * 3, 55 * 3)
+    assert np.abs(a.poses[:, hands] - b.poses[:, hands]).mean() > 1e-3
+
+
+@pytest.mark.parametrize("case", ["not_audio", "empty", "short", "silence", "too_long", "no_input", "empty_text", "huge_text"])
+def test_bad_input_gives_a_clear_message_and_leaves_nothing_behind(client, app_server, tmp_path, case):
+    from gradio_client.exceptions import AppError
+
+    folder = Path(app_server[1]) / "granumamba-app"
+    before = set(folder.glob("*")) if folder.exists() else set()
+    audio, text, expected = None, "", ""
+    if case == "not_audio":
+        audio = tmp_path / "notes.wav"
+        audio.write_text("just text\n" * 100)
+        expected = "not a readable audio file"
+    elif case == "empty":
+        audio = tmp_path / "empty.wav"
+        audio.write_bytes(b"")
+        expected = "empty"
+    elif case == "short":
+        audio = tmp_path / "short.wav"
+        soundfile.write(audio, np.random.default_rng(0).normal(0, 0.1, 3200), 16000)
+        expected = "too short"
+    elif case == "silence":
+        audio = tmp_path / "silence.wav"
+        soundfile.write(audio, np.zeros(32000), 16000)
+        expected = "silent"
+    elif case == "too_long":
+        audio = tmp_path / "long.wav"
+        soundfile.write(audio, np.random.default_rng(0).normal(0, 0.1, 16000 * 40), 16000)
+        expected = "over the limit of 30 s"
+    elif case == "no_input":
+        expected = "upload or record audio, or type text"
+    elif case == "empty_text":
+        text = "?!"
+        expected = "no words"
+    elif case == "huge_text":
+        text = "word " * 4000
+        expected = "limit"
+    with pytest.raises(AppError, match=expected):
+        call(client, audio, text)
+    after = set(folder.glob("*")) if folder.exists() else set()
+    assert after == before
+
+
+def test_the_cli_gives_the_same_motion_as_the_app(client, speech_wav, tmp_path):
+    from granumamba.__main__ import main
+
+    _, npz, _ = call(client, speech_wav, seed=7)
+    out = tmp_path / "cli.npz"
+    assert main(["generate", "--audio", str(speech_wav), "--npz", str(out), "--model", str(BUNDLED), "--seed", "7", "--speaker", "1"]) == 0
+    assert np.allclose(load_motion(out).poses, load_motion(npz).poses, atol=1e-6)
+    assert main(["generate", "--audio", str(tmp_path / "missing.wav"), "--npz", str(out), "--model", str(BUNDLED)]) == 2
+    assert main(["generate", "--text", "hello there", "--model", str(BUNDLED)]) == 2  # neither --out nor --npz
+    assert main(["generate", "--text", "hello", "--npz", str(out), "--model", str(tmp_path / "no-such-folder")]) == 2
+
+
+def test_unreachable_hub_falls_back_to_the_bundled_checkpoint(monkeypatch):
+    from granumamba.model import ModelLoadError
+    from granumamba.pipeline import load_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = load_model("granumamba/granumamba-demo")
+    assert loaded.fallback_reason and "granumamba-demo" in loaded.source
+    with pytest.raises(ModelLoadError):
+        load_model("granumamba/granumamba-demo", allow_fallback=False)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no Chromium (apt-get install chromium; scripts/setup.sh --dev installs it)")
+    return path
+
+
+def test_a_browser_uploads_speech_and_plays_the_video(app_server, speech_wav, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    url, _ = app_server
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(url, wait_until="networkidle")
+        assert "Weights" in page.inner_text("#weights-line")
+        page.locator("input[type=file]").first.set_input_files(str(speech_wav))
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Generate").click()
+        video = page.locator("video").first
+        video.wait_for(state="attached", timeout=180_000)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('video'); return v && v.readyState >= 1 && v.duration > 0; }", timeout=180_000
+        )
+        duration = page.evaluate("() => document.querySelector('video').duration")
+        assert abs(duration - soundfile.info(speech_wav).duration) < 0.1
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        if os.environ.get("GRANUMAMBA_SCREENSHOT"):
+            shutil.copy(tmp_path / "app.png", os.environ["GRANUMAMBA_SCREENSHOT"])
+        browser.close()
