@@ -61,6 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _render(args, motions, audio, labels=None):
+    from .render.video import render_video
+
+    return render_video(
+        motions,
+        audio,
+        args.out,
+        body=args.body,
+        size=args.size,
+        labels=labels,
+        framing=args.framing,
+        workers=args.workers,
+        smplx_path=args.smplx,
+        progress=_progress,
+    )
+
+
 def _progress(done: int, total: int) -> None:
     print(f"\rrendering {done}/{total} frames", end="", file=sys.stderr, flush=True)
     if done == total:
@@ -70,7 +87,6 @@ def _progress(done: int, total: int) -> None:
 def generate(args) -> int:
     from .data.beat2 import save_motion
     from .pipeline import GranuMambaPipeline
-    from .render.video import render_video
     from .text.textgrid import read_words
     from .text.tts import VOICES, synthesize
 
@@ -103,17 +119,7 @@ def generate(args) -> int:
         save_motion(args.npz, result.motion)
         print(f"wrote {args.npz}")
     if args.out is not None:
-        render_video(
-            result.motion,
-            result.audio,
-            args.out,
-            body=args.body,
-            size=args.size,
-            framing=args.framing,
-            workers=args.workers,
-            smplx_path=args.smplx,
-            progress=_progress,
-        )
+        _render(args, result.motion, result.audio)
         print(f"wrote {args.out}")
     print(json.dumps(result.settings), file=sys.stderr)
     return 0
@@ -122,22 +128,10 @@ def generate(args) -> int:
 def render(args) -> int:
     from .audio.io import load_audio
     from .data.beat2 import load_motion
-    from .render.video import render_video
 
     motions = [load_motion(p) for p in args.motion]
     audio = load_audio(args.audio) if args.audio else None
-    stats = render_video(
-        motions,
-        audio,
-        args.out,
-        body=args.body,
-        size=args.size,
-        labels=args.labels,
-        framing=args.framing,
-        workers=args.workers,
-        smplx_path=args.smplx,
-        progress=_progress,
-    )
+    stats = _render(args, motions, audio, args.labels)
     print(f"wrote {args.out}: {stats.frames} frames at {stats.fps:.1f} fps")
     return 0
 

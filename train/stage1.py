@@ -80,14 +80,19 @@ def run_stage1(
     return run_dir
 
 
-def main(argv: list[str] | None = None) -> int:
+def cli(argv: list[str] | None, doc: str, name: str, run) -> int:
+    """Shared command line of the stages: parse, run(args, cfg) -> output folder, report errors."""
     try:
-        args, cfg = parse(argv, __doc__)
-        print(f"wrote {run_stage1(cfg, resume=args.resume)}")
+        args, cfg = parse(argv, doc)
+        print(f"wrote {run(args, cfg)}")
     except (ConfigError, ValueError, OSError) as err:
-        print(f"stage1: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, "stage1", lambda args, cfg: run_stage1(cfg, resume=args.resume))
 
 
 if __name__ == "__main__":

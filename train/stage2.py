@@ -18,7 +18,7 @@ from granumamba.model import GranuMamba, ModelLoadError
 
 from .config import ConfigError, TrainConfig
 from .loop import make_dataset, train
-from .stage1 import parse
+from .stage1 import cli
 
 STAGE1_FIELDS = ("vq_hidden", "latent_dim", "codebook_size", "downsamples", "factors", "beta", "feature_dim")
 GENERATOR_FIELDS = ("d_model", "n_global", "n_local", "d_state", "expand", "lookahead", "dropout")
@@ -99,13 +99,7 @@ def run_stage2(
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args, cfg = parse(argv, __doc__)
-        print(f"wrote {run_stage2(cfg, args.stage1, resume=args.resume)}")
-    except (ConfigError, ValueError, OSError) as err:
-        print(f"stage2: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return cli(argv, __doc__, "stage2", lambda args, cfg: run_stage2(cfg, args.stage1, resume=args.resume))
 
 
 if __name__ == "__main__":

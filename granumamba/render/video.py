@@ -134,7 +134,7 @@ def render_video(
     stats = RenderStats(frames=frames)
     started = time.perf_counter()
     rotations, positions = zip(*(pose_motion(_slice(m, 0, frames)) for m in (camera_motions or motions)))
-    camera, floor = frame_camera(np.concatenate(positions), np.concatenate(rotations))
+    camera, floor = frame_camera(np.concatenate(positions), np.concatenate(rotations), framing)
     centre = np.concatenate(positions)[:, 0].mean(axis=0)
     columns = len(motions) if len(motions) <= 4 else math.ceil(math.sqrt(len(motions)))
     rows = math.ceil(len(motions) / columns)
