@@ -216,3 +216,33 @@ def test_a_browser_uploads_speech_and_plays_the_video(app_server, speech_wav, tm
         if os.environ.get("GRANUMAMBA_SCREENSHOT"):
             shutil.copy(tmp_path / "app.png", os.environ["GRANUMAMBA_SCREENSHOT"])
         browser.close()
+
+
+def test_other_formats_scripts_and_mismatched_transcripts_still_work(client, speech_wav, tmp_path):
+    import imageio_ffmpeg
+
+    m4a = tmp_path / "stereo48k.m4a"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(speech_wav), "-ac", "2", "-ar", "48000", "-c:a", "aac", str(m4a)],
+        check=True,
+    )
+    video, npz, _ = call(client, m4a)
+    assert abs(probe_video(video_path(video))["seconds"] - soundfile.info(speech_wav).duration) < 0.1
+    # a transcript with far too many words: a warning, and the motion all the same
+    _, npz_t, settings = call(client, speech_wav, transcript="word " * 300)
+    assert settings["words"] == 300 and load_motion(npz_t).num_frames == load_motion(npz).num_frames
+    # text in another script is spoken by espeak-ng's voice as it can; a video comes back
+    video, _, _ = call(client, text="你好，世界。Здравствуй, мир.")
+    assert probe_video(video_path(video))["frames"] > 0
+
+
+def test_two_users_at_once_both_get_their_video(app_server, speech_wav):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    clients = [Client(app_server[0], verbose=False) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda c: call(c[1], speech_wav, seed=c[0]), enumerate(clients)))
+    assert all(Path(video_path(r[0])).is_file() for r in results)
+    assert not np.allclose(load_motion(results[0][1]).poses, load_motion(results[1][1]).poses)  # each its own seed

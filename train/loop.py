@@ -99,10 +99,12 @@ def train(
     stop_after: int | None = None,
     progress: bool = True,
     history: list[dict] | None = None,
+    on_eval: Callable | None = None,
 ) -> dict[str, float]:
     """Optimise `parameters` of `model` on `loss_fn(model, batch)["total"]`; returns the last
     logged losses (and appends every logged row, with its step, to `history`). `stop_after`
-    ends early after that many steps (a stand-in for a killed run)."""
+    ends early after that many steps (a stand-in for a killed run). `on_eval(model, writer, step)`
+    runs on rank 0 at each evaluation (e.g. to log a rendered sample)."""
     stage: StageConfig = getattr(cfg, stage_name)
     rank, world, device = setup_distributed()
     if cfg.threads:
@@ -161,6 +163,8 @@ def train(
             if writer:
                 for k, v in val.items():
                     writer.add_scalar(f"{stage_name}/val_{k}", v, step)
+                if on_eval is not None:
+                    on_eval(model, writer, step)
         if rank == 0 and (step % stage.checkpoint_every == 0 or step == end):
             save_checkpoint(
                 checkpoint,

@@ -75,6 +75,22 @@ def run_stage2(
         m.vqvae.eval() if hasattr(m, "vqvae") else m.module.vqvae.eval()  # frozen: no dead-code restarts
         return m(batch, stage=2, **options)
 
+    def log_sample(m, writer, step):
+        """A rendered sample of the first validation take, where a renderer is installed."""
+        try:
+            from granumamba.pipeline import GranuMambaPipeline
+            from granumamba.render.video import render_stills
+
+            take = (val_set.takes or train_set.takes)[0]
+            was_training = m.training
+            result = GranuMambaPipeline(m)(take.audio, seed=0)
+            m.train(was_training)
+            frames = result.motion.num_frames
+            image = render_stills(result.motion, [frames // 4, frames // 2, 3 * frames // 4], size=256)
+            writer.add_image("stage2/sample", image, step, dataformats="HWC")
+        except (ImportError, OSError, RuntimeError, ValueError) as err:  # no renderer here: the scalars are enough
+            writer.add_text("stage2/sample", f"no rendered sample: {err}", step)
+
     run_dir = Path(cfg.out) / "stage2"
     last = train(
         cfg,
@@ -89,6 +105,7 @@ def run_stage2(
         stop_after=stop_after,
         progress=progress,
         history=history,
+        on_eval=log_sample,
     )
     model.config.trained_stages = [1, 2]
     out = Path(cfg.out) / "model"

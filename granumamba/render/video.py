@@ -65,6 +65,29 @@ def _render_chunk(motion: Motion) -> tuple[np.ndarray, float, float]:
     return frames, posing, drawing
 
 
+def render_stills(motion: Motion, frames: list[int], size: int = 384, body: str = "mannequin", framing: str = "body") -> np.ndarray:
+    """Chosen frames of `motion` side by side, (size, size * len(frames), 3) uint8: for
+    TensorBoard samples and still pictures."""
+    from .body import make_body, pose_motion
+    from .scene import SceneRenderer, frame_camera
+
+    rotations, positions = pose_motion(motion)
+    camera, floor = frame_camera(positions, rotations, framing)
+    figure = make_body(body)
+    centre = positions[:, 0].mean(axis=0)
+    scene = SceneRenderer(size, size, figure.faces, figure.colours, camera, floor, centre_xz=(float(centre[0]), float(centre[2])))
+    try:
+        images = []
+        for i in frames:
+            mesh = (
+                figure.mesh(rotations[i], positions[i]) if hasattr(figure, "mesh") else next(iter(figure.frames(_slice(motion, i, i + 1))))
+            )
+            images.append(scene.render(mesh.vertices, mesh.normals))
+    finally:
+        scene.close()
+    return np.concatenate(images, axis=1)
+
+
 def _slice(motion: Motion, start: int, stop: int) -> Motion:
     return Motion(motion.poses[start:stop], motion.trans[start:stop], motion.expressions[start:stop], motion.betas)
 
