@@ -140,7 +140,7 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
     default_speaker = pipe.speakers.get(pipe.model.config.default_speaker, speakers[0])
     smplx_ready = bool(os.environ.get(SMPLX_ENV))
     examples = sorted(EXAMPLES.glob("*.wav"))
-    with gr.Blocks(title="GranuMamba: co-speech gesture") as demo:
+    with gr.Blocks(title="GranuMamba: co-speech gesture", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
             "# GranuMamba\nSpeech in, full-body 3D gesture out (SMPL-X body, fingers, jaw and face), from a multi-granularity "
             "selective state space model. Give speech, move the sliders, press **Generate**."
@@ -185,7 +185,9 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
         if examples:
             gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
         gr.Examples(
-            [["", "Every careful student remembers the golden river, and the quiet city opens again."]], [audio, text], label="Text example"
+            [["Every careful student remembers the golden river, and the quiet city opens again.", "English (UK), female"]],
+            [text, voice],
+            label="Text example",
         )
     return demo
 

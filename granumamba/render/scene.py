@@ -113,16 +113,16 @@ class SceneRenderer:
         shadow_material = pyrender.MetallicRoughnessMaterial(baseColorFactor=[0.25, 0.25, 0.28, 0.35], alphaMode="BLEND")
         self.shadow_node = self.scene.add(pyrender.Mesh.from_trimesh(disc, material=shadow_material))
         self.floor = floor
-        # One primitive per colour (pyrender's per-vertex colour path shades far too dark).
+        # One primitive per colour (pyrender's per-vertex colour path shades far too dark), each
+        # with only its own vertices, so a frame uploads every vertex once.
         face_colours = np.round(colours[faces[:, 0], :3], 3)
         unique, group = np.unique(face_colours, axis=0, return_inverse=True)
-        self.groups = [
-            (
-                faces[group.reshape(-1) == g],
-                pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[*unique[g], 1.0]),
-            )
-            for g in range(len(unique))
-        ]
+        self.groups = []
+        for g in range(len(unique)):
+            group_faces = faces[group.reshape(-1) == g]
+            used, local_faces = np.unique(group_faces, return_inverse=True)
+            material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[*unique[g], 1.0])
+            self.groups.append((used, local_faces.reshape(-1, 3).astype(np.uint32), material))
         self.body_node = None
         self.renderer = pyrender.OffscreenRenderer(width, height)
 
@@ -131,9 +131,9 @@ class SceneRenderer:
         pyrender = self.pyrender
         primitives = [
             pyrender.Primitive(
-                positions=vertices, normals=normals, indices=faces, material=material, mode=pyrender.constants.GLTF.TRIANGLES
+                positions=vertices[used], normals=normals[used], indices=faces, material=material, mode=pyrender.constants.GLTF.TRIANGLES
             )
-            for faces, material in self.groups
+            for used, faces, material in self.groups
         ]
         if self.body_node is not None:
             self.scene.remove_node(self.body_node)
