@@ -31,6 +31,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process' peak-RSS mark (Linux), so a later reading covers only what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_peak_rss_mb() -> float:
+    """The peak RSS since the last reset (VmHWM), in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
 def run_isolated(module: str, *args: str) -> dict:
     """Run `python -m module args` in a fresh process that prints one JSON line; returns it
     (a fresh process so that peak memory belongs to that case alone)."""
