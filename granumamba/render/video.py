@@ -40,20 +40,39 @@ class RenderStats:
 
 
 _worker: dict = {}
+_pools: dict[int, ProcessPoolExecutor] = {}
 
 
-def _init_worker(body_kind: str, smplx_path: str | None, size: int, camera_pose: np.ndarray, floor: float, centre_xz) -> None:
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes kept for the life of this process: starting them (Python, torch, an
+    OpenGL context) costs seconds, more than a short clip takes to draw."""
+    if workers not in _pools:
+        context = multiprocessing.get_context("spawn")  # a fresh process: no GL or OpenMP state inherited
+        _pools[workers] = ProcessPoolExecutor(workers, mp_context=context)
+    return _pools[workers]
+
+
+def _scene_for(setup: tuple):
+    """The worker's body and scene for this video's setup (made once per video per worker)."""
     from .body import make_body
     from .scene import SceneRenderer
 
-    body = make_body(body_kind, smplx_path)
-    _worker["body"] = body
-    _worker["scene"] = SceneRenderer(size, size, body.faces, body.colours, camera_pose, floor, centre_xz=centre_xz)
+    key = repr(setup)
+    if _worker.get("key") != key:
+        body_kind, smplx_path, size, camera_pose, floor, centre_xz = setup
+        if "scene" in _worker:
+            _worker.pop("scene").close()
+        if _worker.get("body_key") != (body_kind, smplx_path):
+            _worker["body"], _worker["body_key"] = make_body(body_kind, smplx_path), (body_kind, smplx_path)
+        body = _worker["body"]
+        _worker["scene"] = SceneRenderer(size, size, body.faces, body.colours, camera_pose, floor, centre_xz=centre_xz)
+        _worker["key"] = key
+    return _worker["body"], _worker["scene"]
 
 
-def _render_chunk(motion: Motion) -> tuple[np.ndarray, float, float]:
-    body, scene = _worker["body"], _worker["scene"]
-    frames = np.empty((motion.num_frames, scene.renderer.viewport_height, scene.renderer.viewport_width, 3), np.uint8)
+def _render_chunk(setup: tuple, motion: Motion) -> tuple[np.ndarray, float, float]:
+    body, scene = _scene_for(setup)
+    frames = np.empty((motion.num_frames, scene.size[1], scene.size[0], 3), np.uint8)
     posing = drawing = 0.0
     clock = time.perf_counter()
     for i, mesh in enumerate(body.frames(motion)):
@@ -187,14 +206,11 @@ def render_video(
         writer.send(None)
         canvas = np.full((size * rows, size * columns, 3), 255, np.uint8)
         try:
+            chunks = [_slice(motions[c], a, b) for c, a, b in tasks]
             if workers <= 1:
-                _init_worker(*init)
-                results = (_render_chunk(_slice(motions[c], a, b)) for c, a, b in tasks)
-                pool = None
+                results = (_render_chunk(init, chunk) for chunk in chunks)
             else:
-                context = multiprocessing.get_context("spawn")  # a fresh process: no GL or OpenMP state inherited
-                pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init)
-                results = pool.map(_render_chunk, [_slice(motions[c], a, b) for c, a, b in tasks])
+                results = _pool(workers).map(_render_chunk, [init] * len(chunks), chunks)
             pending: dict[int, np.ndarray] = {}
             done = 0
             for (cell, start, stop), (chunk, posing, drawing) in zip(tasks, results):
@@ -223,11 +239,6 @@ def render_video(
             writer.close()
             partial.unlink(missing_ok=True)
             raise
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-            elif "scene" in _worker:
-                _worker.pop("scene").close()
         os.replace(partial, out)
     stats.wall = time.perf_counter() - started
     return stats
