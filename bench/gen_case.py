@@ -71,10 +71,12 @@ def main() -> None:
     gc.collect()
     reset_peak_rss()
     baseline = current_peak_rss_mb()
-    started = time.perf_counter()
+    generate_s = float("inf")
     with torch.inference_mode():
-        model.generate(features, seed=0, chunk_frames=args.chunk or None)
-    generate_s = time.perf_counter() - started
+        for _ in range(3):  # best of three: the machine's other work only ever adds time
+            started = time.perf_counter()
+            model.generate(features, seed=0, chunk_frames=args.chunk or None)
+            generate_s = min(generate_s, time.perf_counter() - started)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         json.dumps(

@@ -110,3 +110,14 @@ def test_loudness_does_not_change_the_features_much(tmp_path, speech_wav):
     quiet = speech_features(audio * 0.05)
     loud = speech_features(audio)
     assert np.abs(quiet[:, :N_MELS] - loud[:, :N_MELS]).mean() < 0.05
+
+
+def test_features_computed_in_chunks_equal_one_pass():
+    rng = np.random.default_rng(1)
+    samples = 16000 * 13 + 777
+    audio = (rng.normal(0, 0.1, samples) * np.sin(np.arange(samples) / 3000)).astype(np.float32)
+    whole = speech_features(audio, chunk=16000 * 100)
+    for chunk in (1600 * 10, 1600 * 37):
+        assert np.abs(speech_features(audio, chunk=chunk) - whole).max() < 1e-5
+    with pytest.raises(ValueError, match="multiple of 1600"):
+        speech_features(audio, chunk=1000)
