@@ -36,10 +36,11 @@ def _positions(motion: Motion) -> np.ndarray:
 def score(
     motions: list[Motion], truths: list[Motion], onsets: list[np.ndarray], fgd_model: MotionAutoencoder | None, sigma: float = 0.3
 ) -> dict[str, float]:
-    bc = [beat_consistency(_positions(m), o, sigma=sigma) for m, o in zip(motions, onsets)]
+    positions = [_positions(m) for m in motions]
+    bc = [beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)]
     out = {
         "bc": float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan"),
-        "diversity": float(np.mean([l1_diversity(_positions(m)) for m in motions])),
+        "diversity": float(np.mean([l1_diversity(p) for p in positions])),
     }
     face = [face_errors(m.poses[:, 66:69], m.expressions, t.poses[:, 66:69], t.expressions) for m, t in zip(motions, truths)]
     out.update({k: float(np.mean([f[k] for f in face])) for k in face[0]})
