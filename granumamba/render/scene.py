@@ -11,11 +11,13 @@ REFRESH_OSMESA_EVERY frames when it has to use it).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 GL_ENV = "GRANUMAMBA_GL"
 REFRESH_OSMESA_EVERY = 15  # frames: OSMesa keeps about 30 MB a frame of this scene until then
+SHADERS = Path(__file__).resolve().parent / "shaders"  # the body's shaders (pyrender's BRDF, only what the scene uses)
 
 
 def default_platform() -> str:
@@ -95,11 +97,40 @@ def frame_camera(
     return look_at(eye, centre), floor
 
 
+_drawing_over: list = [None]  # (framebuffer, width, height) of the background the body is drawn over now
+
+
+def _clear_to_background() -> None:
+    """pyrender clears the frame to a flat colour before it draws. While a SceneRenderer draws
+    the body, the colour clear is replaced by a copy of the pre-drawn background (the floor and
+    its shadow), so the body lands on it in OpenGL and the frame needs no compositing on the CPU.
+    pyrender has no hook for this, so its module's glClear is wrapped (once per process)."""
+    import pyrender.renderer as renderer
+    from OpenGL.GL import GL_COLOR_BUFFER_BIT, GL_NEAREST, GL_READ_FRAMEBUFFER, glBindFramebuffer, glBlitFramebuffer
+
+    original = renderer.glClear
+    if getattr(original, "granumamba_background", False):
+        return
+
+    def clear(mask):
+        if _drawing_over[0] is None or not mask & GL_COLOR_BUFFER_BIT:
+            return original(mask)
+        framebuffer, width, height = _drawing_over[0]
+        original(mask & ~GL_COLOR_BUFFER_BIT)
+        glBindFramebuffer(GL_READ_FRAMEBUFFER, framebuffer)
+        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_NEAREST)
+
+    clear.granumamba_background = True
+    renderer.glClear = clear
+
+
 class SceneRenderer:
-    """One offscreen renderer with a fixed camera: the floor (a faint grid and a soft shadow under
-    where the speaker stands) is drawn once into a background picture; each frame draws only the
-    body, with an alpha channel, and lays it over that background. The software rasteriser's cost
-    grows with the pixels it shades, so this is several times faster than drawing the floor anew."""
+    """One offscreen renderer with a fixed camera. The floor (a faint grid and a soft shadow under
+    where the speaker stands) is drawn once into a background picture that each frame starts from;
+    a frame then draws only the body (one mesh, coloured per vertex, its GPU buffer overwritten in
+    place) and reads back RGB. The software rasteriser's cost grows with the pixels it shades, and
+    pyrender's per-draw and read-back costs are in Python, so this is several times faster than
+    drawing the whole scene through pyrender's defaults."""
 
     def __init__(
         self,
@@ -118,6 +149,7 @@ class SceneRenderer:
 
         if not os.environ.get("GRANUMAMBA_MSAA"):
             _single_sample_framebuffers()
+        _clear_to_background()
 
         self.pyrender = pyrender
         self.size = (width, height)
@@ -145,36 +177,61 @@ class SceneRenderer:
                 tile.visual.vertex_colors = np.array([shade, shade, shade * 1.02, 1.0]) * 255
                 tiles.append(tile)
         ground.add(pyrender.Mesh.from_trimesh(trimesh.util.concatenate(tiles), smooth=False))
-        for radius, alpha in ((1.0, 0.12), (0.75, 0.14), (0.5, 0.16)):  # stacked discs: a soft-edged shadow
+        for layer, (radius, alpha) in enumerate(((1.0, 0.12), (0.75, 0.14), (0.5, 0.16))):  # stacked discs: a soft-edged shadow
             disc = trimesh.creation.cylinder(radius=radius, height=0.001, sections=48)
             disc.apply_transform(np.diag([0.34, 1.0, 0.26, 1.0]) @ trimesh.transformations.rotation_matrix(np.pi / 2, [1, 0, 0]))
-            disc.apply_translation([centre_xz[0], floor + 0.002, centre_xz[1]])
+            disc.apply_translation([centre_xz[0], floor + 0.002 + 0.003 * layer, centre_xz[1]])  # apart: no depth fighting
             shadow = pyrender.MetallicRoughnessMaterial(baseColorFactor=[0.2, 0.2, 0.24, alpha], alphaMode="BLEND")
             ground.add(pyrender.Mesh.from_trimesh(disc, material=shadow))
-        self.background = self.renderer.render(ground)[0].astype(np.uint16)
-        self.renderer.delete()  # a fresh context for the body (OSMesa keeps memory per context)
-        self.renderer = pyrender.OffscreenRenderer(width, height)
+        self.background = np.ascontiguousarray(self.renderer.render(ground)[0][..., :3])
 
-        # The body: one primitive per colour (pyrender's per-vertex colour path shades far too
-        # dark), each with only its own vertices, so a frame uploads every vertex once.
-        self.scene = lit_scene([0.0, 0.0, 0.0, 0.0])
-        face_colours = np.round(colours[faces[:, 0], :3], 3)
-        unique, group = np.unique(face_colours, axis=0, return_inverse=True)
-        self.groups = []
-        for g in range(len(unique)):
-            group_faces = faces[group.reshape(-1) == g]
-            used, local_faces = np.unique(group_faces, return_inverse=True)
-            material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[*unique[g], 1.0])
-            self.groups.append((used, local_faces.reshape(-1, 3).astype(np.uint32), material))
+        # The body: one mesh; its vertex buffer (position, normal, colour per vertex, pyrender's
+        # interleaved layout) is kept here and only positions and normals change per frame.
+        self.scene = lit_scene([1.0, 1.0, 1.0, 1.0])
+        self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
+        self.colours = np.ascontiguousarray(colours, dtype=np.float32)
+        self.vertex_data = np.zeros((len(colours), 10), np.float32)
+        self.vertex_data[:, 6:] = self.colours
+        self.material = pyrender.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7, baseColorFactor=[1.0, 1.0, 1.0, 1.0])
         self.body_node = None
         self.frames_on_context = 0
+        self._start_context()
+
+    def _start_context(self) -> None:
+        """Upload the background into this context and read frames back as RGB only (pyrender
+        reads colour and depth and converts the depth, which this renderer never uses)."""
+        from OpenGL import GL
+        from pyrender.shader_program import ShaderProgramCache
+
+        self.renderer._platform.make_current()
+        width, height = self.size
+        GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
+        GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
+        self.background_texture = GL.glGenTextures(1)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, self.background_texture)
+        GL.glTexImage2D(
+            GL.GL_TEXTURE_2D, 0, GL.GL_RGBA8, width, height, 0, GL.GL_RGB, GL.GL_UNSIGNED_BYTE, np.ascontiguousarray(self.background[::-1])
+        )
+        self.background_framebuffer = GL.glGenFramebuffers(1)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.background_framebuffer)
+        GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_TEXTURE_2D, self.background_texture, 0)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+        inner = self.renderer._renderer
+        inner._program_cache.clear()  # the floor was drawn with pyrender's shaders; the body uses the project's
+        inner._program_cache = ShaderProgramCache(shader_dir=str(SHADERS))
+
+        def read_rgb(scene, flags):
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
+            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
+            GL.glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
+            pixels = GL.glReadPixels(0, 0, width, height, GL.GL_RGB, GL.GL_UNSIGNED_BYTE)
+            return np.frombuffer(pixels, np.uint8).reshape(height, width, 3)[::-1], None
+
+        inner._read_main_framebuffer = read_rgb  # this instance only
 
     def render(self, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        """One frame of the body mesh -> (height, width, 3) uint8.
-
-        The body's GPU buffers are made once and overwritten each frame (glBufferSubData):
-        a new pyrender Mesh per frame costs more and grows memory.
-        """
+        """One frame of the body mesh -> (height, width, 3) uint8."""
         pyrender = self.pyrender
         if os.environ.get("PYOPENGL_PLATFORM") == "osmesa" and self.frames_on_context >= REFRESH_OSMESA_EVERY:
             # Mesa's OSMesa keeps memory for every frame until its context is destroyed: start a fresh one.
@@ -182,35 +239,33 @@ class SceneRenderer:
             self.body_node = None
             self.renderer.delete()
             self.renderer = pyrender.OffscreenRenderer(*self.size)
+            self._start_context()
             self.frames_on_context = 0
         self.frames_on_context += 1
+        self.vertex_data[:, :3] = vertices
+        self.vertex_data[:, 3:6] = normals
         if self.body_node is None:
-            primitives = [
-                pyrender.Primitive(
-                    positions=vertices[used],
-                    normals=normals[used],
-                    indices=faces,
-                    material=material,
-                    mode=pyrender.constants.GLTF.TRIANGLES,
-                )
-                for used, faces, material in self.groups
-            ]
-            self.body_node = self.scene.add(pyrender.Mesh(primitives))
+            primitive = pyrender.Primitive(
+                positions=self.vertex_data[:, :3],
+                normals=self.vertex_data[:, 3:6],
+                color_0=self.colours,
+                indices=self.faces,
+                material=self.material,
+                mode=pyrender.constants.GLTF.TRIANGLES,
+            )
+            self.body_node = self.scene.add(pyrender.Mesh([primitive]))
         else:
             from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
             self.renderer._platform.make_current()
-            for primitive, (used, _, _) in zip(self.body_node.mesh.primitives, self.groups):
-                data = np.ascontiguousarray(np.hstack([vertices[used], normals[used]]), dtype=np.float32)
-                glBindBuffer(GL_ARRAY_BUFFER, primitive._buffers[0])  # pyrender's interleaved position + normal buffer
-                glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
-        colour, depth = self.renderer.render(self.scene, flags=self.pyrender.RenderFlags.RGBA)
-        if colour.shape[-1] == 4:
-            alpha = colour[..., 3:4].astype(np.uint16)
-        else:  # OSMesa reads no alpha: the body is wherever there is depth
-            alpha = (depth[..., None] > 0).astype(np.uint16) * 255
-        blended = colour[..., :3] * alpha + self.background * (255 - alpha)
-        return (blended // 255).astype(np.uint8)
+            glBindBuffer(GL_ARRAY_BUFFER, self.body_node.mesh.primitives[0]._buffers[0])  # the interleaved vertex buffer
+            glBufferSubData(GL_ARRAY_BUFFER, 0, self.vertex_data.nbytes, self.vertex_data)
+        _drawing_over[0] = (self.background_framebuffer, *self.size)
+        try:
+            colour, _ = self.renderer.render(self.scene)
+        finally:
+            _drawing_over[0] = None
+        return np.ascontiguousarray(colour)
 
     def close(self) -> None:
         self.renderer.delete()

@@ -182,7 +182,7 @@ def render_video(
     rows = math.ceil(len(motions) / columns)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    workers = workers or min(len(os.sched_getaffinity(0)), 4)
+    workers = workers or max(1, min(len(os.sched_getaffinity(0)) - 1, 4))  # a core stays for encoding
     tasks = [(cell, start, min(start + CHUNK, frames)) for start in range(0, frames, CHUNK) for cell in range(len(motions))]
     init = (body, None if smplx_path is None else str(smplx_path), size, camera, floor, (float(centre[0]), float(centre[2])))
     with tempfile.TemporaryDirectory(prefix="granumamba-render-") as tmp:

