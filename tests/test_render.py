@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
@@ -67,6 +69,34 @@ def test_jaw_opening_changes_pixels_at_the_face(tmp_path):
     assert box is not None, "opening the jaw changed nothing"
     top, bottom, left, right, share = box
     assert bottom < 384 * 0.4 and share < 0.01  # only at the head
+
+
+def test_osmesa_and_egl_draw_the_same_frames(tmp_path):
+    """GRANUMAMBA_GL picks the OpenGL platform (once per process, so each runs in its own);
+    over more frames than OSMesa keeps one context for, both give the same pictures."""
+    import os
+    import subprocess
+    import sys
+
+    from granumamba.render.scene import REFRESH_OSMESA_EVERY
+
+    motion = still(REFRESH_OSMESA_EVERY + 5)
+    motion.poses[:, 3 * JOINT_INDEX["right_elbow"] + 1] += np.linspace(0, 1.5, motion.num_frames)
+    save_motion(tmp_path / "m.npz", motion)
+    videos = {}
+    for platform in ("egl", "osmesa"):
+        videos[platform] = tmp_path / f"{platform}.mp4"
+        code = (
+            "import sys; from granumamba.data import load_motion; from granumamba.render.video import render_video; "
+            "render_video(load_motion(sys.argv[1]), None, sys.argv[2], size=256, workers=1, crf=0)"
+        )
+        env = dict(os.environ, GRANUMAMBA_GL=platform)
+        command = [sys.executable, "-c", code, str(tmp_path / "m.npz"), str(videos[platform])]
+        subprocess.run(command, check=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    egl, osmesa = read_frames(videos["egl"]).astype(int), read_frames(videos["osmesa"]).astype(int)
+    assert egl.shape == osmesa.shape and egl.shape[0] == motion.num_frames
+    assert np.abs(egl[-1] - egl[0]).max(axis=-1).mean() > 0.002  # the arm moved
+    assert (np.abs(egl - osmesa).max(axis=-1) > 12).mean() < 0.002
 
 
 def test_grid_has_one_cell_per_motion_and_audio_matches_video_length(tmp_path):

@@ -84,6 +84,31 @@ def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(synth_co
     assert config["trained_stages"] == [1, 2] and (out / "model.safetensors").is_file()
 
 
+def test_both_stages_train_data_parallel_under_torchrun(synth_corpus, tmp_path):
+    """Two processes (gloo on a CPU): each rank trains on its own share of every batch, and the
+    gradients are averaged across ranks, so both take the same steps (same gradient norm)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    overrides = [f"data.root={synth_corpus}", f"out={tmp_path}", f"data.cache_dir={tmp_path}/cache", *TINY]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    for stage in ("1", "2"):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        command += [str(root / "tests" / "ddp_worker.py"), str(tmp_path), stage, *overrides]
+        proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        ranks = [json.loads((tmp_path / f"rank{r}-stage{stage}.json").read_text()) for r in (0, 1)]
+        steps = int([o for o in TINY if o.startswith(f"stage{stage}.steps=")][0].split("=")[1])
+        assert [h["step"] for h in ranks[0]] == [h["step"] for h in ranks[1]] == list(range(1, steps + 1))
+        for a, b in zip(*ranks):
+            assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+        assert any(abs(a["total"] - b["total"]) > 1e-6 for a, b in zip(*ranks))  # different data on each rank
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["trained_stages"] == [1, 2]
+
+
 def test_stage2_refuses_a_missing_or_mismatched_stage1(synth_corpus, tmp_path):
     cfg = tiny_config(synth_corpus, tmp_path / "x")
     with pytest.raises(ConfigError, match="no finished stage 1"):

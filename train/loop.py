@@ -42,6 +42,19 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a single process: the one that writes files."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def save_model(model, folder: Path) -> None:
+    """Write the trained model from rank 0 only; every rank waits until it is written."""
+    if is_main_process():
+        model.save_pretrained(folder)
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def make_dataset(cfg: TrainConfig, split: str, window: int, vocab=None, normalizer=None) -> GestureWindows:
     stride = cfg.data.stride if split == "train" else window
     return GestureWindows(
@@ -111,6 +124,9 @@ def train(
         torch.set_num_threads(cfg.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
+    trained = {id(p) for p in parameters}
+    for p in model.parameters():  # what this stage does not train gets no gradient (and DDP no hook)
+        p.requires_grad_(id(p) in trained)
     wrapped = DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
     step = 0

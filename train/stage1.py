@@ -21,7 +21,7 @@ from granumamba.motion import Normalizer
 from granumamba.text import Vocabulary
 
 from .config import ConfigError, TrainConfig, load_config
-from .loop import make_dataset, train
+from .loop import is_main_process, make_dataset, save_model, train
 
 
 def parse(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, TrainConfig]:
@@ -74,8 +74,8 @@ def run_stage1(
         history=history,
     )
     model.config.trained_stages = [1]
-    model.save_pretrained(run_dir)
-    if progress:
+    save_model(model, run_dir)
+    if progress and is_main_process():
         print("stage 1 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items() if "/" not in k or "reconstruction" in k))
     return run_dir
 
@@ -84,7 +84,9 @@ def cli(argv: list[str] | None, doc: str, name: str, run) -> int:
     """Shared command line of the stages: parse, run(args, cfg) -> output folder, report errors."""
     try:
         args, cfg = parse(argv, doc)
-        print(f"wrote {run(args, cfg)}")
+        folder = run(args, cfg)
+        if is_main_process():
+            print(f"wrote {folder}")
     except (ConfigError, ValueError, OSError) as err:
         print(f"{name}: {err}", file=sys.stderr)
         return 2

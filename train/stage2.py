@@ -17,7 +17,7 @@ import torch
 from granumamba.model import GranuMamba, ModelLoadError
 
 from .config import ConfigError, TrainConfig
-from .loop import make_dataset, train
+from .loop import is_main_process, make_dataset, save_model, train
 from .stage1 import cli
 
 STAGE1_FIELDS = ("vq_hidden", "latent_dim", "codebook_size", "downsamples", "factors", "beta", "feature_dim")
@@ -109,8 +109,8 @@ def run_stage2(
     )
     model.config.trained_stages = [1, 2]
     out = Path(cfg.out) / "model"
-    model.save_pretrained(out)
-    if progress:
+    save_model(model, out)
+    if progress and is_main_process():
         print("stage 2 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
     return out
 
