@@ -65,7 +65,9 @@ def weights_line(pipe: GranuMambaPipeline) -> str:
 
 def make_generate(pipe: GranuMambaPipeline):
     @gpu
-    def generate(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, progress=gr.Progress()):
+    def generate(
+        audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, smooth=False, progress=gr.Progress()
+    ):
         started = time.perf_counter()
         text = (text or "").strip()
         if not audio_path and not text:
@@ -109,12 +111,14 @@ def make_generate(pipe: GranuMambaPipeline):
                 video,
                 body="smplx" if body == "SMPL-X" else "mannequin",
                 size=int(size),
+                antialias=bool(smooth),
                 progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"),
             )
             settings = dict(
                 result.settings,
                 body=body,
                 size=int(size),
+                smooth_edges=bool(smooth),
                 seconds=round(result.seconds, 2),
                 timing={
                     "speech_and_generation_s": round(render_started - generation_started, 3),
@@ -176,13 +180,14 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
                 with gr.Row():
                     body = gr.Radio(["Built-in body", "SMPL-X"] if smplx_ready else ["Built-in body"], value="Built-in body", label="Body")
                     size = gr.Dropdown([256, 384, 512, 720, 1080], value=512, label="Video size")
+                    smooth = gr.Checkbox(False, label="Smooth edges", info="antialiasing; rendering takes about twice as long")
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 video = gr.Video(label="Gesture video", autoplay=True)
                 motion = gr.File(label="Motion (BEAT2 npz)")
                 settings = gr.JSON(label="Settings used")
         shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
-        inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size]
+        inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, smooth]
         button.click(make_generate(pipe), inputs, [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY)
         if examples:
             gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")

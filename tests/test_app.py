@@ -83,6 +83,7 @@ def call(client, audio=None, text="", fine=1.0, seed=0, voice="English (US), mal
         seed,
         "Built-in body",
         256,
+        False,
         api_name="/generate",
     )
 

@@ -71,6 +71,19 @@ def test_jaw_opening_changes_pixels_at_the_face(tmp_path):
     assert bottom < 384 * 0.4 and share < 0.01  # only at the head
 
 
+def test_antialiasing_smooths_edges_and_changes_nothing_else():
+    from granumamba.render.video import render_stills
+
+    motion = still(1)
+    motion.poses[0, 3 * JOINT_INDEX["right_shoulder"] + 2] = 0.8  # an arm out: slanted edges
+    sharp = render_stills(motion, [0], size=256, antialias=False).astype(int)
+    smooth = render_stills(motion, [0], size=256, antialias=True).astype(int)
+    changed = np.abs(sharp - smooth).max(axis=-1) > 8
+    assert 0 < changed.mean() < 0.03  # edge pixels only
+    colours = lambda image: len(np.unique(image.reshape(-1, 3), axis=0))  # noqa: E731
+    assert colours(smooth) > 1.3 * colours(sharp)  # blends along the edges
+
+
 def test_osmesa_and_egl_draw_the_same_frames(tmp_path):
     """GRANUMAMBA_GL picks the OpenGL platform (once per process, so each runs in its own);
     over more frames than OSMesa keeps one context for, both give the same pictures."""

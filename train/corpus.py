@@ -146,8 +146,8 @@ def gesture(
 
     # Mid: beat strokes whose apex (the hand's turning point, where its speed is lowest) falls on
     # the first acoustic onset of a word, at most one per `stroke_gap` (the speaker's tempo). The
-    # arms alternate between a raised and a lowered extreme, one per apex, with a monotone
-    # (PCHIP) path between them, so that the only pauses of the stroke motion are the apexes.
+    # arms alternate between a raised and a lower extreme (both above rest), one per apex, with a
+    # monotone (PCHIP) path between them, so that the only pauses of the stroke motion are the apexes.
     apexes, sizes = [], []
     for word in words:
         inside = onsets[(onsets >= word.start - 0.02) & (onsets < word.end)]
@@ -158,12 +158,14 @@ def gesture(
     stroke = np.zeros(frames)
     if apexes:
         knots_t = np.array([0.0, *apexes, (frames - 1) / FPS])
-        signs = np.where(np.arange(len(apexes)) % 2 == 0, 1.0, -1.0)
-        knots_v = np.array([0.0, *(0.75 * signs * np.array(sizes)), 0.0])
+        raised = np.array(sizes)
+        lowered = 0.25 * np.minimum(np.append(np.inf, raised[:-1]), np.append(raised[1:], np.inf))  # below both neighbours
+        heights = np.where(np.arange(len(apexes)) % 2 == 0, raised, lowered)
+        knots_v = np.array([0.0, *heights, 0.0])
         keep = np.concatenate([[True], np.diff(knots_t) > 1e-6])
         stroke = PchipInterpolator(knots_t[keep], knots_v[keep])(t)
     mid = np.zeros((frames, NUM_JOINTS, 3))
-    pulse = stroke[:, None]
+    pulse = 1.6 * stroke[:, None]  # forearms up to about a radian at the largest strokes
     for side, sign, weight in (("left", -1.0, style.left), ("right", 1.0, style.right)):
         mid[:, _joint(f"{side}_collar")] += pulse * np.array([0.0, 0.0, sign * 0.08]) * weight
         mid[:, _joint(f"{side}_shoulder")] += pulse * np.array([-0.12, sign * 0.15, sign * 0.25]) * weight

@@ -28,21 +28,25 @@ def default_platform() -> str:
     return "egl" if ctypes.util.find_library("EGL") and has_driver else "osmesa"
 
 
-def _single_sample_framebuffers() -> None:
+_framebuffer_samples = [0]  # samples per pixel of the next framebuffer pyrender allocates
+
+
+def _choose_framebuffer_samples() -> None:
     """pyrender draws offscreen into a 4x multisampled framebuffer; on a software rasteriser
-    resolving it costs more than drawing the body (35 of 60 ms a frame at 512 x 512, measured).
-    pyrender has no option for this, so its framebuffer allocation is asked for 0 samples."""
+    resolving it costs as much as drawing the body. pyrender has no option for this, so its
+    framebuffer allocation is asked for the samples the SceneRenderer wants: none by default,
+    4 when it antialiases."""
     import pyrender.renderer as renderer
 
     original = renderer.glRenderbufferStorageMultisample
-    if getattr(original, "granumamba_single_sample", False):
+    if getattr(original, "granumamba_samples", False):
         return
 
-    def single_sample(target, samples, internal_format, width, height):
-        return original(target, 0, internal_format, width, height)
+    def allocate(target, samples, internal_format, width, height):
+        return original(target, _framebuffer_samples[0], internal_format, width, height)
 
-    single_sample.granumamba_single_sample = True
-    renderer.glRenderbufferStorageMultisample = single_sample
+    allocate.granumamba_samples = True
+    renderer.glRenderbufferStorageMultisample = allocate
 
 
 def choose_platform() -> str:
@@ -125,7 +129,8 @@ def _clear_to_background() -> None:
 
 
 class SceneRenderer:
-    """One offscreen renderer with a fixed camera. The floor (a faint grid and a soft shadow under
+    """One offscreen renderer with a fixed camera. antialias: 4 samples a pixel for the body, at
+    about half the speed on a software rasteriser. The floor (a faint grid and a soft shadow under
     where the speaker stands) is drawn once into a background picture that each frame starts from;
     a frame then draws only the body (one mesh, coloured per vertex, its GPU buffer overwritten in
     place) and reads back RGB. The software rasteriser's cost grows with the pixels it shades, and
@@ -142,13 +147,13 @@ class SceneRenderer:
         floor: float,
         yfov: float = 0.55,
         centre_xz=(0.0, 0.0),
+        antialias: bool = False,
     ):
         choose_platform()
         import pyrender
         import trimesh
 
-        if not os.environ.get("GRANUMAMBA_MSAA"):
-            _single_sample_framebuffers()
+        _choose_framebuffer_samples()
         _clear_to_background()
 
         self.pyrender = pyrender
@@ -183,11 +188,15 @@ class SceneRenderer:
             disc.apply_translation([centre_xz[0], floor + 0.002 + 0.003 * layer, centre_xz[1]])  # apart: no depth fighting
             shadow = pyrender.MetallicRoughnessMaterial(baseColorFactor=[0.2, 0.2, 0.24, alpha], alphaMode="BLEND")
             ground.add(pyrender.Mesh.from_trimesh(disc, material=shadow))
+        _framebuffer_samples[0] = 4  # drawn once: the floor always antialiased
         self.background = np.ascontiguousarray(self.renderer.render(ground)[0][..., :3])
+        self.renderer._platform.make_current()
+        self.renderer._renderer._delete_main_framebuffer()  # the body's framebuffer gets its own samples
+        self.samples = 4 if antialias else 0
 
         # The body: one mesh; its vertex buffer (position, normal, colour per vertex, pyrender's
         # interleaved layout) is kept here and only positions and normals change per frame.
-        self.scene = lit_scene([1.0, 1.0, 1.0, 1.0])
+        self.scene = lit_scene([0.0, 0.0, 0.0, 0.0])
         self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
         self.colours = np.ascontiguousarray(colours, dtype=np.float32)
         self.vertex_data = np.zeros((len(colours), 10), np.float32)
@@ -217,6 +226,7 @@ class SceneRenderer:
         GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_TEXTURE_2D, self.background_texture, 0)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
         inner = self.renderer._renderer
+        channels, layout = (4, GL.GL_RGBA) if self.samples else (3, GL.GL_RGB)
         inner._program_cache.clear()  # the floor was drawn with pyrender's shaders; the body uses the project's
         inner._program_cache = ShaderProgramCache(shader_dir=str(SHADERS))
 
@@ -225,8 +235,8 @@ class SceneRenderer:
             GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
             GL.glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
-            pixels = GL.glReadPixels(0, 0, width, height, GL.GL_RGB, GL.GL_UNSIGNED_BYTE)
-            return np.frombuffer(pixels, np.uint8).reshape(height, width, 3)[::-1], None
+            pixels = GL.glReadPixels(0, 0, width, height, layout, GL.GL_UNSIGNED_BYTE)
+            return np.frombuffer(pixels, np.uint8).reshape(height, width, channels)[::-1], None
 
         inner._read_main_framebuffer = read_rgb  # this instance only
 
@@ -260,12 +270,26 @@ class SceneRenderer:
             self.renderer._platform.make_current()
             glBindBuffer(GL_ARRAY_BUFFER, self.body_node.mesh.primitives[0]._buffers[0])  # the interleaved vertex buffer
             glBufferSubData(GL_ARRAY_BUFFER, 0, self.vertex_data.nbytes, self.vertex_data)
-        _drawing_over[0] = (self.background_framebuffer, *self.size)
+        _framebuffer_samples[0] = self.samples
+        # Single-sampled, the body is drawn straight over the background. Multisampled, it is
+        # drawn over nothing (OpenGL cannot copy a picture into a multisampled framebuffer) and
+        # laid over the background here, through its coverage, within the box it covers.
+        _drawing_over[0] = None if self.samples else (self.background_framebuffer, *self.size)
         try:
             colour, _ = self.renderer.render(self.scene)
         finally:
             _drawing_over[0] = None
-        return np.ascontiguousarray(colour)
+        if not self.samples:
+            return np.ascontiguousarray(colour)
+        frame = self.background.copy()
+        alpha = colour[..., 3]
+        rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+        if rows.size:
+            box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            cover = alpha[box][..., None].astype(np.uint16)
+            # the body's colour is already weighted by its coverage (it was drawn over black)
+            frame[box] = np.minimum(colour[box][..., :3] + (frame[box] * (255 - cover) + 127) // 255, 255).astype(np.uint8)
+        return frame
 
     def close(self) -> None:
         self.renderer.delete()

@@ -185,6 +185,7 @@ def build_study(plan: Plan, out: str | os.PathLike, workers: int | None = None, 
             labels=labels,
             workers=workers,
             camera_motions=[_conform(m, frames) for m in camera],
+            antialias=plan.antialias,
         )
 
     _write_csv(out / "answer_key.csv", [asdict(s) for s in stimuli], KEY_FIELDS)

@@ -5,6 +5,7 @@ forms: 2                     # questionnaire versions, each in its own order
 layout: single               # single: one video per stimulus; pairs: two conditions side by side
 body: mannequin
 size: 384
+antialias: true              # smooth edges (about half the rendering speed)
 attention: {mismatched: 1, catch: 1, max_catch_rating: 2, max_mismatched_rating: 3}
 dimensions: [...]            # default: naturalness, synchrony, appropriateness, preference
 clips:
@@ -88,6 +89,7 @@ class Plan:
     dimensions: list[dict] = field(default_factory=lambda: list(DEFAULT_DIMENSIONS))
     attention: dict = field(default_factory=lambda: {"mismatched": 1, "catch": 1, "max_catch_rating": 2, "max_mismatched_rating": 3})
     source: Path | None = None
+    antialias: bool = True
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -97,7 +99,7 @@ def load_plan(path: str | Path) -> Plan:
     except (OSError, yaml.YAMLError) as err:
         raise PlanError(f"{path}: cannot read the plan ({err})") from None
     base = path.parent
-    known = {"seed", "forms", "layout", "body", "size", "dimensions", "attention", "clips", "conditions"}
+    known = {"seed", "forms", "layout", "body", "size", "antialias", "dimensions", "attention", "clips", "conditions"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise PlanError(f"{path}: unknown key {unknown[0]!r}; the plan knows {', '.join(sorted(known))}")
@@ -143,6 +145,7 @@ def load_plan(path: str | Path) -> Plan:
         raw.get("dimensions") or list(DEFAULT_DIMENSIONS),
         {**Plan.__dataclass_fields__["attention"].default_factory(), **(raw.get("attention") or {})},
         path,
+        bool(raw.get("antialias", True)),
     )
     if plan.layout not in ("single", "pairs"):
         raise PlanError(f"layout is single or pairs, not {plan.layout!r}")
