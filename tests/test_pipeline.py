@@ -79,6 +79,23 @@ def test_each_level_carries_its_own_component(pipe, synth_corpus):
     assert share(coarse_part, 0.0, 1.0) > 2 * share(fine_part, 0.0, 1.0)
 
 
+def test_motion_beats_follow_the_timing_of_its_own_speech(pipe, synth_corpus):
+    """On held-out synthetic takes (a corpus the checkpoint never saw), the generated motion's
+    beats sit nearer its own speech's onsets than another take's: BC against its own speech is
+    clearly above BC of the same motion against another take's speech."""
+    from granumamba.audio import load_audio
+    from train.evaluate import _positions
+    from train.metrics import audio_onsets, beat_consistency
+
+    takes = index_beat2(synth_corpus).takes[:4]
+    audios = [load_audio(t.audio) for t in takes]
+    onsets = [audio_onsets(a) for a in audios]
+    positions = [_positions(pipe(a, seed=0).motion) for a in audios]
+    own = np.mean([beat_consistency(x, onsets[i], sigma=0.1) for i, x in enumerate(positions)])
+    other = np.mean([beat_consistency(x, onsets[(i + 1) % len(takes)], sigma=0.1) for i, x in enumerate(positions)])
+    assert own > other + 0.05, (own, other)
+
+
 def test_real_speech_of_another_recording_gives_plausible_motion(pipe, beat2_sample):
     wav = beat2_sample / "wave16k" / "2_scott_0_2_2.wav"  # 16-bit PCM, no motion of its own
     result = pipe(wav, seed=0)

@@ -144,3 +144,22 @@ def test_a_corpus_with_a_broken_take_still_trains(synth_corpus, tmp_path):
     out = run_stage1(cfg, progress=False)
     assert (out / "model.safetensors").is_file()
     assert np.isfinite(json.loads((out / "config.json").read_text())["latent_dim"])
+
+
+def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_corpus, tmp_path, capsys):
+    from granumamba.pipeline import BUNDLED_MODEL
+    from train import evaluate, fgd_autoencoder
+
+    if not (BUNDLED_MODEL / "model.safetensors").is_file():
+        pytest.skip("the bundled demo checkpoint is not built")
+    assert fgd_autoencoder.main(["--data", str(synth_corpus), "--out", str(tmp_path / "fgd"), "--steps", "20"]) == 0
+    out = tmp_path / "metrics.json"
+    argv = ["--model", str(BUNDLED_MODEL), "--data", str(synth_corpus), "--fgd", str(tmp_path / "fgd"), "--untrained", "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert list(rows) == ["ground truth", "ground truth, another take's speech", "model", "untrained"]
+    truth = rows["ground truth"]
+    assert truth["fgd"] == 0 and truth["face_mse"] == 0 and truth["diversity"] > 0 and 0 < truth["bc"] <= 1
+    assert rows["model"]["fgd"] > 0 and rows["untrained"]["fgd"] > rows["model"]["fgd"]
+    assert "| model |" in capsys.readouterr().out
+    assert evaluate.main(["--model", str(BUNDLED_MODEL), "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2

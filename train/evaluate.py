@@ -2,7 +2,8 @@
 
     python -m train.evaluate --model DIR --data DIR --split test --out metrics.json --fgd runs/fgd [--ablations] [--untrained]
 
-Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the model, and with
+Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the ground truth's BC
+against another take's speech (the chance level of BC on this data), the model, and with
 --ablations the model without its coarse level, without its fine level, and without word input;
 with --untrained the same architecture with random weights (and the trained statistics).
 """
@@ -33,13 +34,17 @@ def _positions(motion: Motion) -> np.ndarray:
     return joint_positions(torch.as_tensor(motion.poses), torch.as_tensor(motion.trans, dtype=torch.float32)).numpy()
 
 
+def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> float:
+    bc = [beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)]
+    return float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
+
+
 def score(
     motions: list[Motion], truths: list[Motion], onsets: list[np.ndarray], fgd_model: MotionAutoencoder | None, sigma: float = 0.3
 ) -> dict[str, float]:
     positions = [_positions(m) for m in motions]
-    bc = [beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)]
     out = {
-        "bc": float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan"),
+        "bc": mean_bc(positions, onsets, sigma),
         "diversity": float(np.mean([l1_diversity(p) for p in positions])),
     }
     face = [face_errors(m.poses[:, 66:69], m.expressions, t.poses[:, 66:69], t.expressions) for m, t in zip(motions, truths)]
@@ -83,6 +88,8 @@ def evaluate(
     results = {"ground truth": score(truths, truths, onsets, fgd_model, sigma)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
+    if len(takes) > 1:  # BC's chance level here: each take's motion against the next take's speech
+        results["ground truth, another take's speech"] = {"bc": mean_bc([_positions(t) for t in truths], onsets[1:] + onsets[:1], sigma)}
     runs = [(name, pipe, options) for name, options in settings.items()]
     if untrained:
         torch.manual_seed(seed)
