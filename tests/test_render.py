@@ -84,6 +84,28 @@ def test_antialiasing_smooths_edges_and_changes_nothing_else():
     assert colours(smooth) > 1.3 * colours(sharp)  # blends along the edges
 
 
+def test_drawing_in_this_process_works_from_any_thread_and_between_stills(tmp_path):
+    """A web app renders in whichever thread serves the request, sometimes two at once, and other
+    code may draw stills in between: every video still comes out whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from granumamba.render.video import render_stills
+
+    motion = still(4)
+    motion.poses[:, 3 * JOINT_INDEX["right_elbow"] + 1] += np.linspace(0, 1.0, 4)
+
+    def one(i, size=256):
+        out = tmp_path / f"t{i}.mp4"
+        render_video(motion, None, out, size=size, workers=1)
+        return probe_video(out)["frames"]
+
+    with ThreadPoolExecutor(2) as pool:
+        assert pool.submit(one, 0).result() == 4
+        render_stills(motion, [0], size=256)
+        assert pool.submit(one, 1, 320).result() == 4
+        assert list(pool.map(one, [2, 3])) == [4, 4]  # two at once
+
+
 def test_osmesa_and_egl_draw_the_same_frames(tmp_path):
     """GRANUMAMBA_GL picks the OpenGL platform (once per process, so each runs in its own);
     over more frames than OSMesa keeps one context for, both give the same pictures."""
@@ -109,7 +131,8 @@ def test_osmesa_and_egl_draw_the_same_frames(tmp_path):
     egl, osmesa = read_frames(videos["egl"]).astype(int), read_frames(videos["osmesa"]).astype(int)
     assert egl.shape == osmesa.shape and egl.shape[0] == motion.num_frames
     assert np.abs(egl[-1] - egl[0]).max(axis=-1).mean() > 0.002  # the arm moved
-    assert (np.abs(egl - osmesa).max(axis=-1) > 12).mean() < 0.002
+    # the same body in the same place; the floor's tile edges may be smoothed differently
+    assert (np.abs(egl - osmesa).max(axis=-1) > 40).mean() < 0.002
 
 
 def test_grid_has_one_cell_per_motion_and_audio_matches_video_length(tmp_path):

@@ -7,10 +7,12 @@ the video's length first, so the pipe never breaks and audio and video end toget
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +43,17 @@ class RenderStats:
 
 _worker: dict = {}
 _pools: dict[int, ProcessPoolExecutor] = {}
+# One OpenGL renderer at a time in a process that draws itself (threads of a web app): pyrender's
+# EGL contexts share the default display, deleting one ends the display for all, and a context
+# belongs to the thread that made it current. So such a renderer lives for one call, under this lock.
+_drawing_here = threading.Lock()
+
+
+def _release_scene() -> None:
+    scene = _worker.pop("scene", None)
+    _worker.pop("key", None)
+    if scene is not None:
+        scene.close()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -90,13 +103,20 @@ def render_stills(
     """Chosen frames of `motion` side by side, (size, size * len(frames), 3) uint8: for
     TensorBoard samples and still pictures."""
     from .body import make_body, pose_motion
-    from .scene import SceneRenderer, frame_camera
+    from .scene import frame_camera
 
     rotations, positions = pose_motion(motion)
     camera, floor = frame_camera(positions, rotations, framing)
     figure = make_body(body)
     centre = positions[:, 0].mean(axis=0)
     centre_xz = (float(centre[0]), float(centre[2]))
+    with _drawing_here:
+        return _draw_stills(figure, rotations, positions, motion, frames, size, camera, floor, centre_xz, antialias)
+
+
+def _draw_stills(figure, rotations, positions, motion, frames, size, camera, floor, centre_xz, antialias) -> np.ndarray:
+    from .scene import SceneRenderer
+
     scene = SceneRenderer(size, size, figure.faces, figure.colours, camera, floor, centre_xz=centre_xz, antialias=antialias)
     try:
         images = []
@@ -190,7 +210,8 @@ def render_video(
     workers = workers or max(1, min(len(os.sched_getaffinity(0)) - 1, 4))  # a core stays for encoding
     tasks = [(cell, start, min(start + CHUNK, frames)) for start in range(0, frames, CHUNK) for cell in range(len(motions))]
     init = (body, None if smplx_path is None else str(smplx_path), size, camera, floor, (float(centre[0]), float(centre[2])), antialias)
-    with tempfile.TemporaryDirectory(prefix="granumamba-render-") as tmp:
+    here = workers <= 1
+    with _drawing_here if here else contextlib.nullcontext(), tempfile.TemporaryDirectory(prefix="granumamba-render-") as tmp:
         wav = Path(tmp) / "speech.wav"
         soundfile.write(wav, fit_audio(audio, frames), SAMPLE_RATE, subtype="PCM_16")
         partial = out.with_name(f".{out.stem}.partial{out.suffix}")
@@ -244,6 +265,9 @@ def render_video(
             writer.close()
             partial.unlink(missing_ok=True)
             raise
+        finally:
+            if here:
+                _release_scene()
         os.replace(partial, out)
     stats.wall = time.perf_counter() - started
     return stats
