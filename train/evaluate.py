@@ -40,9 +40,16 @@ def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float)
 
 
 def score(
-    motions: list[Motion], truths: list[Motion], onsets: list[np.ndarray], fgd_model: MotionAutoencoder | None, sigma: float = 0.3
+    motions: list[Motion],
+    truths: list[Motion],
+    onsets: list[np.ndarray],
+    fgd_model: MotionAutoencoder | None,
+    sigma: float = 0.3,
+    positions: list[np.ndarray] | None = None,
 ) -> dict[str, float]:
-    positions = [_positions(m) for m in motions]
+    """The metrics of `motions` against `truths`; `positions`: the motions' joint positions, where
+    the caller has them already."""
+    positions = positions if positions is not None else [_positions(m) for m in motions]
     out = {
         "bc": mean_bc(positions, onsets, sigma),
         "diversity": float(np.mean([l1_diversity(p) for p in positions])),
@@ -85,11 +92,12 @@ def evaluate(
                 "no word input": {"no_words": True},
             }
         )
-    results = {"ground truth": score(truths, truths, onsets, fgd_model, sigma)}
+    truth_positions = [_positions(t) for t in truths]
+    results = {"ground truth": score(truths, truths, onsets, fgd_model, sigma, truth_positions)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
     if len(takes) > 1:  # BC's chance level here: each take's motion against the next take's speech
-        results["ground truth, another take's speech"] = {"bc": mean_bc([_positions(t) for t in truths], onsets[1:] + onsets[:1], sigma)}
+        results["ground truth, another take's speech"] = {"bc": mean_bc(truth_positions, onsets[1:] + onsets[:1], sigma)}
     runs = [(name, pipe, options) for name, options in settings.items()]
     if untrained:
         torch.manual_seed(seed)

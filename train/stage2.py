@@ -54,9 +54,7 @@ def run_stage2(
     history: list[dict] | None = None,
 ) -> Path:
     torch.manual_seed(cfg.seed)  # the generator's initial weights
-    model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")
-    for p in model.vqvae.parameters():
-        p.requires_grad_(False)
+    model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")  # the loop freezes all but the generator
     window = cfg.stage2.window or cfg.data.window
     if window % model.frame_multiple:
         raise ConfigError(f"stage2.window ({window}) must be a multiple of {model.frame_multiple} frames")

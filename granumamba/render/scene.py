@@ -133,7 +133,7 @@ class SceneRenderer:
     about half the speed on a software rasteriser. The floor (a faint grid and a soft shadow under
     where the speaker stands) is drawn once into a background picture that each frame starts from;
     a frame then draws only the body (one mesh, coloured per vertex, its GPU buffer overwritten in
-    place) and reads back RGB. The software rasteriser's cost grows with the pixels it shades, and
+    place) and reads back its colour. The software rasteriser's cost grows with the pixels it shades, and
     pyrender's per-draw and read-back costs are in Python, so this is several times faster than
     drawing the whole scene through pyrender's defaults."""
 
@@ -207,8 +207,9 @@ class SceneRenderer:
         self._start_context()
 
     def _start_context(self) -> None:
-        """Upload the background into this context and read frames back as RGB only (pyrender
-        reads colour and depth and converts the depth, which this renderer never uses)."""
+        """Upload the background into this context and read frames back as colour only: RGB, or
+        RGBA (coverage) when antialiasing (pyrender reads colour and depth and converts the depth,
+        which this renderer never uses)."""
         from OpenGL import GL
         from pyrender.shader_program import ShaderProgramCache
 
@@ -230,7 +231,7 @@ class SceneRenderer:
         inner._program_cache.clear()  # the floor was drawn with pyrender's shaders; the body uses the project's
         inner._program_cache = ShaderProgramCache(shader_dir=str(SHADERS))
 
-        def read_rgb(scene, flags):
+        def read_colour(scene, flags):
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
             GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
             GL.glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
@@ -238,7 +239,7 @@ class SceneRenderer:
             pixels = GL.glReadPixels(0, 0, width, height, layout, GL.GL_UNSIGNED_BYTE)
             return np.frombuffer(pixels, np.uint8).reshape(height, width, channels)[::-1], None
 
-        inner._read_main_framebuffer = read_rgb  # this instance only
+        inner._read_main_framebuffer = read_colour  # this instance only
 
     def render(self, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """One frame of the body mesh -> (height, width, 3) uint8."""

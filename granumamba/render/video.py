@@ -73,8 +73,7 @@ def _scene_for(setup: tuple):
     key = repr(setup)
     if _worker.get("key") != key:
         body_kind, smplx_path, size, camera_pose, floor, centre_xz, antialias = setup
-        if "scene" in _worker:
-            _worker.pop("scene").close()
+        _release_scene()
         if _worker.get("body_key") != (body_kind, smplx_path):
             _worker["body"], _worker["body_key"] = make_body(body_kind, smplx_path), (body_kind, smplx_path)
         body = _worker["body"]
@@ -103,7 +102,7 @@ def render_stills(
     """Chosen frames of `motion` side by side, (size, size * len(frames), 3) uint8: for
     TensorBoard samples and still pictures."""
     from .body import make_body, pose_motion
-    from .scene import frame_camera
+    from .scene import SceneRenderer, frame_camera
 
     rotations, positions = pose_motion(motion)
     camera, floor = frame_camera(positions, rotations, framing)
@@ -111,22 +110,17 @@ def render_stills(
     centre = positions[:, 0].mean(axis=0)
     centre_xz = (float(centre[0]), float(centre[2]))
     with _drawing_here:
-        return _draw_stills(figure, rotations, positions, motion, frames, size, camera, floor, centre_xz, antialias)
-
-
-def _draw_stills(figure, rotations, positions, motion, frames, size, camera, floor, centre_xz, antialias) -> np.ndarray:
-    from .scene import SceneRenderer
-
-    scene = SceneRenderer(size, size, figure.faces, figure.colours, camera, floor, centre_xz=centre_xz, antialias=antialias)
-    try:
-        images = []
-        for i in frames:
-            mesh = (
-                figure.mesh(rotations[i], positions[i]) if hasattr(figure, "mesh") else next(iter(figure.frames(_slice(motion, i, i + 1))))
-            )
-            images.append(scene.render(mesh.vertices, mesh.normals))
-    finally:
-        scene.close()
+        scene = SceneRenderer(size, size, figure.faces, figure.colours, camera, floor, centre_xz=centre_xz, antialias=antialias)
+        try:
+            images = []
+            for i in frames:
+                if hasattr(figure, "mesh"):
+                    mesh = figure.mesh(rotations[i], positions[i])
+                else:
+                    mesh = next(iter(figure.frames(_slice(motion, i, i + 1))))
+                images.append(scene.render(mesh.vertices, mesh.normals))
+        finally:
+            scene.close()
     return np.concatenate(images, axis=1)
 
 
@@ -233,7 +227,7 @@ def render_video(
         canvas = np.full((size * rows, size * columns, 3), 255, np.uint8)
         try:
             chunks = [_slice(motions[c], a, b) for c, a, b in tasks]
-            if workers <= 1:
+            if here:
                 results = (_render_chunk(init, chunk) for chunk in chunks)
             else:
                 results = _pool(workers).map(_render_chunk, [init] * len(chunks), chunks)
