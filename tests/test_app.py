@@ -61,10 +61,17 @@ def app_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(app_server):
+def client(app_server, tmp_path_factory):
+    """gradio_client leaves an empty folder in the temp directory for every file it downloads:
+    point its temp directory and downloads into the test's own folder."""
+    import tempfile
+
     from gradio_client import Client
 
-    return Client(app_server[0], verbose=False)
+    scratch = tmp_path_factory.mktemp("client")
+    saved, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    yield Client(app_server[0], verbose=False, download_files=str(scratch / "downloads"))
+    tempfile.tempdir = saved
 
 
 def call(client, audio=None, text="", fine=1.0, seed=0, voice="English (US), male", transcript=""):

@@ -55,11 +55,10 @@ def test_beat_stroke_apexes_fall_on_the_speech_onsets(synth_corpus):
     """The strokes' turning points are on acoustic onsets, so the corpus's BC measures timing:
     each take's motion against its own speech scores far above the same motion against
     another take's speech."""
-    from train.evaluate import _positions
-    from train.metrics import audio_onsets, beat_consistency
+    from train.metrics import audio_onsets, beat_consistency, motion_positions
 
     takes = index_beat2(synth_corpus).takes
-    positions = [_positions(load_motion(t.motion)) for t in takes]
+    positions = [motion_positions(load_motion(t.motion)) for t in takes]
     onsets = [audio_onsets(load_audio(t.audio)) for t in takes]
     own = np.nanmean([beat_consistency(p, o, sigma=0.1) for p, o in zip(positions, onsets)])
     other = np.nanmean([beat_consistency(p, onsets[(i + 1) % len(takes)], sigma=0.1) for i, p in enumerate(positions)])

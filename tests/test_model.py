@@ -176,6 +176,27 @@ def test_part_vqvae_round_trip_shapes_and_prior_loss_terms():
         vq.encode(torch.randn(1, 30, 78))
 
 
+def test_stage1_position_terms_add_the_upper_bodys_joint_errors_in_centimetres():
+    from granumamba.motion import PART_DIMS, axis_angle_to_6d
+
+    torch.manual_seed(0)
+    model = GranuMamba(TINY).eval()  # eval: no dead-code restarts between the two calls
+    batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
+    plain = model.stage1_loss(batch)
+    weighted = model.stage1_loss(batch, position_weight=0.5, position_velocity_weight=2.0)
+    assert "upper/position" not in plain and weighted["upper/position"] > 0
+    extra = 0.5 * weighted["upper/position"] + 2.0 * weighted["upper/position_velocity"]
+    assert torch.allclose(weighted["total"], plain["total"] + extra)
+    upper = axis_angle_to_6d(torch.zeros(1, 4, 13, 3)).reshape(1, 4, 78)
+    assert [float(v) for v in model._position_losses(upper, upper)] == [0.0, 0.0]
+    bent = upper.clone()
+    bent[:, 2:, 60:66] = axis_angle_to_6d(torch.tensor([0.0, 0.0, 0.1]))  # the right elbow (index 10 of 13), last 2 frames
+    position, velocity = model._position_losses(bent, upper)
+    # 0.1 rad at the elbow moves the wrist (25 cm away) 2.5 cm: (2.5 cm)^2 / (22 joints x 3 axes x 2) = 0.047
+    assert float(position) == pytest.approx(2.5**2 / 132, rel=0.02)
+    assert float(velocity) == pytest.approx(2.5**2 / (66 * 3), rel=0.02)  # one step of 2.5 cm among 3 frame pairs
+
+
 def test_a_gain_of_zero_removes_exactly_that_level():
     torch.manual_seed(1)
     model = GranuMamba(TINY).eval()
@@ -205,6 +226,20 @@ def test_generation_is_deterministic_for_a_seed_and_streams_exactly():
     assert any(not torch.allclose(one[p], other[p]) for p in one)
     greedy = [model.generate(audio, words, temperature=0, seed=s)["upper"] for s in (1, 2)]
     assert torch.equal(greedy[0], greedy[1])
+
+
+def test_each_level_sees_where_in_its_span_the_speech_falls():
+    """Swapping the two fine steps under the first mid step changes what the coarse and mid
+    levels predict there (an average of their conditioning would hide the order)."""
+    torch.manual_seed(4)
+    generator = GranuMamba(TINY).eval().generator
+    cond = torch.randn(1, 8, TINY["d_model"])  # 8 fine steps: 2 coarse, 4 mid
+    swapped = cond.clone()
+    swapped[:, [0, 1]] = cond[:, [1, 0]]
+    with torch.no_grad():
+        logits = [generator.run(c, lambda level, lg, latents: latents)[0] for c in (cond, swapped)]
+    for level in (0, 1):  # coarse, mid
+        assert not torch.allclose(logits[0][level][:, :, 0], logits[1][level][:, :, 0], atol=1e-4), level
 
 
 def test_seed_frames_fix_the_opening_codes():
@@ -248,6 +283,14 @@ def test_damaged_or_pickled_checkpoints_are_refused(tmp_path):
     (tmp_path / "m" / "config.json").write_text('{"d_model": 32, "surprise": 1}')
     with pytest.raises(ModelLoadError, match="surprise"):
         GranuMamba.from_pretrained(tmp_path / "m")
+    wider = GranuMamba({**TINY, "d_model": 48})  # a generator of another size than config.json says
+    wider.save_pretrained(tmp_path / "wider")
+    config = tmp_path / "wider" / "config.json"
+    config.write_text(config.read_text().replace('"d_model": 48', '"d_model": 32'))
+    with pytest.raises(ModelLoadError, match="does not match config.json .*size mismatch"):
+        GranuMamba.from_pretrained(tmp_path / "wider")
+    priors = GranuMamba.from_pretrained(tmp_path / "wider", motion_priors_only=True)  # stage 1's part: the generator is not read
+    assert all(torch.equal(v, wider.state_dict()[k]) for k, v in priors.state_dict().items() if k.startswith("vqvae."))
 
 
 def test_an_unreachable_hub_repo_is_a_clear_error(monkeypatch):

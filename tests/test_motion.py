@@ -23,6 +23,7 @@ from granumamba.motion import (
     sixd_to_axis_angle,
     sixd_to_matrix,
     split_parts,
+    upper_body_positions,
 )
 
 
@@ -146,6 +147,21 @@ def test_part_split_has_the_documented_sizes_and_inverts_exactly():
     assert same_rotation(rotvecs(back), rotvecs(motion)).max() < 1e-5
     assert np.abs(back.trans - motion.trans).max() < 1e-5
     assert np.abs(back.expressions - motion.expressions).max() < 1e-5
+
+
+def test_upper_body_positions_are_the_full_skeletons_with_pelvis_and_legs_at_rest():
+    motion = synthetic_motion(12)
+    upper = split_parts(motion)["upper"].double()
+    at_rest = motion.poses.reshape(-1, 55, 3).copy()
+    at_rest[:, [j for j in range(55) if j not in PART_JOINTS["upper"]]] = 0.0
+    full = joint_positions(torch.as_tensor(at_rest, dtype=torch.float64).reshape(-1, 165))[:, :22]
+    assert torch.allclose(upper_body_positions(upper), full, atol=1e-6)
+    assert upper_body_positions(upper[None]).shape == (1, 12, 22, 3)  # batched over leading dimensions
+    moved = upper.clone()
+    elbow = 6 * PART_JOINTS["upper"].index(18)
+    moved[:, elbow : elbow + 6] = axis_angle_to_6d(torch.tensor([0.0, 0.0, 1.5], dtype=torch.float64))
+    difference = (upper_body_positions(moved) - upper_body_positions(upper)).norm(dim=-1)
+    assert difference[:, 20].min() > 0.0 and difference[:, :18].max() < 1e-9  # an elbow moves the wrist, not its parents
 
 
 def test_foot_contacts_mark_still_feet_and_not_moving_ones():

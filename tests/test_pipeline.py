@@ -3,10 +3,9 @@ each level carries its own component of the synthetic corpus, real speech works.
 
 import numpy as np
 import pytest
-import torch
 
 from granumamba.data import index_beat2, load_motion
-from granumamba.motion import JOINT_INDEX, PART_NAMES, merge_parts, split_parts
+from granumamba.motion import JOINT_INDEX, merge_parts, split_parts
 from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
 
 pytestmark = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
@@ -46,18 +45,13 @@ def test_each_level_carries_its_own_component(pipe, synth_corpus):
     motion = load_motion(take.motion)
     frames = motion.num_frames // model.frame_multiple * model.frame_multiple
     parts = {p: model.normalizer.normalize(p, x[:frames]) for p, x in split_parts(motion).items()}
-    with torch.no_grad():
-        indices, _ = model.teacher_codes({p: x[None] for p, x in parts.items()})
 
-        def decoded(gains):
-            out = {}
-            for k, p in enumerate(PART_NAMES):
-                out[p] = model.normalizer.denormalize(p, model.decode_part(p, [i[:, k] for i in indices], gains))
-            return merge_parts(out).poses
+    def decoded(gains):
+        return merge_parts({p: model.normalizer.denormalize(p, x) for p, x in model.reconstruct(parts, gains).items()}).poses
 
-        full = decoded((1, 1, 1))
-        fine_part = full - decoded((1, 1, 0))
-        coarse_part = full - decoded((0, 1, 1))
+    full = decoded((1, 1, 1))
+    fine_part = full - decoded((1, 1, 0))
+    coarse_part = full - decoded((0, 1, 1))
     with np.load(synth_corpus / "components" / f"{take.name}.npz") as c:
         components = {k: c[k][:frames] for k in ("coarse", "mid", "fine")}
 
@@ -84,13 +78,12 @@ def test_motion_beats_follow_the_timing_of_its_own_speech(pipe, synth_corpus):
     beats sit nearer its own speech's onsets than another take's: BC against its own speech is
     clearly above BC of the same motion against another take's speech."""
     from granumamba.audio import load_audio
-    from train.evaluate import _positions
-    from train.metrics import audio_onsets, beat_consistency
+    from train.metrics import audio_onsets, beat_consistency, motion_positions
 
     takes = index_beat2(synth_corpus).takes[:4]
     audios = [load_audio(t.audio) for t in takes]
     onsets = [audio_onsets(a) for a in audios]
-    positions = [_positions(pipe(a, seed=0).motion) for a in audios]
+    positions = [motion_positions(pipe(a, seed=0).motion) for a in audios]
     own = np.mean([beat_consistency(x, onsets[i], sigma=0.1) for i, x in enumerate(positions)])
     other = np.mean([beat_consistency(x, onsets[(i + 1) % len(takes)], sigma=0.1) for i, x in enumerate(positions)])
     assert own > other + 0.05, (own, other)
@@ -101,9 +94,9 @@ def test_real_speech_of_another_recording_gives_plausible_motion(pipe, beat2_sam
     result = pipe(wav, seed=0)
     motion = result.motion
     assert motion.num_frames == 62 * 30 and np.isfinite(motion.poses).all()
-    from granumamba.motion import joint_positions
+    from train.metrics import motion_positions
 
-    joints = joint_positions(torch.as_tensor(motion.poses), torch.as_tensor(motion.trans, dtype=torch.float32)).numpy()
+    joints = motion_positions(motion)
     speed = np.linalg.norm(np.diff(joints, axis=0), axis=-1).mean(0)
     assert speed[[JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]]].mean() > speed[0]  # hands move more than the hips
     assert 1.2 < joints[:, JOINT_INDEX["head"], 1].mean() < 1.9  # standing

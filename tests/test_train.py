@@ -82,6 +82,23 @@ def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(synth_co
     out = run_stage2(cfg, progress=False)
     config = json.loads((out / "config.json").read_text())
     assert config["trained_stages"] == [1, 2] and (out / "model.safetensors").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = {}
+    for stage in ("stage1", "stage2"):
+        events = EventAccumulator(str(tmp_path / "b" / stage / "tensorboard"))
+        events.Reload()
+        tags[stage] = set(events.Tags()["scalars"])
+    assert {
+        "stage1/upper/reconstruction",
+        "stage1/upper/perplexity_fine",
+        "stage1/upper/dead_fine",
+        "stage1/val_total",
+        "stage1/lr",
+    } <= tags["stage1"]
+    assert {"stage2/ce_mid", "stage2/val_total", "stage2/sample_bc_sigma0.3", "stage2/sample_bc_sigma0.1", "stage2/sample_l1div"} <= tags[
+        "stage2"
+    ]
 
 
 def test_both_stages_train_data_parallel_under_torchrun(synth_corpus, tmp_path):
@@ -93,7 +110,9 @@ def test_both_stages_train_data_parallel_under_torchrun(synth_corpus, tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     overrides = [f"data.root={synth_corpus}", f"out={tmp_path}", f"data.cache_dir={tmp_path}/cache", *TINY]
-    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    scratch = tmp_path / "tmp"  # torchrun's own log folders land here, not in the system's temp
+    scratch.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1", TMPDIR=str(scratch))
     for stage in ("1", "2"):
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         command += [str(root / "tests" / "ddp_worker.py"), str(tmp_path), stage, *overrides]
@@ -116,6 +135,9 @@ def test_stage2_refuses_a_missing_or_mismatched_stage1(synth_corpus, tmp_path):
     run_stage1(tiny_config(synth_corpus, tmp_path / "x", "stage1.steps=1"), progress=False)
     with pytest.raises(ConfigError, match="codebook_size: stage 1 has 16, config says 32"):
         run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.codebook_size=32"), progress=False)
+    # the generator's sizes are stage 2's own: stage 1's untrained generator is not read
+    out = run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.d_model=24", "stage2.steps=1"), progress=False)
+    assert json.loads((out / "config.json").read_text())["d_model"] == 24
 
 
 def test_an_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
@@ -154,12 +176,22 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
         pytest.skip("the bundled demo checkpoint is not built")
     assert fgd_autoencoder.main(["--data", str(synth_corpus), "--out", str(tmp_path / "fgd"), "--steps", "20"]) == 0
     out = tmp_path / "metrics.json"
-    argv = ["--model", str(BUNDLED_MODEL), "--data", str(synth_corpus), "--fgd", str(tmp_path / "fgd"), "--untrained", "--out", str(out)]
+    argv = ["--model", str(BUNDLED_MODEL), "--data", str(synth_corpus), "--fgd", str(tmp_path / "fgd"), "--out", str(out)]
+    argv += ["--untrained", "--reconstruction"]
     assert evaluate.main(argv) == 0
     rows = json.loads(out.read_text())
-    assert list(rows) == ["ground truth", "ground truth, another take's speech", "model", "untrained"]
+    assert list(rows) == [
+        "ground truth",
+        "ground truth, another take's speech",
+        "stage 1 reconstruction (the ground truth's own codes)",
+        "model",
+        "untrained",
+        "untrained generator (trained stage 1)",
+    ]
     truth = rows["ground truth"]
     assert truth["fgd"] == 0 and truth["face_mse"] == 0 and truth["diversity"] > 0 and 0 < truth["bc"] <= 1
     assert rows["model"]["fgd"] > 0 and rows["untrained"]["fgd"] > rows["model"]["fgd"]
+    rebuilt = rows["stage 1 reconstruction (the ground truth's own codes)"]
+    assert rebuilt["fgd"] < rows["model"]["fgd"] and rebuilt["face_mse"] < rows["model"]["face_mse"]  # the priors' best
     assert "| model |" in capsys.readouterr().out
     assert evaluate.main(["--model", str(BUNDLED_MODEL), "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2

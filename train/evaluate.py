@@ -1,11 +1,14 @@
 """Evaluate a model on a BEAT2-layout split with the field's metrics (train/metrics.py).
 
     python -m train.evaluate --model DIR --data DIR --split test --out metrics.json --fgd runs/fgd [--ablations] [--untrained]
+        [--reconstruction] [--sigma 0.3]
 
 Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the ground truth's BC
 against another take's speech (the chance level of BC on this data), the model, and with
 --ablations the model without its coarse level, without its fine level, and without word input;
-with --untrained the same architecture with random weights (and the trained statistics).
+with --untrained the same architecture with random weights (and the trained statistics), and
+the trained stage 1 with a random generator (what stage 2 adds); with --reconstruction stage 1's
+reconstruction of the ground truth from its own codes (what the motion priors can carry).
 """
 
 from __future__ import annotations
@@ -21,17 +24,22 @@ import torch
 from granumamba.audio.io import load_audio
 from granumamba.data import index_beat2, load_motion
 from granumamba.model import GranuMamba
-from granumamba.motion.parts import Motion
-from granumamba.motion.skeleton import joint_positions
+from granumamba.motion.parts import Motion, merge_parts, split_parts
 from granumamba.pipeline import GranuMambaPipeline
 from granumamba.text import read_words
 
 from .fgd_autoencoder import MotionAutoencoder
-from .metrics import audio_onsets, beat_consistency, face_errors, frechet_distance, l1_diversity
+from .metrics import audio_onsets, beat_consistency, face_errors, frechet_distance, l1_diversity, motion_positions
 
 
-def _positions(motion: Motion) -> np.ndarray:
-    return joint_positions(torch.as_tensor(motion.poses), torch.as_tensor(motion.trans, dtype=torch.float32)).numpy()
+def reconstruction(model: GranuMamba, motion: Motion) -> Motion:
+    """A take through stage 1 alone: encoded to its own codes and decoded (what the motion priors
+    can carry at best), cut to a multiple of the model's frame block."""
+    frames = motion.num_frames // model.frame_multiple * model.frame_multiple
+    normalizer = model.normalizer
+    parts = {p: normalizer.normalize(p, x[:frames]) for p, x in split_parts(motion).items()}
+    decoded = {p: normalizer.denormalize(p, x) for p, x in model.reconstruct(parts).items()}
+    return merge_parts(decoded, (float(motion.trans[0, 0]), float(motion.trans[0, 2])))
 
 
 def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> float:
@@ -49,7 +57,7 @@ def score(
 ) -> dict[str, float]:
     """The metrics of `motions` against `truths`; `positions`: the motions' joint positions, where
     the caller has them already."""
-    positions = positions if positions is not None else [_positions(m) for m in motions]
+    positions = positions if positions is not None else [motion_positions(m) for m in motions]
     out = {
         "bc": mean_bc(positions, onsets, sigma),
         "diversity": float(np.mean([l1_diversity(p) for p in positions])),
@@ -73,6 +81,7 @@ def evaluate(
     seed: int = 0,
     max_takes: int | None = None,
     sigma: float = 0.3,
+    reconstructions: bool = False,
 ) -> dict[str, dict[str, float]]:
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
@@ -92,7 +101,7 @@ def evaluate(
                 "no word input": {"no_words": True},
             }
         )
-    truth_positions = [_positions(t) for t in truths]
+    truth_positions = [motion_positions(t) for t in truths]
     results = {"ground truth": score(truths, truths, onsets, fgd_model, sigma, truth_positions)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
@@ -104,6 +113,13 @@ def evaluate(
         random_model = GranuMamba(pipe.model.config)
         random_model.set_normalizer(pipe.model.normalizer)
         runs.append(("untrained", GranuMambaPipeline(random_model, "untrained"), {}))
+        priors_only = GranuMamba(pipe.model.config)  # stage 1 trained, generator at its initial weights
+        priors_only.load_state_dict({k: v for k, v in pipe.model.state_dict().items() if not k.startswith("generator.")}, strict=False)
+        runs.append(("untrained generator (trained stage 1)", GranuMambaPipeline(priors_only, "stage 1 only"), {}))
+    if reconstructions:
+        rebuilt = [reconstruction(pipe.model, t) for t in truths]
+        cut = [Motion(t.poses[: r.num_frames], t.trans[: r.num_frames], t.expressions[: r.num_frames]) for t, r in zip(truths, rebuilt)]
+        results["stage 1 reconstruction (the ground truth's own codes)"] = score(rebuilt, cut, onsets, fgd_model, sigma)
     for name, p, options in runs:
         motions = []
         for take, audio, w, truth in zip(takes, audios, words, truths):
@@ -143,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fgd", type=Path, help="trained FGD autoencoder folder (python -m train.fgd_autoencoder)")
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--untrained", action="store_true")
+    parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sigma", type=float, default=0.3, help="BC's tolerance in seconds (the field uses 0.3; 0.1 is stricter)")
     args = parser.parse_args(argv)
     try:
-        results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, args.seed, sigma=args.sigma)
+        options = {"seed": args.seed, "sigma": args.sigma, "reconstructions": args.reconstruction}
+        results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2

@@ -17,11 +17,18 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import torch
 from scipy.signal import argrelextrema
 
 from granumamba import FPS, SAMPLE_RATE
+from granumamba.motion import Motion, joint_positions
 
 UPPER_BEAT_JOINTS = (16, 17, 18, 19, 20, 21)  # shoulders, elbows, wrists
+
+
+def motion_positions(motion: Motion) -> np.ndarray:
+    """A take's joint positions (T, 55, 3) in metres, which BC and L1div are computed on."""
+    return joint_positions(torch.as_tensor(motion.poses), torch.as_tensor(motion.trans, dtype=torch.float32)).numpy()
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -58,7 +58,8 @@ def run_stage1(
     train_set.normalizer = normalizer
     val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
     run_dir = Path(cfg.out) / "stage1"
-    options = {"velocity_weight": cfg.stage1.velocity_weight, "acceleration_weight": cfg.stage1.acceleration_weight}
+    names = ("velocity_weight", "acceleration_weight", "position_weight", "position_velocity_weight")
+    options = {name: getattr(cfg.stage1, name) for name in names}
     last = train(
         cfg,
         "stage1",

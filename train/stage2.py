@@ -18,6 +18,7 @@ from granumamba.model import GranuMamba, ModelLoadError
 
 from .config import ConfigError, TrainConfig
 from .loop import is_main_process, make_dataset, save_model, train
+from .metrics import audio_onsets, beat_consistency, l1_diversity, motion_positions
 from .stage1 import cli
 
 STAGE1_FIELDS = ("vq_hidden", "latent_dim", "codebook_size", "downsamples", "factors", "beta", "feature_dim")
@@ -29,7 +30,7 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
     mismatched stage 1 is a clear error."""
     if not (stage1_dir / "model.safetensors").is_file():
         raise ConfigError(f"{stage1_dir}: no finished stage 1 here; run python -m train.stage1 with the same config first.")
-    stage1 = GranuMamba.from_pretrained(stage1_dir)
+    stage1 = GranuMamba.from_pretrained(stage1_dir, motion_priors_only=True)
     if 1 not in stage1.config.trained_stages:
         raise ConfigError(f"{stage1_dir}: this model has not finished stage 1 (trained stages: {stage1.config.trained_stages}).")
     mismatched = [f for f in STAGE1_FIELDS if getattr(stage1.config, f) != getattr(cfg.model, f)]
@@ -74,15 +75,22 @@ def run_stage2(
         return m(batch, stage=2, **options)
 
     def log_sample(m, writer, step):
-        """A rendered sample of the first validation take, where a renderer is installed."""
+        """The first validation take generated from its speech: its metrics (BC at sigma 0.3 and
+        0.1 s against its own onsets, L1div), and a rendered sample where a renderer is installed."""
+        from granumamba.pipeline import GranuMambaPipeline
+
+        take = (val_set.takes or train_set.takes)[0]
+        was_training = m.training
+        result = GranuMambaPipeline(m)(take.audio, seed=0)
+        m.train(was_training)
+        positions = motion_positions(result.motion)
+        onsets = audio_onsets(result.audio)
+        for sigma in (0.3, 0.1):
+            writer.add_scalar(f"stage2/sample_bc_sigma{sigma}", beat_consistency(positions, onsets, sigma=sigma), step)
+        writer.add_scalar("stage2/sample_l1div", l1_diversity(positions), step)
         try:
-            from granumamba.pipeline import GranuMambaPipeline
             from granumamba.render.video import render_stills
 
-            take = (val_set.takes or train_set.takes)[0]
-            was_training = m.training
-            result = GranuMambaPipeline(m)(take.audio, seed=0)
-            m.train(was_training)
             frames = result.motion.num_frames
             image = render_stills(result.motion, [frames // 4, frames // 2, 3 * frames // 4], size=256)
             writer.add_image("stage2/sample", image, step, dataformats="HWC")

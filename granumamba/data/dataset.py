@@ -62,17 +62,20 @@ class FeatureCache:
         if not done.is_file():
             arrays = compute(source)
             folder.mkdir(parents=True, exist_ok=True)
+            # Temporary names of this process's own: ranks and workers may fill one entry at once.
             for name, value in arrays.items():
-                tmp = folder / f".{name}.tmp.npy"
+                tmp = folder / f".{name}.{os.getpid()}.tmp.npy"
                 np.save(tmp, value)
                 os.replace(tmp, folder / f"{name}.npy")
-            done.write_text(json.dumps(sorted(arrays)))
+            tmp = folder / f".done.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(sorted(arrays)))
+            os.replace(tmp, done)
         names = json.loads(done.read_text())
         return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
 
     def flush(self) -> None:
         if self._dirty:
-            tmp = self._hash_file.with_suffix(".tmp")
+            tmp = self._hash_file.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(self._hashes))
             os.replace(tmp, self._hash_file)
             self._dirty = False

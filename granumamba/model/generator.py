@@ -82,7 +82,9 @@ class Generator(nn.Module):
         self.word_embedding = nn.Embedding(vocab_size, d_model)
         self.speaker_embedding = nn.Embedding(num_speakers, d_model)
         self.pack = nn.Linear(frames_per_latent * d_model, d_model)
-        self.level_in = nn.ModuleList(nn.Linear(d_model, d_model) for _ in factors)
+        # A level's step sees its span's fine latents side by side, in order: averaging them would
+        # hide where in the span a word or an onset falls, which is what times a stroke.
+        self.level_in = nn.ModuleList(nn.Linear(factor * d_model, d_model) for factor in factors)
         self.part_embedding = nn.Parameter(torch.randn(parts, d_model) * 0.02)
         self.code_in = nn.Linear(latent_dim, d_model)
         self.seed_in = nn.Linear(latent_dim + 1, d_model)
@@ -153,7 +155,7 @@ class Generator(nn.Module):
         all_logits, all_latents, all_codes = [], [], []
         previous_h = previous_codes = None
         for level, factor in enumerate(self.factors):
-            cond = self.level_in[level](downsample(cond_fine, factor))  # (batch, L, d)
+            cond = self.level_in[level](cond_fine.reshape(batch, -1, factor * d))  # (batch, L, d)
             length = cond.shape[1]
             x = cond + g.repeat_interleave(coarse_factor // factor, dim=1)
             x = x[:, None] + self.part_embedding[None, :, None]  # (batch, parts, L, d)

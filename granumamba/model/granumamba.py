@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from ..audio.features import FEATURE_DIM
 from ..motion.normalize import Normalizer
-from ..motion.parts import PART_DIMS, PART_NAMES
+from ..motion.parts import PART_DIMS, PART_NAMES, upper_body_positions
 from ..text.vocab import Vocabulary
 from .generator import GenerationState, Generator, position_uniform
 from .quantizer import LEVELS, combine, upsample
@@ -148,14 +148,25 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         raise ValueError(f"stage is 1 or 2, not {stage}")
 
     def stage1_loss(
-        self, batch: dict[str, torch.Tensor], velocity_weight: float = 1.0, acceleration_weight: float = 1.0
+        self,
+        batch: dict[str, torch.Tensor],
+        velocity_weight: float = 1.0,
+        acceleration_weight: float = 1.0,
+        position_weight: float = 0.0,
+        position_velocity_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        """Sum over parts of the seed's S6 objective plus velocity and acceleration terms."""
+        """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
+        the position weights, also the upper body's joint positions (cm, by forward kinematics)
+        and their frame-to-frame velocities, which is where the arms' strokes are seen."""
         out: dict[str, torch.Tensor] = {}
         total = None
         for part in PART_NAMES:
             x_hat, _, _, stats = self.vqvae[part](batch[part])
             losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
+            if part == "upper" and (position_weight or position_velocity_weight):
+                position, position_velocity = self._position_losses(batch[part], x_hat)
+                losses["total"] = losses["total"] + position_weight * position + position_velocity_weight * position_velocity
+                losses["position"], losses["position_velocity"] = position, position_velocity
             total = losses["total"] if total is None else total + losses["total"]
             for k, v in losses.items():
                 out[f"{part}/{k}"] = v.detach()
@@ -164,6 +175,16 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
                     out[f"{part}/{k}"] = v
         out["total"] = total
         return out
+
+    def _position_losses(self, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised upper parts (batch, T, 78) -> MSE of the joint positions (cm) and of their
+        velocities (cm per frame)."""
+        normalizer = self.normalizer
+        true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
+        pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
+        position = F.mse_loss(pred, true)
+        velocity = F.mse_loss(pred.diff(dim=1), true.diff(dim=1))
+        return position, velocity
 
     # ----- stage 2 training ------------------------------------------------------------------
     def teacher_codes(self, parts: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -299,6 +320,13 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             for p, part in enumerate(PART_NAMES)
         }
 
+    @torch.no_grad()
+    def reconstruct(self, parts: dict[str, torch.Tensor], gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
+        """Normalised parts {part: (T, dims)}, T a multiple of `frame_multiple` -> stage 1's
+        reconstruction from their own codes, with `gains` on coarse, mid, fine."""
+        indices, _ = self.teacher_codes({p: x[None].float() for p, x in parts.items()})
+        return {p: self.decode_part(p, [i[:, k] for i in indices], gains) for k, p in enumerate(PART_NAMES)}
+
     def decode_part(self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240) -> torch.Tensor:
         """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
         `window` fine latents with `overlap` latents of context each side (exact: the decoder and
@@ -347,6 +375,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         local_files_only=False,
         token=None,
         map_location: str = "cpu",
+        motion_priors_only: bool = False,
         **kwargs,
     ) -> GranuMamba:
         files = {}
@@ -380,8 +409,13 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             tensors = load_file(files[WEIGHTS_NAME], device=map_location)
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} is damaged or not a safetensors file ({err}).") from None
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
-        missing = [k for k in missing if not k.endswith("steps_unused")]
+        if motion_priors_only:  # stage 1's output: its generator is untrained, whatever its shape
+            tensors = {k: v for k, v in tensors.items() if not k.startswith("generator.")}
+        try:
+            missing, unexpected = model.load_state_dict(tensors, strict=False)
+        except RuntimeError as err:  # shapes that differ from config.json's sizes
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} does not match config.json ({str(err).splitlines()[-1].strip()}).") from None
+        missing = [k for k in missing if not k.endswith("steps_unused") and not (motion_priors_only and k.startswith("generator."))]
         if missing or unexpected:
             raise ModelLoadError(
                 f"{model_id}: {WEIGHTS_NAME} does not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})."
@@ -391,7 +425,9 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> GranuMamba:
         """Load from a local folder or a Hub repo id. Only safetensors weights are read: a
-        checkpoint that would need unpickling is refused."""
+        checkpoint that would need unpickling is refused. `motion_priors_only=True` loads the
+        part VQ-VAEs and statistics and leaves the generator at its initial weights (stage 1's
+        output, which stage 2 starts from)."""
         model_id = str(pretrained_model_name_or_path)
         if not os.path.isdir(model_id) and (os.path.exists(model_id) or model_id.startswith((".", "/", "~"))):
             raise ModelLoadError(

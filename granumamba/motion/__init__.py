@@ -1,7 +1,7 @@
 """Motion representation: rotations, the SMPL-X skeleton, body parts, normalisation."""
 
 from .normalize import Normalizer
-from .parts import PART_DIMS, PART_JOINTS, PART_NAMES, Motion, merge_parts, split_parts
+from .parts import PART_DIMS, PART_JOINTS, PART_NAMES, Motion, merge_parts, split_parts, upper_body_positions
 from .rotations import (
     axis_angle_to_6d,
     axis_angle_to_matrix,
@@ -45,4 +45,5 @@ __all__ = [
     "sixd_to_axis_angle",
     "sixd_to_matrix",
     "split_parts",
+    "upper_body_positions",
 ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .rotations import axis_angle_to_6d, axis_angle_to_matrix, sixd_to_axis_angle
+from .rotations import axis_angle_to_6d, axis_angle_to_matrix, sixd_to_axis_angle, sixd_to_matrix
 from .skeleton import NUM_JOINTS, forward_kinematics
 
 PART_JOINTS: dict[str, tuple[int, ...]] = {
@@ -65,6 +65,17 @@ def foot_contacts(poses: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
         speed[1:] = (feet[1:] - feet[:-1]).norm(dim=-1)
         speed[0] = speed[1]
     return (speed < CONTACT_SPEED).to(poses.dtype)
+
+
+def upper_body_positions(upper: torch.Tensor) -> torch.Tensor:
+    """(..., 78) upper-part 6D rotations -> (..., 22, 3) body joint positions (metres) with the
+    pelvis at the origin, unrotated, and the legs at rest: where the upper part alone puts the
+    spine, head, shoulders, elbows and wrists (what stage 1's position loss compares)."""
+    lead = upper.shape[:-1]
+    joints = list(PART_JOINTS["upper"])
+    rotmats = torch.eye(3, dtype=upper.dtype, device=upper.device).expand(*lead, NUM_JOINTS, 3, 3).clone()
+    rotmats[..., joints, :, :] = sixd_to_matrix(upper.reshape(*lead, len(joints), 6))
+    return forward_kinematics(rotmats)[0][..., :22, :]
 
 
 def split_parts(motion: Motion) -> dict[str, torch.Tensor]:
