@@ -113,9 +113,7 @@ def evaluate(
         random_model = GranuMamba(pipe.model.config)
         random_model.set_normalizer(pipe.model.normalizer)
         runs.append(("untrained", GranuMambaPipeline(random_model, "untrained"), {}))
-        priors_only = GranuMamba(pipe.model.config)  # stage 1 trained, generator at its initial weights
-        priors_only.load_state_dict({k: v for k, v in pipe.model.state_dict().items() if not k.startswith("generator.")}, strict=False)
-        runs.append(("untrained generator (trained stage 1)", GranuMambaPipeline(priors_only, "stage 1 only"), {}))
+        runs.append(("untrained generator (trained stage 1)", GranuMambaPipeline(pipe.model.with_new_generator(), "stage 1 only"), {}))
     if reconstructions:
         rebuilt = [reconstruction(pipe.model, t) for t in truths]
         cut = [Motion(t.poses[: r.num_frames], t.trans[: r.num_frames], t.expressions[: r.num_frames]) for t, r in zip(truths, rebuilt)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from granumamba.model import GranuMamba, ModelLoadError
+from granumamba.model import GranuMamba
 
 from .config import ConfigError, TrainConfig
 from .loop import is_main_process, make_dataset, save_model, train
@@ -37,13 +37,7 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
     if mismatched:
         detail = ", ".join(f"{f}: stage 1 has {getattr(stage1.config, f)}, config says {getattr(cfg.model, f)}" for f in mismatched)
         raise ConfigError(f"{stage1_dir}: stage 1 does not match this config ({detail}).")
-    config = replace(stage1.config, **{f: getattr(cfg.model, f) for f in GENERATOR_FIELDS})
-    model = GranuMamba(config)
-    state = {k: v for k, v in stage1.state_dict().items() if not k.startswith("generator.")}
-    missing = [k for k in model.load_state_dict(state, strict=False).missing_keys if not k.startswith("generator.")]
-    if missing:
-        raise ModelLoadError(f"{stage1_dir}: stage 1 weights lack {missing[:3]}")
-    return model
+    return stage1.with_new_generator(replace(stage1.config, **{f: getattr(cfg.model, f) for f in GENERATOR_FIELDS}))
 
 
 def run_stage2(

@@ -186,6 +186,13 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         velocity = F.mse_loss(pred.diff(dim=1), true.diff(dim=1))
         return position, velocity
 
+    def with_new_generator(self, config: GranuMambaConfig | None = None) -> GranuMamba:
+        """A model with this one's motion priors (part VQ-VAEs and statistics) and a generator at
+        its initial weights, of `config`'s sizes (default this model's): what stage 2 starts from."""
+        model = GranuMamba(config or self.config)
+        model.load_state_dict({k: v for k, v in self.state_dict().items() if not k.startswith("generator.")}, strict=False)
+        return model
+
     # ----- stage 2 training ------------------------------------------------------------------
     def teacher_codes(self, parts: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Normalised parts {part: (batch, T, dims)} -> per level indices (batch, parts, L) and

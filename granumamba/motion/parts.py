@@ -30,6 +30,7 @@ PART_JOINTS: dict[str, tuple[int, ...]] = {
     "face": (22,),
 }
 PART_NAMES: tuple[str, ...] = tuple(PART_JOINTS)
+BODY_JOINTS = 22  # pelvis to wrists: the first joints of the tree
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 NUM_EXPRESSIONS = 100
 CONTACT_SPEED = 0.01  # metres per frame under which a foot joint counts as planted
@@ -73,9 +74,9 @@ def upper_body_positions(upper: torch.Tensor) -> torch.Tensor:
     spine, head, shoulders, elbows and wrists (what stage 1's position loss compares)."""
     lead = upper.shape[:-1]
     joints = list(PART_JOINTS["upper"])
-    rotmats = torch.eye(3, dtype=upper.dtype, device=upper.device).expand(*lead, NUM_JOINTS, 3, 3).clone()
+    rotmats = torch.eye(3, dtype=upper.dtype, device=upper.device).expand(*lead, BODY_JOINTS, 3, 3).clone()
     rotmats[..., joints, :, :] = sixd_to_matrix(upper.reshape(*lead, len(joints), 6))
-    return forward_kinematics(rotmats)[0][..., :22, :]
+    return forward_kinematics(rotmats)[0]  # the body's 22 joints only: fingers and face do not move these
 
 
 def split_parts(motion: Motion) -> dict[str, torch.Tensor]:

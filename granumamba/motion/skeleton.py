@@ -160,14 +160,15 @@ def forward_kinematics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Global joint positions and orientations.
 
-    rotmats: (..., 55, 3, 3) local rotations; trans: (..., 3); offsets: (55, 3), default the
-    project's rest skeleton. Returns positions (..., 55, 3) and global rotations (..., 55, 3, 3).
+    rotmats: (..., J, 3, 3) local rotations of the first J joints (55 for all; parents come
+    before children, so 22 is the body alone); trans: (..., 3); offsets: (55, 3), default the
+    project's rest skeleton. Returns positions (..., J, 3) and global rotations (..., J, 3, 3).
     """
     if offsets is None:
         offsets = torch.as_tensor(REST_OFFSETS, dtype=rotmats.dtype, device=rotmats.device)
     global_rot: list[torch.Tensor] = []
     positions: list[torch.Tensor] = []
-    for i, parent in enumerate(PARENTS):
+    for i, parent in enumerate(PARENTS[: rotmats.shape[-3]]):
         if parent < 0:
             global_rot.append(rotmats[..., i, :, :])
             root = offsets[i].expand(*rotmats.shape[:-3], 3)
