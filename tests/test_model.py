@@ -183,18 +183,19 @@ def test_stage1_position_terms_add_the_upper_bodys_joint_errors_in_centimetres()
     model = GranuMamba(TINY).eval()  # eval: no dead-code restarts between the two calls
     batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
     plain = model.stage1_loss(batch)
-    weighted = model.stage1_loss(batch, position_weight=0.5, position_velocity_weight=2.0)
+    weighted = model.stage1_loss(batch, position_weight=0.5, position_velocity_weight=2.0, position_acceleration_weight=3.0)
     assert "upper/position" not in plain and weighted["upper/position"] > 0
-    extra = 0.5 * weighted["upper/position"] + 2.0 * weighted["upper/position_velocity"]
+    extra = 0.5 * weighted["upper/position"] + 2.0 * weighted["upper/position_velocity"] + 3.0 * weighted["upper/position_acceleration"]
     assert torch.allclose(weighted["total"], plain["total"] + extra)
     upper = axis_angle_to_6d(torch.zeros(1, 4, 13, 3)).reshape(1, 4, 78)
-    assert [float(v) for v in model._position_losses(upper, upper)] == [0.0, 0.0]
+    assert [float(v) for v in model._position_losses(upper, upper)] == [0.0, 0.0, 0.0]
     bent = upper.clone()
     bent[:, 2:, 60:66] = axis_angle_to_6d(torch.tensor([0.0, 0.0, 0.1]))  # the right elbow (index 10 of 13), last 2 frames
-    position, velocity = model._position_losses(bent, upper)
+    position, velocity, acceleration = model._position_losses(bent, upper)
     # 0.1 rad at the elbow moves the wrist (25 cm away) 2.5 cm: (2.5 cm)^2 / (22 joints x 3 axes x 2) = 0.047
     assert float(position) == pytest.approx(2.5**2 / 132, rel=0.02)
     assert float(velocity) == pytest.approx(2.5**2 / (66 * 3), rel=0.02)  # one step of 2.5 cm among 3 frame pairs
+    assert float(acceleration) == pytest.approx(2.5**2 / 66, rel=0.02)  # +2.5 then -2.5 cm/frame^2: both of 2 frame triples
 
 
 def test_a_gain_of_zero_removes_exactly_that_level():

@@ -177,7 +177,7 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     assert fgd_autoencoder.main(["--data", str(synth_corpus), "--out", str(tmp_path / "fgd"), "--steps", "20"]) == 0
     out = tmp_path / "metrics.json"
     argv = ["--model", str(BUNDLED_MODEL), "--data", str(synth_corpus), "--fgd", str(tmp_path / "fgd"), "--out", str(out)]
-    argv += ["--untrained", "--reconstruction"]
+    argv += ["--untrained", "--reconstruction", "--sigma", "0.3", "0.1"]
     assert evaluate.main(argv) == 0
     rows = json.loads(out.read_text())
     assert list(rows) == [
@@ -190,8 +190,10 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     ]
     truth = rows["ground truth"]
     assert truth["fgd"] == 0 and truth["face_mse"] == 0 and truth["diversity"] > 0 and 0 < truth["bc"] <= 1
+    assert all(0 < row["bc_sigma0.1"] < row["bc"] for row in rows.values())  # a tighter tolerance only lowers each beat's weight
     assert rows["model"]["fgd"] > 0 and rows["untrained"]["fgd"] > rows["model"]["fgd"]
     rebuilt = rows["stage 1 reconstruction (the ground truth's own codes)"]
     assert rebuilt["fgd"] < rows["model"]["fgd"] and rebuilt["face_mse"] < rows["model"]["face_mse"]  # the priors' best
-    assert "| model |" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "| model |" in table and "BC, σ = 0.1 s" in table
     assert evaluate.main(["--model", str(BUNDLED_MODEL), "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2

@@ -47,6 +47,7 @@ class StageConfig:
     acceleration_weight: float = 1.0
     position_weight: float = 0.0  # upper-body joint positions (cm) by forward kinematics
     position_velocity_weight: float = 0.0  # their velocities (cm per frame)
+    position_acceleration_weight: float = 0.0  # and accelerations (cm per frame^2)
     # stage 2
     word_dropout: float = 0.3
     seed_probability: float = 0.5

@@ -1,7 +1,7 @@
 """Evaluate a model on a BEAT2-layout split with the field's metrics (train/metrics.py).
 
     python -m train.evaluate --model DIR --data DIR --split test --out metrics.json --fgd runs/fgd [--ablations] [--untrained]
-        [--reconstruction] [--sigma 0.3]
+        [--reconstruction] [--sigma 0.3 [0.1 ...]]
 
 Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the ground truth's BC
 against another take's speech (the chance level of BC on this data), the model, and with
@@ -9,6 +9,7 @@ against another take's speech (the chance level of BC on this data), the model, 
 with --untrained the same architecture with random weights (and the trained statistics), and
 the trained stage 1 with a random generator (what stage 2 adds); with --reconstruction stage 1's
 reconstruction of the ground truth from its own codes (what the motion priors can carry).
+BC is computed at the first --sigma ("bc") and at any further ones ("bc_sigma<value>").
 """
 
 from __future__ import annotations
@@ -47,21 +48,24 @@ def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float)
     return float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
 
 
+def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
+    """BC at the first sigma ("bc") and at the others ("bc_sigma<value>")."""
+    return {("bc" if k == 0 else f"bc_sigma{s:g}"): mean_bc(positions, onsets, s) for k, s in enumerate(sigmas)}
+
+
 def score(
     motions: list[Motion],
     truths: list[Motion],
     onsets: list[np.ndarray],
     fgd_model: MotionAutoencoder | None,
-    sigma: float = 0.3,
+    sigmas: tuple[float, ...] = (0.3,),
     positions: list[np.ndarray] | None = None,
 ) -> dict[str, float]:
     """The metrics of `motions` against `truths`; `positions`: the motions' joint positions, where
     the caller has them already."""
     positions = positions if positions is not None else [motion_positions(m) for m in motions]
-    out = {
-        "bc": mean_bc(positions, onsets, sigma),
-        "diversity": float(np.mean([l1_diversity(p) for p in positions])),
-    }
+    out = bc_columns(positions, onsets, sigmas)
+    out["diversity"] = float(np.mean([l1_diversity(p) for p in positions]))
     face = [face_errors(m.poses[:, 66:69], m.expressions, t.poses[:, 66:69], t.expressions) for m, t in zip(motions, truths)]
     out.update({k: float(np.mean([f[k] for f in face])) for k in face[0]})
     if fgd_model is not None:
@@ -80,9 +84,12 @@ def evaluate(
     untrained: bool = False,
     seed: int = 0,
     max_takes: int | None = None,
-    sigma: float = 0.3,
+    sigma: float | tuple[float, ...] = 0.3,
     reconstructions: bool = False,
 ) -> dict[str, dict[str, float]]:
+    sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
+    if not sigmas or min(sigmas) <= 0:
+        raise ValueError(f"BC's sigma must be positive seconds, got {list(sigmas)}")
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
     if not takes:
@@ -102,11 +109,11 @@ def evaluate(
             }
         )
     truth_positions = [motion_positions(t) for t in truths]
-    results = {"ground truth": score(truths, truths, onsets, fgd_model, sigma, truth_positions)}
+    results = {"ground truth": score(truths, truths, onsets, fgd_model, sigmas, truth_positions)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
     if len(takes) > 1:  # BC's chance level here: each take's motion against the next take's speech
-        results["ground truth, another take's speech"] = {"bc": mean_bc(truth_positions, onsets[1:] + onsets[:1], sigma)}
+        results["ground truth, another take's speech"] = bc_columns(truth_positions, onsets[1:] + onsets[:1], sigmas)
     runs = [(name, pipe, options) for name, options in settings.items()]
     if untrained:
         torch.manual_seed(seed)
@@ -117,7 +124,7 @@ def evaluate(
     if reconstructions:
         rebuilt = [reconstruction(pipe.model, t) for t in truths]
         cut = [Motion(t.poses[: r.num_frames], t.trans[: r.num_frames], t.expressions[: r.num_frames]) for t, r in zip(truths, rebuilt)]
-        results["stage 1 reconstruction (the ground truth's own codes)"] = score(rebuilt, cut, onsets, fgd_model, sigma)
+        results["stage 1 reconstruction (the ground truth's own codes)"] = score(rebuilt, cut, onsets, fgd_model, sigmas)
     for name, p, options in runs:
         motions = []
         for take, audio, w, truth in zip(takes, audios, words, truths):
@@ -135,14 +142,16 @@ def evaluate(
             [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
             onsets,
             fgd_model,
-            sigma,
+            sigmas,
         )
     return results
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
-    columns = ["fgd", "bc", "diversity", "face_mse", "lvd"]
-    lines = ["| | FGD ↓ | BC ↑ | L1div | face MSE ↓ | LVD ↓ |", "|---|---|---|---|---|---|"]
+    extra = sorted({k for row in results.values() for k in row if k.startswith("bc_sigma")}, key=lambda k: -float(k[8:]))
+    columns = ["fgd", "bc", *extra, "diversity", "face_mse", "lvd"]
+    titles = ["FGD ↓", "BC ↑", *(f"BC, σ = {k[8:]} s ↑" for k in extra), "L1div", "face MSE ↓", "LVD ↓"]
+    lines = ["| | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")
     return "\n".join(lines)
@@ -159,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained", action="store_true")
     parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sigma", type=float, default=0.3, help="BC's tolerance in seconds (the field uses 0.3; 0.1 is stricter)")
+    parser.add_argument(
+        "--sigma",
+        type=float,
+        nargs="+",
+        default=[0.3],
+        help="BC's tolerance in seconds (the field uses 0.3; 0.1 is stricter); several give several columns",
+    )
     args = parser.parse_args(argv)
     try:
-        options = {"seed": args.seed, "sigma": args.sigma, "reconstructions": args.reconstruction}
+        options = {"seed": args.seed, "sigma": tuple(args.sigma), "reconstructions": args.reconstruction}
         results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Make the synthetic corpus in BEAT2's layout.
 
-    python -m train.make_corpus --out data/synth --minutes 30 --seed 0 --speakers 4
+    python -m train.make_corpus --out data/synth --minutes 120 --seed 0 --speakers 4
 
 Writes smplxflame_30/, wave16k/, textgrid/, components/ (the three granularity components of
 each take) and train_test_split.csv. The same arguments give the same bytes.

@@ -58,7 +58,7 @@ def run_stage1(
     train_set.normalizer = normalizer
     val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
     run_dir = Path(cfg.out) / "stage1"
-    names = ("velocity_weight", "acceleration_weight", "position_weight", "position_velocity_weight")
+    names = ("velocity_weight", "acceleration_weight", "position_weight", "position_velocity_weight", "position_acceleration_weight")
     options = {name: getattr(cfg.stage1, name) for name in names}
     last = train(
         cfg,

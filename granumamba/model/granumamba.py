@@ -154,19 +154,23 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         acceleration_weight: float = 1.0,
         position_weight: float = 0.0,
         position_velocity_weight: float = 0.0,
+        position_acceleration_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
         the position weights, also the upper body's joint positions (cm, by forward kinematics)
-        and their frame-to-frame velocities, which is where the arms' strokes are seen."""
+        and their frame-to-frame velocities and accelerations, which is where the arms' strokes
+        are seen (jitter that the rotation losses let through makes false pauses in the hands'
+        speed, and so false motion beats)."""
+        position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
         out: dict[str, torch.Tensor] = {}
         total = None
         for part in PART_NAMES:
             x_hat, _, _, stats = self.vqvae[part](batch[part])
             losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
-            if part == "upper" and (position_weight or position_velocity_weight):
-                position, position_velocity = self._position_losses(batch[part], x_hat)
-                losses["total"] = losses["total"] + position_weight * position + position_velocity_weight * position_velocity
-                losses["position"], losses["position_velocity"] = position, position_velocity
+            if part == "upper" and any(position_weights):
+                terms = dict(zip(("position", "position_velocity", "position_acceleration"), self._position_losses(batch[part], x_hat)))
+                losses["total"] = losses["total"] + sum(w * v for w, v in zip(position_weights, terms.values()))
+                losses.update(terms)
             total = losses["total"] if total is None else total + losses["total"]
             for k, v in losses.items():
                 out[f"{part}/{k}"] = v.detach()
@@ -176,15 +180,13 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         out["total"] = total
         return out
 
-    def _position_losses(self, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised upper parts (batch, T, 78) -> MSE of the joint positions (cm) and of their
-        velocities (cm per frame)."""
+    def _position_losses(self, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised upper parts (batch, T, 78) -> MSE of the joint positions (cm), of their
+        velocities (cm per frame) and of their accelerations (cm per frame^2)."""
         normalizer = self.normalizer
         true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
         pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
-        position = F.mse_loss(pred, true)
-        velocity = F.mse_loss(pred.diff(dim=1), true.diff(dim=1))
-        return position, velocity
+        return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) if k else F.mse_loss(pred, true) for k in range(3))
 
     def with_new_generator(self, config: GranuMambaConfig | None = None) -> GranuMamba:
         """A model with this one's motion priors (part VQ-VAEs and statistics) and a generator at

@@ -48,7 +48,9 @@ class PartVQVAE(nn.Module):
             dec += [
                 ResBlock(hidden, 3),
                 ResBlock(hidden, 1),
-                nn.Upsample(scale_factor=2, mode="nearest"),
+                # Linear, not nearest: nearest doubling leaves a frame-to-frame ripple that the
+                # hands' speed shows as false pauses (motion beats that are not in the data).
+                nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
                 nn.Conv1d(hidden, hidden, 3, padding=1),
             ]
         dec += [nn.ReLU(), nn.Conv1d(hidden, in_dim, 3, padding=1)]
