@@ -197,3 +197,5 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     table = capsys.readouterr().out
     assert "| model |" in table and "BC, σ = 0.1 s" in table
     assert evaluate.main(["--model", str(BUNDLED_MODEL), "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert evaluate.main([*argv[:6], "--sigma", "0.3", "0"]) == 2
+    assert "sigma must be positive" in capsys.readouterr().err
