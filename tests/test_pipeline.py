@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from granumamba.data import index_beat2, load_motion
-from granumamba.motion import JOINT_INDEX, merge_parts, split_parts
+from granumamba.motion import JOINT_INDEX
 from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
+from train.evaluate import reconstruction
 
 pytestmark = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
 GAINS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -44,10 +45,9 @@ def test_each_level_carries_its_own_component(pipe, synth_corpus):
     take = index_beat2(synth_corpus, split="test").takes[0]
     motion = load_motion(take.motion)
     frames = motion.num_frames // model.frame_multiple * model.frame_multiple
-    parts = {p: model.normalizer.normalize(p, x[:frames]) for p, x in split_parts(motion).items()}
 
     def decoded(gains):
-        return merge_parts({p: model.normalizer.denormalize(p, x) for p, x in model.reconstruct(parts, gains).items()}).poses
+        return reconstruction(model, motion, gains).poses
 
     full = decoded((1, 1, 1))
     fine_part = full - decoded((1, 1, 0))

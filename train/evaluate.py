@@ -33,13 +33,14 @@ from .fgd_autoencoder import MotionAutoencoder
 from .metrics import audio_onsets, beat_consistency, face_errors, frechet_distance, l1_diversity, motion_positions
 
 
-def reconstruction(model: GranuMamba, motion: Motion) -> Motion:
-    """A take through stage 1 alone: encoded to its own codes and decoded (what the motion priors
-    can carry at best), cut to a multiple of the model's frame block."""
+def reconstruction(model: GranuMamba, motion: Motion, gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Motion:
+    """A take through stage 1 alone: encoded to its own codes and decoded with `gains` on coarse,
+    mid, fine (what the motion priors can carry at best), cut to a multiple of the model's frame
+    block."""
     frames = motion.num_frames // model.frame_multiple * model.frame_multiple
     normalizer = model.normalizer
     parts = {p: normalizer.normalize(p, x[:frames]) for p, x in split_parts(motion).items()}
-    decoded = {p: normalizer.denormalize(p, x) for p, x in model.reconstruct(parts).items()}
+    decoded = {p: normalizer.denormalize(p, x) for p, x in model.reconstruct(parts, gains).items()}
     return merge_parts(decoded, (float(motion.trans[0, 0]), float(motion.trans[0, 2])))
 
 
@@ -148,9 +149,11 @@ def evaluate(
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
-    extra = sorted({k for row in results.values() for k in row if k.startswith("bc_sigma")}, key=lambda k: -float(k[8:]))
+    extra = sorted(
+        {k for row in results.values() for k in row if k.startswith("bc_sigma")}, key=lambda k: -float(k.removeprefix("bc_sigma"))
+    )
     columns = ["fgd", "bc", *extra, "diversity", "face_mse", "lvd"]
-    titles = ["FGD ↓", "BC ↑", *(f"BC, σ = {k[8:]} s ↑" for k in extra), "L1div", "face MSE ↓", "LVD ↓"]
+    titles = ["FGD ↓", "BC ↑", *(f"BC, σ = {k.removeprefix('bc_sigma')} s ↑" for k in extra), "L1div", "face MSE ↓", "LVD ↓"]
     lines = ["| | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")

@@ -186,7 +186,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         normalizer = self.normalizer
         true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
         pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
-        return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) if k else F.mse_loss(pred, true) for k in range(3))
+        return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) for k in range(3))  # n=0: the positions
 
     def with_new_generator(self, config: GranuMambaConfig | None = None) -> GranuMamba:
         """A model with this one's motion priors (part VQ-VAEs and statistics) and a generator at
