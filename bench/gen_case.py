@@ -26,17 +26,42 @@ SIZES = {
 }
 
 
+class CachedTransformerLayer(nn.Module):
+    """A pre-norm Transformer encoder layer that keeps its past keys (normalised inputs), so it
+    runs step by step like a Mamba layer carrying its state. (nn.TransformerEncoderLayer has
+    no key-value cache, hence this one.)"""
+
+    def __init__(self, d_model: int, heads: int = 4):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attention = nn.MultiheadAttention(d_model, heads, batch_first=True)
+        self.feed_forward = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x, past=None):
+        h = self.norm1(x)
+        keys = h if past is None else torch.cat([past, h], dim=1)
+        offset = keys.shape[1] - x.shape[1]
+        # query i sees keys up to offset + i
+        mask = torch.ones(x.shape[1], keys.shape[1], dtype=torch.bool).triu(offset + 1)
+        x = x + self.attention(h, keys, keys, attn_mask=mask, need_weights=False)[0]
+        return x + self.feed_forward(self.norm2(x)), keys
+
+
 class TransformerStack(nn.Module):
-    """Drop-in for MambaStack with Transformer encoder layers of the same width and depth."""
+    """Drop-in for MambaStack with causal Transformer layers of the same width and depth; its
+    state is each layer's key cache, which grows with the sequence (a Mamba state does not)."""
 
     def __init__(self, d_model: int, n_layers: int):
         super().__init__()
-        layer = nn.TransformerEncoderLayer(d_model, nhead=4, dim_feedforward=4 * d_model, batch_first=True, norm_first=True, dropout=0.0)
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.layers = nn.ModuleList(CachedTransformerLayer(d_model) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x, state=None):
-        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
-        return self.encoder(x, mask=mask, is_causal=True), None
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            x, keys = layer(x, None if state is None else state[i])
+            new_state.append(keys)
+        return self.norm(x), new_state
 
 
 def main() -> None:

@@ -55,3 +55,15 @@ def test_face_errors_known_values():
     assert out == {"face_mse": 0.0, "lvd": 0.0}
     shifted = face_errors(jaw + 1.0, expr, jaw, expr)
     assert shifted["face_mse"] == pytest.approx(3 / 103) and shifted["lvd"] == 0.0  # a constant offset has no velocity error
+
+
+def test_paired_bc_wins_count_the_takes_where_the_beats_are_closer():
+    from train.evaluate import bc_wins
+
+    onsets = [np.arange(2.5, 8.0, 0.8), np.arange(2.3, 8.0, 0.7), np.arange(2.6, 8.0, 0.9)]
+    on_beat = [beat_motion(o) for o in onsets]
+    late = [beat_motion(o + 0.2) for o in onsets]
+    assert bc_wins(on_beat, late, onsets, (0.3, 0.1)) == {"bc": 3.0, "bc_sigma0.1": 3.0}
+    assert bc_wins(late, on_beat, onsets, (0.3,)) == {"bc": 0.0}
+    mixed = [on_beat[0], late[1], on_beat[2]]
+    assert bc_wins(mixed, late, onsets, (0.1,)) == {"bc": 2.0}  # ties are no win

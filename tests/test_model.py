@@ -6,6 +6,7 @@ import torch
 from granumamba.model import (
     GranuMamba,
     Mamba,
+    MambaStack,
     ModelLoadError,
     MultiRateQuantizer,
     PartVQVAE,
@@ -108,6 +109,14 @@ def test_mamba_streams_chunk_by_chunk_and_step_by_step_like_one_pass():
     state, steps = block.initial_state(2), []
     for t in range(40):
         y, state = block.step(x[:, t], state)
+        steps.append(y)
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-12)
+    assert torch.allclose(state[1], final[1], atol=1e-12) and torch.allclose(state[0], final[0], atol=1e-12)
+    stack = MambaStack(32, 2).double()
+    full, _ = stack(x)
+    state, steps = None, []
+    for t in range(40):
+        y, state = stack.step(x[:, t], state)
         steps.append(y)
     assert torch.allclose(torch.stack(steps, 1), full, atol=1e-12)
 
@@ -238,7 +247,7 @@ def test_each_level_sees_where_in_its_span_the_speech_falls():
     swapped = cond.clone()
     swapped[:, [0, 1]] = cond[:, [1, 0]]
     with torch.no_grad():
-        logits = [generator.run(c, lambda level, lg, latents: latents)[0] for c in (cond, swapped)]
+        logits = [generator.run(c, lambda level, step, lg, latents: latents)[0] for c in (cond, swapped)]
     for level in (0, 1):  # coarse, mid
         assert not torch.allclose(logits[0][level][:, :, 0], logits[1][level][:, :, 0], atol=1e-4), level
 
@@ -298,3 +307,26 @@ def test_an_unreachable_hub_repo_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="cannot reach the Hub|no config.json"):
         GranuMamba.from_pretrained("granumamba/does-not-exist")
+
+
+def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_code():
+    """Training's one pass over shifted teacher codes and inference's step-by-step loop give the
+    same logits when inference chooses the teacher codes, and a step's prediction depends on the
+    code its level chose one step earlier (and not on later ones)."""
+    torch.manual_seed(6)
+    model = GranuMamba(TINY).eval()
+    generator = model.generator
+    cond = torch.randn(1, 8, TINY["d_model"])
+    codes = [torch.randn(1, generator.parts, 8 // f, TINY["latent_dim"]) for f in generator.factors]
+    with torch.no_grad():
+        taught = generator.run(cond, teacher_codes=codes)[0]
+        stepped = generator.run(cond, lambda level, step, lg, lt: codes[level][:, :, step : step + 1])[0]
+        for level in range(len(codes)):
+            assert torch.allclose(taught[level], stepped[level], atol=1e-5), level
+        changed = [c.clone() for c in codes]
+        changed[2][:, :, 3] += 1.0  # the fine level's code at step 3
+        after = generator.run(cond, teacher_codes=changed)[0][2]
+    assert torch.allclose(after[:, :, :4], taught[2][:, :, :4], atol=1e-6)  # steps up to 3 cannot see it
+    assert not torch.allclose(after[:, :, 4], taught[2][:, :, 4], atol=1e-4)  # step 4 sees it
+    with pytest.raises(ValueError, match="either teacher_codes or choose_codes"):
+        generator.run(cond)

@@ -187,7 +187,11 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
         "model",
         "untrained",
         "untrained generator (trained stage 1)",
+        "takes (of 2) where the model's BC is above the untrained's",
+        "takes (of 2) where the model's BC is above the untrained generator (trained stage 1)'s",
     ]
+    wins = [rows.pop(name) for name in list(rows)[-2:]]
+    assert all(set(w) == {"bc", "bc_sigma0.1"} and all(v in (0, 1, 2) for v in w.values()) for w in wins)
     truth = rows["ground truth"]
     assert truth["fgd"] == 0 and truth["face_mse"] == 0 and truth["diversity"] > 0 and 0 < truth["bc"] <= 1
     assert all(0 < row["bc_sigma0.1"] < row["bc"] for row in rows.values())  # a tighter tolerance only lowers each beat's weight

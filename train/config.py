@@ -52,6 +52,7 @@ class StageConfig:
     word_dropout: float = 0.3
     seed_probability: float = 0.5
     latent_weight: float = 1.0
+    own_code_dropout: float = 0.2  # drops a step's previous-code input (the level's last code)
 
 
 @dataclass

@@ -7,7 +7,8 @@ Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the grou
 against another take's speech (the chance level of BC on this data), the model, and with
 --ablations the model without its coarse level, without its fine level, and without word input;
 with --untrained the same architecture with random weights (and the trained statistics), and
-the trained stage 1 with a random generator (what stage 2 adds); with --reconstruction stage 1's
+the trained stage 1 with a random generator (what stage 2 adds), and for each of those two a row
+counting the takes where the model's BC is above theirs; with --reconstruction stage 1's
 reconstruction of the ground truth from its own codes (what the motion priors can carry).
 BC is computed at the first --sigma ("bc") and at any further ones ("bc_sigma<value>").
 """
@@ -47,6 +48,17 @@ def reconstruction(model: GranuMamba, motion: Motion, gains: tuple[float, float,
 def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> float:
     bc = [beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)]
     return float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
+
+
+def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
+    """In the BC columns: on how many takes the first motions' BC is above the others' (a paired
+    count, which says more than the two means do whether a margin is real)."""
+    out = {}
+    for k, sigma in enumerate(sigmas):
+        ours = np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)])
+        theirs = np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(others, onsets)])
+        out["bc" if k == 0 else f"bc_sigma{sigma:g}"] = float(np.sum(ours > theirs))
+    return out
 
 
 def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
@@ -126,6 +138,7 @@ def evaluate(
         rebuilt = [reconstruction(pipe.model, t) for t in truths]
         cut = [Motion(t.poses[: r.num_frames], t.trans[: r.num_frames], t.expressions[: r.num_frames]) for t, r in zip(truths, rebuilt)]
         results["stage 1 reconstruction (the ground truth's own codes)"] = score(rebuilt, cut, onsets, fgd_model, sigmas)
+    positions: dict[str, list[np.ndarray]] = {}
     for name, p, options in runs:
         motions = []
         for take, audio, w, truth in zip(takes, audios, words, truths):
@@ -138,13 +151,19 @@ def evaluate(
             )
             frames = min(result.motion.num_frames, truth.num_frames)
             motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
+        positions[name] = [motion_positions(m) for m in motions]
         results[name] = score(
             motions,
             [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
             onsets,
             fgd_model,
             sigmas,
+            positions[name],
         )
+    if untrained:
+        for name in ("untrained", "untrained generator (trained stage 1)"):
+            row = f"takes (of {len(takes)}) where the model's BC is above the {name}'s"
+            results[row] = bc_wins(positions["model"], positions[name], onsets, sigmas)
     return results
 
 

@@ -62,6 +62,7 @@ def run_stage2(
         "word_dropout": cfg.stage2.word_dropout,
         "seed_probability": cfg.stage2.seed_probability,
         "latent_weight": cfg.stage2.latent_weight,
+        "own_code_dropout": cfg.stage2.own_code_dropout,
     }
 
     def loss(m, batch):

@@ -6,7 +6,12 @@
     global stream: MambaStack over cond_coarse, the whole body at the coarse rate
     local streams, coarse -> mid -> fine, every part at once (parts ride in the batch, with a
       part embedding): input = cond_level + global + coarser level's hidden state and codes
-      (repeated to this rate) + seed; heads give each part's code logits and code latents.
+      (repeated to this rate) + seed + the part's own code at this level one step earlier;
+      heads give each part's code logits and code latents.
+
+Within a level, each step sees the code its part chose at the step before (teacher codes
+shifted by one in training, the sampled codes at inference, one step at a time): codes drawn
+independently of each other mix strokes that turn a frame or two apart, which blurs the timing.
 
 Every operation is per step or a causal Mamba with a carried state, and the steps of all
 levels align on 16-frame blocks, so generation can run block-chunk by block-chunk with the
@@ -27,11 +32,13 @@ from .quantizer import LEVELS, downsample
 
 @dataclass
 class GenerationState:
-    """Recurrent state of a generation in progress: Mamba states of every stack, and how many
-    latent steps (at the fine rate) are done, which positions the sampling noise."""
+    """Recurrent state of a generation in progress: Mamba states of every stack, each level's
+    last chosen code vectors (batch, parts, C), and how many latent steps (at the fine rate) are
+    done, which positions the sampling noise."""
 
     global_stream: list[MambaState] | None = None
     local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
+    last_codes: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
     fine_steps_done: int = 0
 
 
@@ -87,6 +94,7 @@ class Generator(nn.Module):
         self.level_in = nn.ModuleList(nn.Linear(factor * d_model, d_model) for factor in factors)
         self.part_embedding = nn.Parameter(torch.randn(parts, d_model) * 0.02)
         self.code_in = nn.Linear(latent_dim, d_model)
+        self.own_code_in = nn.ModuleList(nn.Linear(latent_dim, d_model) for _ in factors)
         self.seed_in = nn.Linear(latent_dim + 1, d_model)
         self.dropout = nn.Dropout(dropout)
         mamba = {"d_state": d_state, "expand": expand}
@@ -134,24 +142,31 @@ class Generator(nn.Module):
     def run(
         self,
         cond_fine: torch.Tensor,
-        choose_codes,
+        choose_codes=None,
         seed_codes: list[torch.Tensor] | None = None,
         state: GenerationState | None = None,
+        teacher_codes: list[torch.Tensor] | None = None,
+        own_code_keep: float = 1.0,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], GenerationState]:
         """Run the global and local streams over a block-aligned span.
 
-        cond_fine: (batch, L_fine, d). choose_codes(level, logits, latents) -> code vectors
-        (batch, parts, L_level, C) that condition the next level (teacher codes in training,
-        sampled codes at inference). seed_codes: per level (batch, parts, L_level, C+1), the last
-        channel 1 where a seed frame fixes the code. Returns per level logits, latents, chosen
-        code vectors, and the state after the span.
+        cond_fine: (batch, L_fine, d). Either teacher_codes, per level (batch, parts, L_level, C):
+        every step sees its level's previous teacher code, all steps in one pass (training); or
+        choose_codes(level, step, logits, latents) -> code vectors (batch, parts, 1, C) for one
+        step of the span (sampled codes at inference), the levels run step by step. seed_codes: per
+        level (batch, parts, L_level, C+1), the last channel 1 where a seed frame fixes the code.
+        own_code_keep < 1 drops each step's previous-code input with probability 1 - keep
+        (in training mode only). Returns per level logits, latents, chosen code vectors, and the state after
+        the span.
         """
+        if (teacher_codes is None) == (choose_codes is None):
+            raise ValueError("give either teacher_codes or choose_codes")
         state = state or GenerationState()
         batch, d = cond_fine.shape[0], cond_fine.shape[-1]
         coarse_factor = self.factors[0]
         cond_coarse = downsample(cond_fine, coarse_factor)
         g, global_state = self.global_stream(cond_coarse, state.global_stream)
-        new_local: list = []
+        new_local, new_last = [], []
         all_logits, all_latents, all_codes = [], [], []
         previous_h = previous_codes = None
         for level, factor in enumerate(self.factors):
@@ -164,13 +179,38 @@ class Generator(nn.Module):
                 x = x + previous_h.repeat_interleave(ratio, dim=2) + self.code_in(previous_codes).repeat_interleave(ratio, dim=2)
             if seed_codes is not None:
                 x = x + self.seed_in(seed_codes[level])
-            h, level_state = self.local_streams[level](x.reshape(batch * self.parts, length, d), state.local[level])
+            last = state.last_codes[level]
+            if last is None:
+                last = x.new_zeros(batch, self.parts, self.latent_dim)
+            stack, level_state = self.local_streams[level], state.local[level]
+            if teacher_codes is not None:
+                codes = teacher_codes[level]
+                own = torch.cat([last[:, :, None], codes[:, :, :-1]], dim=2)
+                if own_code_keep < 1 and self.training:
+                    own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
+                x = x + self.own_code_in[level](own)
+                h, level_state = stack(x.reshape(batch * self.parts, length, d), level_state)
+                logits, latents = self._heads(level, h)
+            else:
+                steps_h, steps_logits, steps_latents, steps_codes = [], [], [], []
+                for step in range(length):
+                    x_step = x[:, :, step] + self.own_code_in[level](last)
+                    h_step, level_state = stack.step(x_step.reshape(batch * self.parts, d), level_state)
+                    h_step = h_step[:, None]
+                    step_logits, step_latents = self._heads(level, h_step)
+                    code = choose_codes(level, step, step_logits, step_latents)
+                    last = code[:, :, 0]
+                    steps_h.append(h_step)
+                    steps_logits.append(step_logits)
+                    steps_latents.append(step_latents)
+                    steps_codes.append(code)
+                h = torch.cat(steps_h, dim=1)
+                logits, latents, codes = (torch.cat(t, dim=2) for t in (steps_logits, steps_latents, steps_codes))
             new_local.append(level_state)
-            logits, latents = self._heads(level, h)
-            codes = choose_codes(level, logits, latents)
+            new_last.append(codes[:, :, -1])
             all_logits.append(logits)
             all_latents.append(latents)
             all_codes.append(codes)
             previous_h, previous_codes = h.reshape(batch, self.parts, length, d), codes
-        new_state = GenerationState(global_state, new_local, state.fine_steps_done + cond_fine.shape[1])
+        new_state = GenerationState(global_state, new_local, new_last, state.fine_steps_done + cond_fine.shape[1])
         return all_logits, all_latents, all_codes, new_state

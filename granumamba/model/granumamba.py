@@ -227,9 +227,16 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         return out
 
     def stage2_loss(
-        self, batch: dict[str, torch.Tensor], word_dropout: float = 0.3, seed_probability: float = 0.5, latent_weight: float = 1.0
+        self,
+        batch: dict[str, torch.Tensor],
+        word_dropout: float = 0.3,
+        seed_probability: float = 0.5,
+        latent_weight: float = 1.0,
+        own_code_dropout: float = 0.2,
     ) -> dict[str, torch.Tensor]:
-        """Cross-entropy on each level's codes + S9's MSE on each level's code latents."""
+        """Cross-entropy on each level's codes + S9's MSE on each level's code latents, each step
+        seeing its level's previous teacher code (dropped with probability `own_code_dropout`, so
+        the speech keeps its say)."""
         with torch.no_grad():
             indices, codes = self.teacher_codes({p: batch[p] for p in PART_NAMES})
         audio, words = self.generator.shift_lookahead(batch["audio"], batch["words"])
@@ -241,7 +248,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             seed = self.seed_conditioning(codes, self.frame_multiple, audio.shape[1])
             keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
             seed = [s * keep for s in seed]
-        logits, latents, _, _ = self.generator.run(cond, lambda level, lg, lt: codes[level], seed)
+        logits, latents, _, _ = self.generator.run(cond, seed_codes=seed, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
         out: dict[str, torch.Tensor] = {}
         total = audio.new_zeros(())
         for level, name in enumerate(LEVELS):
@@ -294,27 +301,34 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, self.config.factors)]
             seed_codes = self.seed_conditioning(full, seed_frames, padded)
         chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
+        # Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
+        every_code = torch.arange(self.config.codebook_size).expand(1, len(PART_NAMES), -1)
+        codebooks = [self.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
         state = GenerationState()
         indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
         for start in range(0, padded, chunk):
             stop = min(start + chunk, padded)
             cond = gen.condition(audio[:, start:stop], words[:, start:stop], speaker_id)
             offsets = [state.fine_steps_done // f for f in self.config.factors]
+            gumbel = None  # the span's sampling noise, drawn for all its steps at once
+            if temperature > 0:
+                steps = [(stop - start) // (gen.frames_per_latent * f) for f in self.config.factors]
+                uniform = [
+                    position_uniform(seed, level, torch.arange(o, o + n), len(PART_NAMES), self.config.codebook_size)
+                    for level, (o, n) in enumerate(zip(offsets, steps))
+                ]
+                gumbel = [-torch.log(-torch.log(u)) for u in uniform]
 
-            def choose(level, logits, latents, offsets=offsets):
-                positions = torch.arange(offsets[level], offsets[level] + logits.shape[2])
-                if temperature <= 0:
+            def choose(level, step, logits, latents, offsets=offsets, gumbel=gumbel):
+                position = offsets[level] + step
+                if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
+                    chosen = seed_indices[level][:, :, position : position + 1]
+                elif gumbel is None:
                     chosen = logits.argmax(-1)
                 else:
-                    u = position_uniform(seed, level, positions, logits.shape[1], logits.shape[3])
-                    chosen = (logits / temperature - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max sampling
-                if seed_indices is not None:  # seed frames fix their codes
-                    covered = seed_indices[level].shape[2]
-                    inside = positions < covered
-                    if inside.any():
-                        chosen[:, :, inside] = seed_indices[level][:, :, positions[inside]]
+                    chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
                 indices[level].append(chosen)
-                return self.lookup_codes(level, chosen)
+                return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
 
             span_seed = None
             if seed_codes is not None:

@@ -117,9 +117,25 @@ class Mamba(nn.Module):
         return self.out_proj(y.transpose(1, 2)), (new_conv_state, last_state)
 
     def step(self, hidden_state: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
-        """One frame: (batch, d_model) -> (batch, d_model), carrying the state."""
-        out, state = self.forward(hidden_state[:, None, :], state)
-        return out[:, 0], state
+        """One frame: (batch, d_model) -> (batch, d_model), carrying the state. The recurrence
+        written out for a single frame, as mamba_ssm's `Mamba.step`: a length-1 `forward` would
+        pay for the convolution and the chunked scan's set-up on every frame."""
+        conv_state, ssm_state = state
+        x, z = self.in_proj(hidden_state).chunk(2, dim=-1)  # (batch, d_inner) each
+        conv_state = torch.cat([conv_state[:, :, 1:], x[:, :, None].to(conv_state.dtype)], dim=2)
+        x = (conv_state * self.conv1d.weight[:, 0]).sum(-1)
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        work = torch.promote_types(hidden_state.dtype, torch.float32)  # as the scan: float32 at least
+        dt = F.softplus(F.linear(dt, self.dt_proj.weight, self.dt_proj.bias)).to(work)  # (batch, d_inner)
+        x, B, C = x.to(work), B.to(work), C.to(work)
+        A = -torch.exp(self.A_log.to(work))
+        ssm_state = ssm_state.to(work) * torch.exp(dt[:, :, None] * A) + (dt * x)[:, :, None] * B[:, None, :]
+        y = (ssm_state * C[:, None, :]).sum(-1) + self.D.to(work) * x
+        y = (y * F.silu(z.to(work))).to(hidden_state.dtype)
+        return self.out_proj(y), (conv_state, ssm_state)
 
 
 class MambaLayer(nn.Module):
@@ -132,6 +148,10 @@ class MambaLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, state: MambaState | None = None) -> tuple[torch.Tensor, MambaState]:
         y, state = self.mixer(self.norm(x), state)
+        return x + y, state
+
+    def step(self, x: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        y, state = self.mixer.step(self.norm(x), state)
         return x + y, state
 
 
@@ -147,5 +167,16 @@ class MambaStack(nn.Module):
         new_state = []
         for i, layer in enumerate(self.layers):
             x, s = layer(x, None if state is None else state[i])
+            new_state.append(s)
+        return self.norm(x), new_state
+
+    def step(self, x: torch.Tensor, state: list[MambaState] | None = None) -> tuple[torch.Tensor, list[MambaState]]:
+        """One frame (batch, d_model), from `state` (None: the start); the same numbers as
+        `forward` over the frames one at a time."""
+        if state is None:
+            state = [layer.mixer.initial_state(x.shape[0]) for layer in self.layers]
+        new_state = []
+        for layer, s in zip(self.layers, state):
+            x, s = layer.step(x, s)
             new_state.append(s)
         return self.norm(x), new_state
