@@ -63,6 +63,10 @@ class TransformerStack(nn.Module):
             new_state.append(keys)
         return self.norm(x), new_state
 
+    def step(self, x, state=None):
+        y, state = self.forward(x[:, None], state)
+        return y[:, 0], state
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
