@@ -45,25 +45,28 @@ def reconstruction(model: GranuMamba, motion: Motion, gains: tuple[float, float,
     return merge_parts(decoded, (float(motion.trans[0, 0]), float(motion.trans[0, 2])))
 
 
+def bc_column(k: int, sigma: float) -> str:
+    """The column of the k-th --sigma: "bc" for the first, "bc_sigma<value>" for the others."""
+    return "bc" if k == 0 else f"bc_sigma{sigma:g}"
+
+
+def take_bcs(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> np.ndarray:
+    return np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)])
+
+
 def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> float:
-    bc = [beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)]
+    bc = take_bcs(positions, onsets, sigma)
     return float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
+
+
+def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
+    return {bc_column(k, s): mean_bc(positions, onsets, s) for k, s in enumerate(sigmas)}
 
 
 def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
     """In the BC columns: on how many takes the first motions' BC is above the others' (a paired
     count, which says more than the two means do whether a margin is real)."""
-    out = {}
-    for k, sigma in enumerate(sigmas):
-        ours = np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)])
-        theirs = np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(others, onsets)])
-        out["bc" if k == 0 else f"bc_sigma{sigma:g}"] = float(np.sum(ours > theirs))
-    return out
-
-
-def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
-    """BC at the first sigma ("bc") and at the others ("bc_sigma<value>")."""
-    return {("bc" if k == 0 else f"bc_sigma{s:g}"): mean_bc(positions, onsets, s) for k, s in enumerate(sigmas)}
+    return {bc_column(k, s): float(np.sum(take_bcs(positions, onsets, s) > take_bcs(others, onsets, s))) for k, s in enumerate(sigmas)}
 
 
 def score(

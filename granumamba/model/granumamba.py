@@ -229,6 +229,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
     def stage2_loss(
         self,
         batch: dict[str, torch.Tensor],
+        *,
         word_dropout: float = 0.3,
         seed_probability: float = 0.5,
         latent_weight: float = 1.0,
