@@ -132,6 +132,15 @@ def test_cuda_kernels_and_the_cpu_scan_agree_from_one_state_dict():  # pragma: n
     ours_cpu = Mamba(64)
     ours_cpu.load_state_dict(ours.state_dict())
     assert torch.allclose(theirs(x).cpu(), ours_cpu(x.cpu())[0], atol=1e-3)
+    # one frame at a time, as generation runs: the same states in the same layout
+    state = ours.initial_state(2)
+    conv, ssm = (s.clone() for s in state)
+    with torch.no_grad():
+        for t in range(20):
+            mine, state = ours.step(x[:, t], state)
+            out, conv, ssm = theirs.step(x[:, t : t + 1], conv, ssm)
+            assert torch.allclose(mine, out[:, 0], atol=1e-4), t
+    assert torch.allclose(state[1], ssm, atol=1e-4) and torch.allclose(state[0], conv, atol=1e-5)
 
 
 def test_vector_quantizer_losses_perplexity_and_dead_code_restart():
