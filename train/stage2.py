@@ -58,12 +58,8 @@ def run_stage2(
     val_set = make_dataset(cfg, "val", window, vocab=model.vocab, normalizer=normalizer)
     if len(train_set) == 0:
         raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames.")
-    options = {
-        "word_dropout": cfg.stage2.word_dropout,
-        "seed_probability": cfg.stage2.seed_probability,
-        "latent_weight": cfg.stage2.latent_weight,
-        "own_code_dropout": cfg.stage2.own_code_dropout,
-    }
+    names = ("word_dropout", "seed_probability", "latent_weight", "own_code_dropout")
+    options = {name: getattr(cfg.stage2, name) for name in names}
 
     def loss(m, batch):
         m.vqvae.eval() if hasattr(m, "vqvae") else m.module.vqvae.eval()  # frozen: no dead-code restarts

@@ -155,9 +155,9 @@ class Generator(nn.Module):
         choose_codes(level, step, logits, latents) -> code vectors (batch, parts, 1, C) for one
         step of the span (sampled codes at inference), the levels run step by step. seed_codes: per
         level (batch, parts, L_level, C+1), the last channel 1 where a seed frame fixes the code.
-        own_code_keep < 1 drops each step's previous-code input with probability 1 - keep
-        (in training mode only). Returns per level logits, latents, chosen code vectors, and the state after
-        the span.
+        own_code_keep < 1 drops each step's previous-code input with probability 1 - keep (in
+        training mode only). Returns per level logits, latents, chosen code vectors, and the state
+        after the span.
         """
         if (teacher_codes is None) == (choose_codes is None):
             raise ValueError("give either teacher_codes or choose_codes")
