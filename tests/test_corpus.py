@@ -52,7 +52,7 @@ def test_poses_are_exactly_the_sum_of_the_saved_components(synth_corpus):
 
 
 def test_beat_stroke_apexes_fall_on_the_speech_onsets(synth_corpus):
-    """The strokes' turning points are on acoustic onsets, so the corpus's BC measures timing:
+    """The strokes' apexes, the hand's turning points, are on acoustic onsets, so the corpus's BC measures timing:
     each take's motion against its own speech scores far above the same motion against
     another take's speech."""
     from train.metrics import audio_onsets, beat_consistency, motion_positions
@@ -63,7 +63,8 @@ def test_beat_stroke_apexes_fall_on_the_speech_onsets(synth_corpus):
     own = np.nanmean([beat_consistency(p, o, sigma=0.1) for p, o in zip(positions, onsets)])
     other = np.nanmean([beat_consistency(p, onsets[(i + 1) % len(takes)], sigma=0.1) for i, p in enumerate(positions)])
     assert len(takes) >= 4
-    assert own > 0.9 and own - other > 0.1, (own, other)
+    # Real capture scores about 0.75 here (the shared take): the corpus's timing is at least as tight.
+    assert own > 0.8 and own - other > 0.1, (own, other)
 
 
 def test_speakers_gesture_in_their_own_styles():
@@ -84,3 +85,50 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
     a, b, c = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
     assert a == b and len(a) >= 5
     assert a != c
+
+
+def test_corpus_moves_like_real_capture(synth_corpus, beat2_sample):
+    """Calibrated, not copied: the corpus's wrist speed and height spread, elbow flexion, hand
+    distance, stroke rate and hold length lie within 0.7 to 1.5 times the real take's."""
+    from train.corpus_stats import mean_stats, reference_motions
+
+    corpus = mean_stats([load_motion(t.motion) for t in index_beat2(synth_corpus).takes])
+    real = mean_stats(reference_motions(beat2_sample))
+    for key in ("wrist_speed", "wrist_spread", "elbow_p50", "hand_distance_p50", "stroke_rate", "hold_seconds"):
+        assert 0.7 <= corpus[key] / real[key] <= 1.5, (key, corpus[key], real[key])
+
+
+def test_a_foot_that_carries_the_weight_stays_planted(synth_corpus):
+    from train.corpus_stats import planted_ankle_speed
+
+    for take in index_beat2(synth_corpus).takes:
+        speed = planted_ankle_speed(load_motion(take.motion))
+        assert speed["planted_ankle_speed_p99"] < 0.02, (take.name, speed)
+
+
+def test_real_speech_features_fall_inside_the_corpus_distribution(synth_corpus, beat2_sample):
+    """The training speech (espeak-ng and piper, augmented) covers how the real recordings
+    sound: every feature's mean over the real wavs is within 2 standard deviations of the corpus's."""
+    from train.corpus_stats import feature_zscores
+
+    train = [t.audio for t in index_beat2(synth_corpus, split="train").takes]
+    z = feature_zscores(train, sorted((beat2_sample / "wave16k").glob("*.wav")))
+    assert max(z.values()) < 2.0, z
+
+
+def test_augmented_speech_keeps_length_and_timing_and_changes_the_sound():
+    from train.augment import augment
+
+    t = np.arange(32000) / 16000
+    clean = (0.3 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)
+    outputs = [augment(clean, np.random.default_rng(seed)) for seed in range(12)]
+    for out in outputs:
+        assert out.shape == clean.shape and out.dtype == np.float32 and np.isfinite(out).all()
+        assert np.abs(out).max() <= 1.0
+        # the speech is still where it was: the loud half-seconds stay louder than the pauses
+        on, off = (np.sin(2 * np.pi * 2 * t) > 0), (np.sin(2 * np.pi * 2 * t) < -0.3)
+        assert np.sqrt(np.mean(out[on] ** 2)) > 2 * np.sqrt(np.mean(out[off] ** 2))
+    peaks = [np.abs(o).max() for o in outputs]
+    assert max(peaks) / min(peaks) > 3  # loudness varies from quiet to loud
+    assert sum(np.sqrt(np.mean(o[~on] ** 2)) > 1e-4 for o in outputs) >= 6  # most carry background noise
+    assert np.array_equal(augment(clean, np.random.default_rng(3)), outputs[3])

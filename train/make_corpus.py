@@ -51,8 +51,9 @@ def make_corpus(
         name = f"{speaker}_synth{speaker}_0_{take + 1}_{take + 1}"
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
-        make_take(out, name, speaker, seconds, rng)
-        rows.append((name, split_of(take, takes_per_speaker)))
+        split = split_of(take, takes_per_speaker)
+        make_take(out, name, speaker, seconds, rng, augmented=split == "train")
+        rows.append((name, split))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(("id", "type"))

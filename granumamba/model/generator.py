@@ -6,12 +6,15 @@
     global stream: MambaStack over cond_coarse, the whole body at the coarse rate
     local streams, coarse -> mid -> fine, every part at once (parts ride in the batch, with a
       part embedding): input = cond_level + global + coarser level's hidden state and codes
-      (repeated to this rate) + seed + the part's own code at this level one step earlier;
-      heads give each part's code logits and code latents.
+      (repeated to this rate) + seed; one pass over the span;
+    heads, per level and part: the stream's output + the part's own code at this level one
+      step earlier, through a small MLP -> code logits and code latents.
 
 Within a level, each step sees the code its part chose at the step before (teacher codes
-shifted by one in training, the sampled codes at inference, one step at a time): codes drawn
-independently of each other mix strokes that turn a frame or two apart, which blurs the timing.
+shifted by one in training, the sampled codes at inference): codes drawn independently of each
+other mix strokes that turn a frame or two apart, which blurs the timing. Only the light head
+sees it, so the Mamba streams run over a whole span in one pass and only the head steps: a step
+costs two small matrix products instead of a pass through every Mamba layer.
 
 Every operation is per step or a causal Mamba with a carried state, and the steps of all
 levels align on 16-frame blocks, so generation can run block-chunk by block-chunk with the
@@ -95,6 +98,8 @@ class Generator(nn.Module):
         self.part_embedding = nn.Parameter(torch.randn(parts, d_model) * 0.02)
         self.code_in = nn.Linear(latent_dim, d_model)
         self.own_code_in = nn.ModuleList(nn.Linear(latent_dim, d_model) for _ in factors)
+        # The autoregressive head: the stream's output and the previous code, mixed nonlinearly.
+        self.head_mix = nn.ModuleList(nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model), nn.GELU()) for _ in factors)
         self.seed_in = nn.Linear(latent_dim + 1, d_model)
         self.dropout = nn.Dropout(dropout)
         mamba = {"d_state": d_state, "expand": expand}
@@ -132,11 +137,12 @@ class Generator(nn.Module):
         x = self.pack(x.reshape(batch, frames // self.frames_per_latent, -1))
         return self.dropout(x + self.speaker_embedding(speaker)[:, None])
 
-    def _heads(self, level: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h (batch * parts, L, d) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
-        h = h.reshape(-1, self.parts, *h.shape[1:])
-        logits = torch.einsum("bpld,pdk->bplk", h, self.logit_weight[level]) + self.logit_bias[level]
-        latents = torch.einsum("bpld,pdc->bplc", h, self.latent_weight[level])
+    def _heads(self, level: int, h: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stream output h (batch, parts, L, d) and each step's previous code of its level
+        own (batch, parts, L, C) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
+        z = h + self.head_mix[level](h + self.own_code_in[level](own))
+        logits = torch.einsum("bpld,pdk->bplk", z, self.logit_weight[level]) + self.logit_bias[level]
+        latents = torch.einsum("bpld,pdc->bplc", z, self.latent_weight[level])
         return logits, latents
 
     def run(
@@ -151,9 +157,10 @@ class Generator(nn.Module):
         """Run the global and local streams over a block-aligned span.
 
         cond_fine: (batch, L_fine, d). Either teacher_codes, per level (batch, parts, L_level, C):
-        every step sees its level's previous teacher code, all steps in one pass (training); or
-        choose_codes(level, step, logits, latents) -> code vectors (batch, parts, 1, C) for one
-        step of the span (sampled codes at inference), the levels run step by step. seed_codes: per
+        every step's head sees its level's previous teacher code, all steps in one pass
+        (training); or choose_codes(level, step, logits, latents) -> code vectors (batch, parts,
+        1, C) for one step of the span (sampled codes at inference), each level's head run step
+        by step after its stream's one pass. seed_codes: per
         level (batch, parts, L_level, C+1), the last channel 1 where a seed frame fixes the code.
         own_code_keep < 1 drops each step's previous-code input with probability 1 - keep (in
         training mode only). Returns per level logits, latents, chosen code vectors, and the state
@@ -179,38 +186,32 @@ class Generator(nn.Module):
                 x = x + previous_h.repeat_interleave(ratio, dim=2) + self.code_in(previous_codes).repeat_interleave(ratio, dim=2)
             if seed_codes is not None:
                 x = x + self.seed_in(seed_codes[level])
+            h, level_state = self.local_streams[level](x.reshape(batch * self.parts, length, d), state.local[level])
+            h = h.reshape(batch, self.parts, length, d)
             last = state.last_codes[level]
             if last is None:
                 last = x.new_zeros(batch, self.parts, self.latent_dim)
-            stack, level_state = self.local_streams[level], state.local[level]
             if teacher_codes is not None:
                 codes = teacher_codes[level]
                 own = torch.cat([last[:, :, None], codes[:, :, :-1]], dim=2)
                 if own_code_keep < 1 and self.training:
                     own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
-                x = x + self.own_code_in[level](own)
-                h, level_state = stack(x.reshape(batch * self.parts, length, d), level_state)
-                logits, latents = self._heads(level, h)
+                logits, latents = self._heads(level, h, own)
             else:
-                steps_h, steps_logits, steps_latents, steps_codes = [], [], [], []
+                steps_logits, steps_latents, steps_codes = [], [], []
                 for step in range(length):
-                    x_step = x[:, :, step] + self.own_code_in[level](last)
-                    h_step, level_state = stack.step(x_step.reshape(batch * self.parts, d), level_state)
-                    h_step = h_step[:, None]
-                    step_logits, step_latents = self._heads(level, h_step)
+                    step_logits, step_latents = self._heads(level, h[:, :, step : step + 1], last[:, :, None])
                     code = choose_codes(level, step, step_logits, step_latents)
                     last = code[:, :, 0]
-                    steps_h.append(h_step)
                     steps_logits.append(step_logits)
                     steps_latents.append(step_latents)
                     steps_codes.append(code)
-                h = torch.cat(steps_h, dim=1)
                 logits, latents, codes = (torch.cat(t, dim=2) for t in (steps_logits, steps_latents, steps_codes))
             new_local.append(level_state)
             new_last.append(codes[:, :, -1])
             all_logits.append(logits)
             all_latents.append(latents)
             all_codes.append(codes)
-            previous_h, previous_codes = h.reshape(batch, self.parts, length, d), codes
+            previous_h, previous_codes = h, codes
         new_state = GenerationState(global_state, new_local, new_last, state.fine_steps_done + cond_fine.shape[1])
         return all_logits, all_latents, all_codes, new_state

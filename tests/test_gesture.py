@@ -1,0 +1,86 @@
+"""The procedural gesture generator: inverse kinematics that reaches, strokes on the onsets,
+units that rest in silence, speaker styles that differ."""
+
+import numpy as np
+import torch
+
+from granumamba import FPS
+from granumamba.motion import JOINT_INDEX, joint_positions
+from granumamba.text.textgrid import Word
+from train.corpus import speaker_style
+from train.gesture import CHEST, SIDES, gesture, rest_position, two_bone_ik
+
+
+def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
+    from granumamba.motion.skeleton import REST_OFFSETS
+
+    rng = np.random.default_rng(0)
+    upper, lower = REST_OFFSETS[JOINT_INDEX["left_elbow"]], REST_OFFSETS[JOINT_INDEX["left_wrist"]]
+    directions = rng.normal(size=(50, 3))
+    targets = directions / np.linalg.norm(directions, axis=1, keepdims=True) * rng.uniform(0.15, 0.45, (50, 1))
+    shoulder, elbow = two_bone_ik(targets, upper, lower, np.array([0.5, -1.0, -0.3]), np.array([0.0, -1.0, 0.0]))
+    reached = np.einsum("tij,j->ti", shoulder, upper) + np.einsum("tij,tjk,k->ti", shoulder, elbow, lower)
+    assert np.abs(reached - targets).max() < 1e-6
+    # the elbow bends one way only: forwards, never backwards
+    assert (np.einsum("tij,j->ti", elbow, lower)[:, 2] >= -1e-9).all()
+
+
+def _speech(seconds: float, pause_after: float | None = None) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
+    words, t = [], 0.3
+    while t < seconds:
+        if pause_after is not None and pause_after <= t < pause_after + 3.0:
+            t = pause_after + 3.0
+        words.append(Word("word", t, t + 0.28))
+        t += 0.36
+    frames = int((seconds + 0.5) * FPS)
+    energy = np.zeros(frames)
+    for w in words:
+        energy[int(w.start * FPS) : int(w.end * FPS)] = 0.7
+    pitch = np.where(energy > 0, 1.3, 0.0)
+    onsets = np.array([w.start + 0.01 for w in words])
+    return words, energy, pitch, onsets
+
+
+def _wrists(parts) -> np.ndarray:
+    poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]
+    positions = joint_positions(torch.as_tensor(poses.reshape(len(poses), -1), dtype=torch.float32)).numpy()
+    return positions[:, [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]]] - positions[:, [0]]
+
+
+def test_hands_gesture_while_speaking_and_rest_in_a_long_silence():
+    style = speaker_style(1)
+    words, energy, pitch, onsets = _speech(12.0, pause_after=4.0)
+    wrists = _wrists(gesture(words, energy, pitch, onsets, style, np.random.default_rng(0)))
+    speed = np.linalg.norm(np.diff(wrists, axis=0), axis=-1).mean(1) * FPS
+    t = np.arange(len(speed)) / FPS
+    talking = speed[(t > 1.0) & (t < 4.0)].mean()
+    silent = speed[(t > 5.3) & (t < 6.2)].mean()  # inside the 3 s pause: after the retraction, before the next preparation
+    assert talking > 0.2 and silent < 0.1 * talking, (talking, silent)
+    # in the silence both hands are back at the speaker's rest pose
+    middle = int(5.8 * FPS)
+    for k, side in enumerate(SIDES):
+        assert np.linalg.norm(wrists[middle, k] - rest_position(style, side)) < 0.08
+
+
+def test_louder_and_higher_words_get_larger_strokes_and_nods():
+    from train.gesture import plan_apexes
+
+    style = speaker_style(2)
+    words, energy, pitch, onsets = _speech(20.0)
+    stressed_starts = {w.start for w in words[::3]}
+    for w in words[::3]:  # every third word louder and higher than the rest
+        energy[int(w.start * FPS) : int(w.end * FPS)] = 1.0
+        pitch[int(w.start * FPS) : int(w.end * FPS)] = 1.6
+    apexes = plan_apexes(words, onsets, energy, pitch, style, np.random.default_rng(1))
+    on_stress = [a for a in apexes if any(abs(a.t - s) < 0.05 for s in stressed_starts)]
+    plain = [a for a in apexes if a not in on_stress]
+    assert len(on_stress) >= 5 and len(plain) >= 5
+    assert np.mean([a.size for a in on_stress]) > 1.3 * np.mean([a.size for a in plain])
+    assert all(a.stressed for a in on_stress) and not any(a.stressed for a in plain)
+
+
+def test_the_gesture_space_is_in_front_of_the_torso():
+    words, energy, pitch, onsets = _speech(20.0)
+    wrists = _wrists(gesture(words, energy, pitch, onsets, speaker_style(3), np.random.default_rng(2)))
+    assert np.percentile(wrists[..., 2], 50) > 0.05  # forward of the pelvis
+    assert np.percentile(wrists[..., 1], 90) < CHEST[1] + 0.3  # rarely above the shoulders
