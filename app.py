@@ -25,7 +25,7 @@ import numpy as np
 from granumamba.audio.io import ACCEPTED, AudioError
 from granumamba.data.beat2 import save_motion
 from granumamba.model.granumamba import ModelLoadError
-from granumamba.pipeline import DEFAULT_MODEL_ID, GranuMambaPipeline
+from granumamba.pipeline import DEFAULT_MODEL_ID, GranuMambaPipeline, display_name
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.video import render_video
 from granumamba.text.align import estimate_word_timings
@@ -58,9 +58,8 @@ def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
 
 def weights_line(pipe: GranuMambaPipeline) -> str:
     if pipe.fallback_reason:
-        name = Path(pipe.source).name
-        return f"**Weights:** bundled demo checkpoint (`{name}`), because the Hub model could not be loaded: {pipe.fallback_reason}"
-    return f"**Weights:** `{pipe.source}`"
+        return f"**Weights:** bundled demo checkpoint, because the Hub model could not be loaded: {pipe.fallback_reason}"
+    return f"**Weights:** `{display_name(pipe.source)}`"
 
 
 def make_generate(pipe: GranuMambaPipeline):

@@ -20,6 +20,7 @@ from . import SAMPLE_RATE
 from .audio.features import is_silent, speech_features
 from .audio.io import AudioError, check_audio, load_audio
 from .model.granumamba import GranuMamba, ModelLoadError
+from .model.sampler import SampledCodes, decode, sample_codes
 from .motion.parts import PART_NAMES, Motion, merge_parts, split_parts
 from .text.textgrid import Word
 
@@ -36,6 +37,8 @@ class GenerationResult:
     audio: np.ndarray  # 16 kHz mono float32, the speech the motion goes with
     words: list[Word] | None
     settings: dict = field(default_factory=dict)
+    codes: SampledCodes | None = None  # what was sampled: `GranuMambaPipeline.with_gains` decodes it anew
+    start_xz: tuple[float, float] = (0.0, 0.0)
 
     @property
     def seconds(self) -> float:
@@ -49,24 +52,87 @@ class LoadedModel:
     fallback_reason: str | None = None  # why the bundled model is used instead of the one asked for
 
 
+HUB_CHECK_SECONDS = 1.5  # how long the availability check waits for the Hub before the bundled model is used
+_hub_checks: dict[str, tuple[float, bool]] = {}  # endpoint -> (when, reachable): one check a minute at most
+
+
+def hub_reachable(timeout: float = HUB_CHECK_SECONDS) -> bool:
+    """Whether a TCP connection to the Hub opens within `timeout` seconds (name lookup included).
+    False at once under HF_HUB_OFFLINE. One connection, no retries: huggingface_hub's own retries
+    with back-off take about 23 s to give up on a machine with no network."""
+    import socket
+    import threading
+    import time
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(constants.ENDPOINT)
+    now = time.monotonic()
+    cached = _hub_checks.get(constants.ENDPOINT)
+    if cached and now - cached[0] < 60:
+        return cached[1]
+    result = [False]
+
+    def connect() -> None:  # in a thread: a name lookup has no timeout of its own
+        try:
+            with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+                result[0] = True
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    _hub_checks[constants.ENDPOINT] = (now, result[0])
+    return result[0]
+
+
+def display_name(source: str) -> str:
+    """What visitors are shown of the weights in use: a repo id, a folder's name, never a server path."""
+    path = Path(source)
+    if path.resolve() == BUNDLED_MODEL:
+        return "bundled demo checkpoint"
+    return path.name if os.path.isabs(source) or source.startswith((".", "~")) else source
+
+
 def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = True) -> LoadedModel:
     """Load `name` (Hub repo id or folder; default GRANUMAMBA_MODEL or the default repo id).
 
-    A folder that does not load is an error. A Hub repo that cannot be reached or does not exist
-    falls back to the bundled demo checkpoint (when `allow_fallback`), and says why.
+    A folder that does not load is an error. When the Hub cannot be reached (checked in at most
+    HUB_CHECK_SECONDS), a repo in the local Hub cache loads from there; otherwise the default repo
+    falls back to the bundled demo checkpoint (when `allow_fallback`) and says why, and any other
+    repo id is an error that names it, as is a repo id that the reachable Hub does not have: a
+    misspelled name never quietly gives the demo model.
     """
     name = str(name or os.environ.get("GRANUMAMBA_MODEL") or DEFAULT_MODEL_ID)
     if os.path.isdir(name) or name.startswith((".", "/", "~")) or os.path.exists(name):
         return LoadedModel(GranuMamba.from_pretrained(os.path.expanduser(name)), name)
+    online = hub_reachable()
     try:
-        return LoadedModel(GranuMamba.from_pretrained(name), name)
+        return LoadedModel(GranuMamba.from_pretrained(name, local_files_only=not online), name)
     except ModelLoadError as err:
-        if not allow_fallback:
+        if not allow_fallback or name != DEFAULT_MODEL_ID:
+            if not online:
+                raise ModelLoadError(
+                    f"{name}: the Hub cannot be reached and this model is not in the local Hub cache. "
+                    "Connect to the network, give a model folder, or leave the model out to use the bundled demo checkpoint."
+                ) from None
             raise
         if not (BUNDLED_MODEL / "model.safetensors").is_file():
             raise ModelLoadError(f"{err} The bundled demo checkpoint is missing too ({BUNDLED_MODEL}).") from None
-        log.warning("using the bundled demo checkpoint: %s", err)
-        return LoadedModel(GranuMamba.from_pretrained(BUNDLED_MODEL), str(BUNDLED_MODEL), str(err))
+        reason = str(err) if online else f"{name}: the Hub cannot be reached and the model is not in the local cache"
+        log.warning("using the bundled demo checkpoint: %s", reason)
+        return LoadedModel(GranuMamba.from_pretrained(BUNDLED_MODEL), str(BUNDLED_MODEL), reason)
+
+
+def check_gains(gains) -> tuple[float, float, float]:
+    gains = tuple(float(g) for g in gains)
+    if len(gains) != 3 or not all(GAIN_RANGE[0] <= g <= GAIN_RANGE[1] for g in gains):
+        raise ValueError(f"gains are three numbers (coarse, mid, fine) from {GAIN_RANGE[0]} to {GAIN_RANGE[1]}, got {gains}")
+    return gains
 
 
 class GranuMambaPipeline:
@@ -104,9 +170,7 @@ class GranuMambaPipeline:
             samples = check_audio(audio, "audio", max_seconds)
         if is_silent(samples):
             raise AudioError("the audio is silent: there is no speech to gesture to. Check the recording's level or input.")
-        gains = tuple(float(g) for g in gains)
-        if len(gains) != 3 or not all(GAIN_RANGE[0] <= g <= GAIN_RANGE[1] for g in gains):
-            raise ValueError(f"gains are three numbers (coarse, mid, fine) from {GAIN_RANGE[0]} to {GAIN_RANGE[1]}, got {gains}")
+        gains = check_gains(gains)
         if not 0.0 <= temperature <= 2.0:
             raise ValueError(f"temperature goes from 0 to 2, got {temperature}")
         features = torch.from_numpy(speech_features(samples))
@@ -118,12 +182,9 @@ class GranuMambaPipeline:
             normalizer = self.model.normalizer
             seed_parts = {p: normalizer.normalize(p, x) for p, x in split_parts(seed_motion).items()}
             start_xz = (float(seed_motion.trans[0, 0]), float(seed_motion.trans[0, 2]))
-        parts = self.model.generate(features, word_ids, speaker, seed_parts, gains, temperature, seed, chunk_frames)
-        normalizer = self.model.normalizer
-        motion = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
-        motion.betas = np.zeros(300, dtype=np.float32)
+        codes = sample_codes(self.model, features, word_ids, speaker, seed_parts, temperature, seed, chunk_frames)
         settings = {
-            "model": self.source,
+            "model": display_name(self.source),
             "speaker": self.model.config.default_speaker if speaker is None else int(speaker),
             "gains": {"coarse": gains[0], "mid": gains[1], "fine": gains[2]},
             "temperature": temperature,
@@ -131,4 +192,23 @@ class GranuMambaPipeline:
             "words": len(words) if words else 0,
             "frames": frames,
         }
-        return GenerationResult(motion, samples, words, settings)
+        return GenerationResult(self._motion(codes, gains, start_xz), samples, words, settings, codes, start_xz)
+
+    def _motion(self, codes: SampledCodes, gains: tuple[float, float, float], start_xz: tuple[float, float]) -> Motion:
+        parts = decode(self.model, codes, gains)
+        normalizer = self.model.normalizer
+        motion = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
+        motion.betas = np.zeros(300, dtype=np.float32)
+        if not (np.isfinite(motion.poses).all() and np.isfinite(motion.trans).all() and np.isfinite(motion.expressions).all()):
+            raise ModelLoadError(f"{display_name(self.source)}: the model gave non-finite motion; its weights are damaged. Nothing was written.")
+        return motion
+
+    def with_gains(self, result: GenerationResult, gains: tuple[float, float, float]) -> GenerationResult:
+        """The same generation with other granularity gains: its sampled codes decoded anew, no
+        sampling (what a slider change needs). Equal to generating again with these gains."""
+        if result.codes is None:
+            raise ValueError("this result keeps no sampled codes; generate it with this pipeline")
+        gains = check_gains(gains)
+        settings = {**result.settings, "gains": {"coarse": gains[0], "mid": gains[1], "fine": gains[2]}}
+        motion = self._motion(result.codes, gains, result.start_xz)
+        return GenerationResult(motion, result.audio, result.words, settings, result.codes, result.start_xz)

@@ -339,3 +339,15 @@ def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previo
     assert not torch.allclose(after[:, :, 4], taught[2][:, :, 4], atol=1e-4)  # step 4 sees it
     with pytest.raises(ValueError, match="either teacher_codes or choose_codes"):
         generator.run(cond)
+
+
+def test_weights_with_nan_are_refused_at_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    GranuMamba(TINY).save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    name = next(k for k in tensors if k.startswith("generator.") and tensors[k].is_floating_point())
+    tensors[name][..., 0] = float("nan")
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(ModelLoadError, match="NaN or infinite"):
+        GranuMamba.from_pretrained(tmp_path)

@@ -107,3 +107,16 @@ def test_same_seed_same_motion_and_streaming_equals_one_pass(pipe, speech_wav):
     b = pipe(speech_wav, seed=4, chunk_frames=None).motion
     c = pipe(speech_wav, seed=5).motion
     assert np.allclose(a.poses, b.poses, atol=1e-5) and not np.allclose(a.poses, c.poses)
+
+
+def test_new_gains_decode_the_sampled_codes_again_and_equal_a_full_generation(pipe, speech_wav):
+    first = pipe(speech_wav, seed=3)
+    moved = pipe.with_gains(first, (0.5, 1.0, 2.0))
+    again = pipe(speech_wav, seed=3, gains=(0.5, 1.0, 2.0))
+    assert np.allclose(moved.motion.poses, again.motion.poses, atol=1e-6)
+    assert not np.allclose(moved.motion.poses, first.motion.poses, atol=1e-3)
+    assert moved.settings["gains"] == {"coarse": 0.5, "mid": 1.0, "fine": 2.0}
+
+
+def test_replies_name_the_weights_without_a_server_path(pipe, speech_wav):
+    assert pipe(speech_wav, seed=0).settings["model"] == "bundled demo checkpoint"

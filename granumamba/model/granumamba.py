@@ -22,7 +22,7 @@ from ..audio.features import FEATURE_DIM
 from ..motion.normalize import Normalizer
 from ..motion.parts import PART_DIMS, PART_NAMES, upper_body_positions
 from ..text.vocab import Vocabulary
-from .generator import GenerationState, Generator, position_uniform
+from .generator import Generator
 from .quantizer import LEVELS, combine, upsample
 from .vqvae import PartVQVAE, prior_loss
 
@@ -262,7 +262,6 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         return out
 
     # ----- inference -------------------------------------------------------------------------
-    @torch.no_grad()
     def generate(
         self,
         audio: torch.Tensor,
@@ -275,74 +274,13 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         chunk_frames: int | None = 480,
         decode_overlap: int = 24,
     ) -> dict[str, torch.Tensor]:
-        """Speech features (T, feature_dim) -> normalised parts {part: (T, dims)}.
+        """Speech features (T, feature_dim) -> normalised parts {part: (T, dims)}: the codes
+        sampled (`sampler.sample_codes`, which documents the arguments), then decoded with
+        `gains` on coarse, mid, fine."""
+        from .sampler import decode, sample_codes
 
-        words: (T,) vocabulary ids (zeros: audio only). seed_parts: normalised parts of seed
-        frames {part: (S, dims)}. gains scale coarse, mid, fine before decoding. temperature 0
-        takes the most likely code. chunk_frames (a multiple of 16) streams the generation in
-        memory that does not grow with T; None runs one pass. Both give the same result.
-        """
-        gen = self.generator
-        frames = audio.shape[0]
-        multiple = self.frame_multiple
-        padded = -(-frames // multiple) * multiple
-        audio = F.pad(audio.float(), (0, 0, 0, padded - frames))[None]
-        words = torch.zeros(1, padded, dtype=torch.long) if words is None else F.pad(words.long(), (0, padded - frames))[None]
-        audio, words = gen.shift_lookahead(audio, words)
-        speaker_id = torch.tensor([self.config.default_speaker if speaker is None else speaker])
-        if not 0 <= int(speaker_id) < self.config.num_speakers:
-            raise ValueError(f"speaker {int(speaker_id)} is out of range 0..{self.config.num_speakers - 1}")
-        seed_indices = seed_codes = None
-        if seed_parts is not None:
-            seed_frames = next(iter(seed_parts.values())).shape[0] // multiple * multiple
-            if seed_frames == 0:
-                raise ValueError(f"seed motion needs at least {multiple} frames")
-            seed_frames = min(seed_frames, padded)
-            seed_indices, codes = self.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
-            full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, self.config.factors)]
-            seed_codes = self.seed_conditioning(full, seed_frames, padded)
-        chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
-        # Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
-        every_code = torch.arange(self.config.codebook_size).expand(1, len(PART_NAMES), -1)
-        codebooks = [self.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
-        state = GenerationState()
-        indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
-        for start in range(0, padded, chunk):
-            stop = min(start + chunk, padded)
-            cond = gen.condition(audio[:, start:stop], words[:, start:stop], speaker_id)
-            offsets = [state.fine_steps_done // f for f in self.config.factors]
-            gumbel = None  # the span's sampling noise, drawn for all its steps at once
-            if temperature > 0:
-                steps = [(stop - start) // (gen.frames_per_latent * f) for f in self.config.factors]
-                uniform = [
-                    position_uniform(seed, level, torch.arange(o, o + n), len(PART_NAMES), self.config.codebook_size)
-                    for level, (o, n) in enumerate(zip(offsets, steps))
-                ]
-                gumbel = [-torch.log(-torch.log(u)) for u in uniform]
-
-            def choose(level, step, logits, latents, offsets=offsets, gumbel=gumbel):
-                position = offsets[level] + step
-                if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
-                    chosen = seed_indices[level][:, :, position : position + 1]
-                elif gumbel is None:
-                    chosen = logits.argmax(-1)
-                else:
-                    chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
-                indices[level].append(chosen)
-                return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
-
-            span_seed = None
-            if seed_codes is not None:
-                span_seed = [
-                    s[:, :, o : o + (stop - start) // (gen.frames_per_latent * f)]
-                    for s, o, f in zip(seed_codes, offsets, self.config.factors)
-                ]
-            _, _, _, state = gen.run(cond, choose, span_seed, state)
-        level_indices = [torch.cat(i, dim=2) for i in indices]  # (1, parts, L_level)
-        return {
-            part: self.decode_part(part, [i[:, p] for i in level_indices], gains, decode_overlap)[:frames]
-            for p, part in enumerate(PART_NAMES)
-        }
+        codes = sample_codes(self, audio, words, speaker, seed_parts, temperature, seed, chunk_frames)
+        return decode(self, codes, gains, decode_overlap)
 
     @torch.no_grad()
     def reconstruct(self, parts: dict[str, torch.Tensor], gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, torch.Tensor]:
@@ -433,6 +371,9 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             tensors = load_file(files[WEIGHTS_NAME], device=map_location)
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} is damaged or not a safetensors file ({err}).") from None
+        broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} holds NaN or infinite weights ({', '.join(broken[:3])}); the file is damaged.")
         if motion_priors_only:  # stage 1's output: its generator is untrained, whatever its shape
             tensors = {k: v for k, v in tensors.items() if not k.startswith("generator.")}
         try:

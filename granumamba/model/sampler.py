@@ -1,0 +1,142 @@
+"""How a motion is sampled: speech features in, each level's code indices out; and how codes
+become a motion, with the granularity gains. Kept apart so that a slider change decodes the
+codes already sampled instead of sampling anew.
+
+    codes = sample_codes(model, features, seed=0)      # the expensive part, once
+    parts = decode(model, codes, gains=(1, 1, 1.5))     # cheap, per slider position
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..motion.parts import PART_NAMES
+from .generator import GenerationState, position_uniform
+from .quantizer import LEVELS
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 1
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (restored after the last concurrent
+    user leaves). Generation is many tiny operations: split over two threads they stall as soon
+    as another process takes a core (a 60 s generation measured 20x slower), on one they do not."""
+    global _threads_users, _threads_saved
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
+
+
+@dataclass
+class SampledCodes:
+    """Per level, the code indices (1, parts, L_level) of one generation, and its frame count."""
+
+    indices: list[torch.Tensor]
+    frames: int
+
+
+@torch.no_grad()
+def sample_codes(
+    model,
+    audio: torch.Tensor,
+    words: torch.Tensor | None = None,
+    speaker: int | None = None,
+    seed_parts: dict[str, torch.Tensor] | None = None,
+    temperature: float = 1.0,
+    seed: int = 0,
+    chunk_frames: int | None = 480,
+) -> SampledCodes:
+    """Speech features (T, feature_dim) -> every level's codes, coarse to fine.
+
+    words: (T,) vocabulary ids (zeros: audio only). seed_parts: normalised parts of seed frames
+    {part: (S, dims)}, whose codes open the sequence. temperature 0 takes the most likely code;
+    the sampling noise depends only on `seed` and each code's position. chunk_frames (a multiple
+    of 16) streams the generation in memory that does not grow with T; None runs one pass. Both
+    give the same codes.
+    """
+    gen, config = model.generator, model.config
+    factors = config.factors
+    # 1. Pad the speech to whole 16-frame blocks and shift it by the look-ahead.
+    frames = audio.shape[0]
+    multiple = model.frame_multiple
+    padded = -(-frames // multiple) * multiple
+    audio = F.pad(audio.float(), (0, 0, 0, padded - frames))[None]
+    words = torch.zeros(1, padded, dtype=torch.long) if words is None else F.pad(words.long(), (0, padded - frames))[None]
+    audio, words = gen.shift_lookahead(audio, words)
+    speaker_id = torch.tensor([config.default_speaker if speaker is None else speaker])
+    if not 0 <= int(speaker_id) < config.num_speakers:
+        raise ValueError(f"speaker {int(speaker_id)} is out of range 0..{config.num_speakers - 1}")
+    # 2. Seed frames: their codes, and the conditioning that marks them.
+    seed_indices = seed_codes = None
+    if seed_parts is not None:
+        seed_frames = next(iter(seed_parts.values())).shape[0] // multiple * multiple
+        if seed_frames == 0:
+            raise ValueError(f"seed motion needs at least {multiple} frames")
+        seed_frames = min(seed_frames, padded)
+        seed_indices, codes = model.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
+        full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, factors)]
+        seed_codes = model.seed_conditioning(full, seed_frames, padded)
+    # 3. Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
+    every_code = torch.arange(config.codebook_size).expand(1, len(PART_NAMES), -1)
+    codebooks = [model.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
+    # 4. Span by span, with the recurrent state carried: the streams in one pass, the heads step by step.
+    chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
+    state = GenerationState()
+    indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
+    with one_thread():
+        for start in range(0, padded, chunk):
+            stop = min(start + chunk, padded)
+            cond = gen.condition(audio[:, start:stop], words[:, start:stop], speaker_id)
+            offsets = [state.fine_steps_done // f for f in factors]
+            steps = [(stop - start) // (gen.frames_per_latent * f) for f in factors]
+            gumbel = None  # the span's sampling noise, drawn for all its steps at once
+            if temperature > 0:
+                uniform = [
+                    position_uniform(seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
+                    for level, (o, n) in enumerate(zip(offsets, steps))
+                ]
+                gumbel = [-torch.log(-torch.log(u)) for u in uniform]
+
+            def choose(level, step, logits, latents, offsets=offsets, gumbel=gumbel):
+                position = offsets[level] + step
+                if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
+                    chosen = seed_indices[level][:, :, position : position + 1]
+                elif gumbel is None:
+                    chosen = logits.argmax(-1)
+                else:
+                    chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
+                indices[level].append(chosen)
+                return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
+
+            span_seed = None if seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(seed_codes, offsets, steps)]
+            _, _, _, state = gen.run(cond, choose, span_seed, state)
+    return SampledCodes([torch.cat(i, dim=2) for i in indices], frames)
+
+
+@torch.no_grad()
+def decode(model, codes: SampledCodes, gains: tuple[float, float, float] = (1.0, 1.0, 1.0), overlap: int = 24) -> dict[str, torch.Tensor]:
+    """Codes -> normalised parts {part: (T, dims)}, each level scaled by its gain (coarse, mid,
+    fine) before decoding, in windows so that memory does not grow with length."""
+    with one_thread():
+        return {
+            part: model.decode_part(part, [i[:, p] for i in codes.indices], gains, overlap)[: codes.frames]
+            for p, part in enumerate(PART_NAMES)
+        }

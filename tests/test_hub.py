@@ -1,0 +1,134 @@
+"""Loading weights from the Hub through huggingface_hub, against a small Hub server on this
+machine: a repo that exists downloads and loads, a misspelled repo id is an error that names
+it, an unreachable Hub gives the bundled checkpoint at once for the default id and an error
+for any other."""
+
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from granumamba.model import ModelLoadError
+from granumamba.pipeline import BUNDLED_MODEL, DEFAULT_MODEL_ID, display_name, load_model
+
+need_bundled = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
+COMMIT = "0" * 40
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Answers /{org}/{name}/resolve/{revision}/{file} as the Hub does, for the repos in `repos`."""
+
+    repos: dict[str, Path] = {}
+
+    def _file(self) -> Path | None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 5 and parts[2] == "resolve":
+            folder = self.repos.get(f"{parts[0]}/{parts[1]}")
+            if folder is not None and (folder / parts[4]).is_file():
+                return folder / parts[4]
+        return None
+
+    def _answer(self, body: bool) -> None:
+        path = self._file()
+        if path is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("X-Error-Message", "Repository not found")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def do_HEAD(self):  # noqa: N802 (http.server's names)
+        self._answer(False)
+
+    def do_GET(self):  # noqa: N802
+        self._answer(True)
+
+    def log_message(self, *args):
+        pass
+
+
+def point_hub_at(monkeypatch, endpoint: str) -> None:
+    """What HF_ENDPOINT does when set before huggingface_hub is imported."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    from granumamba import pipeline
+    from granumamba.model import GranuMamba
+
+    from .test_model import TINY
+
+    repo = tmp_path / "repo"
+    GranuMamba(TINY).save_pretrained(repo)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    FakeHub.repos = {"someone/granumamba-model": repo}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    point_hub_at(monkeypatch, f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(pipeline, "_hub_checks", {})
+    yield server
+    server.shutdown()
+
+
+def test_a_hub_repo_downloads_and_loads(hub, tmp_path):
+    loaded = load_model("someone/granumamba-model")
+    assert loaded.fallback_reason is None and loaded.source == "someone/granumamba-model"
+    assert list((tmp_path / "hub-cache").rglob("model.safetensors"))  # in huggingface_hub's cache
+    assert display_name(loaded.source) == "someone/granumamba-model"
+
+
+def test_a_misspelled_repo_id_is_an_error_that_names_it(hub):
+    with pytest.raises(ModelLoadError, match="someone/granumamba-modle"):
+        load_model("someone/granumamba-modle")
+
+
+@need_bundled
+def test_the_default_repo_missing_on_the_hub_gives_the_bundled_checkpoint(hub):
+    loaded = load_model(DEFAULT_MODEL_ID)
+    assert loaded.fallback_reason and Path(loaded.source) == BUNDLED_MODEL
+    assert display_name(loaded.source) == "bundled demo checkpoint"
+
+
+@need_bundled
+def test_an_unreachable_hub_gives_the_bundled_checkpoint_for_the_default_and_an_error_otherwise(hub, monkeypatch):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    point_hub_at(monkeypatch, f"http://127.0.0.1:{port}")
+    loaded = load_model(DEFAULT_MODEL_ID)
+    assert "cannot be reached" in loaded.fallback_reason
+    with pytest.raises(ModelLoadError, match="someone/granumamba-model.*cannot be reached"):
+        load_model("someone/granumamba-model")
+
+
+def test_a_cached_repo_loads_while_the_hub_is_unreachable(hub, monkeypatch):
+    from huggingface_hub import constants
+
+    from granumamba import pipeline
+
+    load_model("someone/granumamba-model")  # downloads into the cache
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(pipeline, "_hub_checks", {})
+    loaded = load_model("someone/granumamba-model")
+    assert loaded.fallback_reason is None and loaded.source == "someone/granumamba-model"
