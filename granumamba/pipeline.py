@@ -200,7 +200,8 @@ class GranuMambaPipeline:
         motion = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
         motion.betas = np.zeros(300, dtype=np.float32)
         if not (np.isfinite(motion.poses).all() and np.isfinite(motion.trans).all() and np.isfinite(motion.expressions).all()):
-            raise ModelLoadError(f"{display_name(self.source)}: the model gave non-finite motion; its weights are damaged. Nothing was written.")
+            name = display_name(self.source)
+            raise ModelLoadError(f"{name}: the model gave non-finite motion; its weights are damaged. Nothing was written.")
         return motion
 
     def with_gains(self, result: GenerationResult, gains: tuple[float, float, float]) -> GenerationResult:

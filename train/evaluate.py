@@ -11,6 +11,14 @@ the trained stage 1 with a random generator (what stage 2 adds), and for each of
 counting the takes where the model's BC is above theirs; with --reconstruction stage 1's
 reconstruction of the ground truth from its own codes (what the motion priors can carry).
 BC is computed at the first --sigma ("bc") and at any further ones ("bc_sigma<value>").
+
+--real DIR adds a block on real recordings (a BEAT2-layout folder; audio-only takes are enough):
+the model generates from each recording at default settings, and its wrist speed and wrist
+height spread (train.corpus_stats, body heights) are compared with the folder's real capture;
+BC against the recording's own speech and against another recording's; and the correlation of
+the speech's energy with the arms' speed, for its own recording and for another.
+
+FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
 
 from __future__ import annotations
@@ -30,8 +38,17 @@ from granumamba.motion.parts import Motion, merge_parts, split_parts
 from granumamba.pipeline import GranuMambaPipeline
 from granumamba.text import read_words
 
+from .corpus_stats import mean_stats, motion_stats
 from .fgd_autoencoder import MotionAutoencoder
-from .metrics import audio_onsets, beat_consistency, face_errors, frechet_distance, l1_diversity, motion_positions
+from .metrics import (
+    audio_onsets,
+    beat_consistency,
+    face_errors,
+    frechet_distance,
+    l1_diversity,
+    motion_positions,
+    speech_motion_correlation,
+)
 
 
 def reconstruction(model: GranuMamba, motion: Motion, gains: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Motion:
@@ -110,6 +127,8 @@ def evaluate(
     takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
     if not takes:
         raise ValueError(f"{data}: no takes in split {split!r}")
+    if fgd_dir is None and (Path(model_dir) / "fgd" / "model.safetensors").is_file():
+        fgd_dir = Path(model_dir) / "fgd"
     fgd_model = MotionAutoencoder.load(fgd_dir) if fgd_dir else None
     audios = [load_audio(t.audio) for t in takes]
     words = [read_words(t.textgrid) if t.textgrid else None for t in takes]
@@ -170,6 +189,62 @@ def evaluate(
     return results
 
 
+def evaluate_real(model_dir, real, seed: int = 0, sigmas: tuple[float, ...] = (0.3, 0.1)) -> dict[str, dict[str, float]]:
+    """The model on real recordings (a BEAT2-layout folder's wave16k/*.wav) at default settings,
+    beside the folder's real capture (smplxflame_30/*.npz): rows of wrist speed and spread, BC
+    against the own and another recording's speech, and the speech-motion correlation."""
+    real = Path(real)
+    wavs = sorted((real / "wave16k").glob("*.wav"))
+    if len(wavs) < 2:
+        raise ValueError(f"{real}: the real-speech block needs at least two recordings in wave16k/ (own against another's speech)")
+    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
+    audios = [load_audio(w) for w in wavs]
+    onsets = [audio_onsets(a) for a in audios]
+    motions = [pipe(a, seed=seed).motion for a in audios]
+    positions = [motion_positions(m) for m in motions]
+    others = audios[1:] + audios[:1]
+    results = {}
+    captures = sorted((real / "smplxflame_30").glob("*.npz"))
+    if captures:
+        truths = {c.stem: load_motion(c) for c in captures}
+        row = mean_stats(list(truths.values()))
+        truth_positions, truth_onsets = [], []
+        for wav, audio, o in zip(wavs, audios, onsets):
+            if wav.stem in truths:
+                truth_positions.append(motion_positions(truths[wav.stem]))
+                truth_onsets.append((o, audio))
+        capture = {"wrist_speed": row["wrist_speed"], "wrist_spread": row["wrist_spread"]}
+        if truth_positions:
+            capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas)
+            capture["speech_motion_corr"] = float(
+                np.mean([speech_motion_correlation(a, p) for (_, a), p in zip(truth_onsets, truth_positions)])
+            )
+        results["real capture"] = capture
+    per_take = [motion_stats(m) for m in motions]
+    results["model on real speech"] = {
+        "wrist_speed": float(np.mean([s["wrist_speed"] for s in per_take])),
+        "wrist_spread": float(np.mean([s["wrist_spread"] for s in per_take])),
+        **bc_columns(positions, onsets, sigmas),
+        "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(audios, positions)])),
+    }
+    results["model, against another recording's speech"] = {
+        **bc_columns(positions, onsets[1:] + onsets[:1], sigmas),
+        "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
+    }
+    return results
+
+
+def real_table(results: dict[str, dict[str, float]]) -> str:
+    columns = ["wrist_speed", "wrist_spread", *sorted({k for r in results.values() for k in r if k.startswith("bc")}), "speech_motion_corr"]
+    titles = ["wrist speed (body heights/s)", "wrist spread (body heights)"]
+    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in columns[2:-1]]
+    titles += ["speech energy ~ arm speed r"]
+    lines = ["| real speech | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
+    for name, row in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3g}" if c in row else "-" for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
     extra = sorted(
         {k for row in results.values() for k in row if k.startswith("bc_sigma")}, key=lambda k: -float(k.removeprefix("bc_sigma"))
@@ -185,7 +260,7 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path)
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, default=Path("metrics.json"))
     parser.add_argument("--fgd", type=Path, help="trained FGD autoencoder folder (python -m train.fgd_autoencoder)")
@@ -193,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained", action="store_true")
     parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real", type=Path, help="a BEAT2-layout folder of real recordings (and capture) for the real-speech block")
+    parser.add_argument("--no-split", action="store_true", help="only the real-speech block (with --real)")
     parser.add_argument(
         "--sigma",
         type=float,
@@ -201,14 +278,23 @@ def main(argv: list[str] | None = None) -> int:
         help="BC's tolerance in seconds (the field uses 0.3; 0.1 is stricter); several give several columns",
     )
     args = parser.parse_args(argv)
+    if args.data is None and not (args.no_split and args.real):
+        parser.error("--data is needed (or --no-split with --real)")
     try:
-        options = {"seed": args.seed, "sigma": tuple(args.sigma), "reconstructions": args.reconstruction}
-        results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
+        results, real = {}, {}
+        if not args.no_split:
+            options = {"seed": args.seed, "sigma": tuple(args.sigma), "reconstructions": args.reconstruction}
+            results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
+        if args.real:
+            real = evaluate_real(args.model, args.real, args.seed, tuple(args.sigma) if len(args.sigma) > 1 else (0.3, 0.1))
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
-    args.out.write_text(json.dumps(results, indent=1))
-    print(markdown_table(results))
+    args.out.write_text(json.dumps(results | ({"real speech": real} if real else {}), indent=1))
+    if results:
+        print(markdown_table(results))
+    if real:
+        print(("\n" if results else "") + real_table(real))
     return 0
 
 

@@ -8,6 +8,9 @@
   beat on an onset.
 - Diversity (L1div): mean L1 distance of joint positions (cm) from their mean pose; 0 for
   constant motion.
+- Speech-motion correlation: Pearson correlation between the speech's energy envelope and the
+  wrists' speed, both smoothed over half a second; a motion follows its own speech when this is
+  clearly higher than against another recording's speech.
 - Face: MSE of jaw rotation (axis-angle) and expressions against the ground truth; LVD, the
   mean L1 difference of their frame-to-frame velocities (a vertex-free form of lip vertex
   difference, since FLAME's mesh is not available here).
@@ -96,3 +99,21 @@ def face_errors(pred_jaw: np.ndarray, pred_expr: np.ndarray, true_jaw: np.ndarra
     n = min(len(pred), len(true))
     pred, true = pred[:n], true[:n]
     return {"face_mse": float(((pred - true) ** 2).mean()), "lvd": float(np.abs(np.diff(pred, axis=0) - np.diff(true, axis=0)).mean())}
+
+
+def speech_motion_correlation(audio: np.ndarray, positions: np.ndarray, smooth_seconds: float = 0.5) -> float:
+    """Correlation of 16 kHz speech's RMS envelope with the wrists' speed (positions (T, 55, 3)),
+    over the frames both cover, each smoothed by a moving average of `smooth_seconds`."""
+    from scipy.ndimage import uniform_filter1d
+
+    from granumamba import frame_start_sample
+
+    frames = min(positions.shape[0] - 1, int(audio.shape[0] * FPS / SAMPLE_RATE))
+    bounds = [frame_start_sample(i) for i in range(frames + 1)]
+    energy = np.array([np.sqrt(np.mean(audio[a:b] ** 2)) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])])
+    speed = np.linalg.norm(np.diff(positions[: frames + 1, [20, 21]], axis=0), axis=-1).mean(1)
+    width = max(1, int(smooth_seconds * FPS))
+    energy, speed = uniform_filter1d(energy, width), uniform_filter1d(speed, width)
+    if energy.std() < 1e-12 or speed.std() < 1e-12:
+        return 0.0
+    return float(np.corrcoef(energy, speed)[0, 1])

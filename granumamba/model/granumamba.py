@@ -373,7 +373,8 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} is damaged or not a safetensors file ({err}).") from None
         broken = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if broken:
-            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} holds NaN or infinite weights ({', '.join(broken[:3])}); the file is damaged.")
+            names = ", ".join(broken[:3])
+            raise ModelLoadError(f"{model_id}: {WEIGHTS_NAME} holds NaN or infinite weights ({names}); the file is damaged.")
         if motion_priors_only:  # stage 1's output: its generator is untrained, whatever its shape
             tensors = {k: v for k, v in tensors.items() if not k.startswith("generator.")}
         try:
