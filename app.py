@@ -43,9 +43,24 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "assets" / "examples"
-MAX_SECONDS = float(os.environ.get("GRANUMAMBA_MAX_SECONDS", "120"))
-MAX_UPLOAD_MB = float(os.environ.get("GRANUMAMBA_MAX_UPLOAD_MB", "50"))
-CONCURRENCY = int(os.environ.get("GRANUMAMBA_CONCURRENCY", "1"))
+
+
+def env_number(name: str, default: float, low: float, high: float, kind=float):
+    """A limit from the environment: a finite number from low to high, or the app stops with a
+    message that names the variable."""
+    text = os.environ.get(name, str(default))
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SystemExit(f"{name}={text!r}: give a {'whole ' if kind is int else ''}number from {low} to {high}") from None
+    if not (low <= value <= high):  # NaN fails this too
+        raise SystemExit(f"{name}={text!r}: give a number from {low} to {high}")
+    return value
+
+
+MAX_SECONDS = env_number("GRANUMAMBA_MAX_SECONDS", 120, 1, 3600)
+MAX_UPLOAD_MB = env_number("GRANUMAMBA_MAX_UPLOAD_MB", 50, 1, 2000)
+CONCURRENCY = env_number("GRANUMAMBA_CONCURRENCY", 1, 1, 64, int)
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "granumamba-app"
 KEEP_OUTPUTS = 32  # finished requests whose files stay for download; older ones are removed
 

@@ -4,24 +4,59 @@ python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [
                               [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
 python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
 python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
-python -m granumamba export --motion M.npz --out M.bvh
+python -m granumamba export --motion M.npz --out M.bvh|M.npz [--in-place]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXPORT_FORMATS = (".bvh", ".npz")
+SIZE_RANGE = (256, 1080)
+
+
+def _number(low: float, high: float, kind=float):
+    """An argparse type: a finite number from low to high."""
+
+    def parse(text: str):
+        try:
+            value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if isinstance(value, float) and not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {low} to {high}")
+        return value
+
+    return parse
+
+
+def _check_output(path: Path | None, suffixes: tuple[str, ...]) -> None:
+    """Before any work: the output is a file of an accepted kind in a folder that can be written."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: write {' or '.join(suffixes)} (the format comes from the extension)")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{folder}: this folder cannot be written; choose another place for {path.name}")
 
 
 def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body", choices=("mannequin", "smplx"), default="mannequin", help="built-in body or the SMPL-X mesh")
     parser.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX)")
-    parser.add_argument("--size", type=int, default=512, help="video height and width in pixels, 256 to 1080")
+    parser.add_argument("--size", type=_number(*SIZE_RANGE, int), default=512, help="video height and width in pixels, 256 to 1080")
     parser.add_argument("--framing", choices=("body", "upper"), default="body")
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per core but one, up to 4)")
     parser.add_argument("--antialias", action="store_true", help="smooth edges (4 samples a pixel; about half the speed on a CPU)")
@@ -40,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, help="video to write (.mp4)")
     gen.add_argument("--npz", type=Path, help="motion to write (BEAT2 npz); alone, nothing is rendered")
     gen.add_argument("--model", help="Hub repo id or folder (default: GRANUMAMBA_MODEL, else the bundled demo)")
-    gen.add_argument("--coarse", type=float, default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
-    gen.add_argument("--mid", type=float, default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
-    gen.add_argument("--fine", type=float, default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
-    gen.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, 0 (most likely) to 2")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--speaker", type=int, default=None, help="speaker/style id of the model")
-    gen.add_argument("--max-seconds", type=float, default=None, help="refuse longer audio")
+    gen.add_argument("--coarse", type=_number(0, 2), default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
+    gen.add_argument("--mid", type=_number(0, 2), default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
+    gen.add_argument("--fine", type=_number(0, 2), default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
+    gen.add_argument("--temperature", type=_number(0, 2), default=0.8, help="sampling temperature, 0 (most likely) to 2")
+    gen.add_argument("--seed", type=_number(0, 2**32 - 1, int), default=0, help="random seed, 0 to 2^32 - 1")
+    gen.add_argument("--speaker", type=_number(0, 10_000, int), default=None, help="speaker/style id of the model")
+    gen.add_argument("--max-seconds", type=_number(0.5, 1e6), default=None, help="refuse longer audio")
     _add_render_options(gen)
 
     ren = commands.add_parser("render", help="render a BEAT2 npz with its speech to video")
@@ -56,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--out", type=Path, required=True)
     _add_render_options(ren)
 
-    exp = commands.add_parser("export", help="export a BEAT2 npz as BVH for animation tools")
+    exp = commands.add_parser("export", help="export a BEAT2 npz for animation tools (format from --out's extension)")
     exp.add_argument("--motion", type=Path, required=True)
-    exp.add_argument("--out", type=Path, required=True)
+    exp.add_argument("--out", type=Path, required=True, help=f"the file to write: {', '.join(EXPORT_FORMATS)}")
+    exp.add_argument("--in-place", action="store_true", help="keep the character in place: no horizontal root travel (height kept)")
     return parser
 
 
@@ -94,8 +130,8 @@ def generate(args) -> int:
 
     if args.out is None and args.npz is None:
         raise ValueError("say where to write: --out video.mp4 and/or --npz motion.npz")
-    if args.out is not None and args.out.suffix.lower() != ".mp4":
-        raise ValueError(f"--out {args.out}: the video is written as .mp4")
+    _check_output(args.out, (".mp4",))
+    _check_output(args.npz, (".npz",))
     pipe = GranuMambaPipeline.from_pretrained(args.model)
     if pipe.fallback_reason:
         print(f"note: using the bundled demo checkpoint ({pipe.fallback_reason})", file=sys.stderr)
@@ -117,7 +153,6 @@ def generate(args) -> int:
     )
     print(f"generated {result.seconds:.1f} s of motion in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     if args.npz is not None:
-        args.npz.parent.mkdir(parents=True, exist_ok=True)
         save_motion(args.npz, result.motion)
         print(f"wrote {args.npz}")
     if args.out is not None:
@@ -131,6 +166,7 @@ def render(args) -> int:
     from .audio.io import load_audio
     from .data.beat2 import load_motion
 
+    _check_output(args.out, (".mp4",))
     motions = [load_motion(p) for p in args.motion]
     audio = load_audio(args.audio) if args.audio else None
     stats = _render(args, motions, audio, args.labels)
@@ -139,10 +175,23 @@ def render(args) -> int:
 
 
 def export(args) -> int:
-    from .data.beat2 import load_motion
+    from .data.beat2 import load_motion, save_motion
     from .motion.bvh import write_bvh
+    from .motion.parts import in_place
 
-    write_bvh(args.out, load_motion(args.motion))
+    _check_output(args.out, EXPORT_FORMATS)
+    motion = load_motion(args.motion)
+    if args.in_place:
+        motion = in_place(motion)
+    suffix = args.out.suffix.lower()
+    # written beside the target under a temporary name, then renamed: a killed export leaves no half file
+    handle, tmp = tempfile.mkstemp(prefix=f".{args.out.stem}.", suffix=suffix, dir=args.out.parent)
+    os.close(handle)
+    try:
+        {".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
+        os.replace(tmp, args.out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     print(f"wrote {args.out}")
     return 0
 
@@ -156,11 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     from .text.tts import SpeechError
 
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that partial outputs and temporary folders are removed
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return {"generate": generate, "render": render, "export": export}[args.command](args)
     except (AudioError, DataError, ModelLoadError, SMPLXError, TextGridError, SpeechError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ an error that names the key and what it accepts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -147,4 +147,16 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
             raise ConfigError(f"override {item!r}: write key=value, e.g. stage1.steps=500")
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), yaml.safe_load(raw))
-    return _build(TrainConfig, tree)
+    cfg = _build(TrainConfig, tree)
+    for name in ("stage1", "stage2"):
+        stage = getattr(cfg, name)
+        for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+            if getattr(stage, key) < 1:
+                raise ConfigError(f"{name}.{key} must be at least 1, got {getattr(stage, key)}")
+        if not (0 < stage.lr < 1) or stage.warmup < 0 or (stage.window is not None and stage.window < 16):
+            raise ConfigError(f"{name}: lr must be between 0 and 1, warmup not negative, window at least 16 frames")
+    try:  # the model's own checks of types and sizes
+        GranuMambaConfig.from_dict(asdict(cfg.model) | {"factors": list(cfg.model.factors)})
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+    return cfg

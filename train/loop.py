@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -96,7 +97,13 @@ def save_checkpoint(path: Path, **state) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     # Our own run's file; weights_only refuses anything but tensors and plain containers.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: the checkpoint is damaged or truncated ({str(err)[:120]}); delete it to start the stage anew") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "rng", "step"} <= set(state):
+        raise ValueError(f"{path}: not a checkpoint of this trainer (needs model, optimizer, rng, step)")
+    return state
 
 
 def train(

@@ -59,6 +59,7 @@ def load_audio(path: str | os.PathLike, max_seconds: float | None = None) -> np.
     the format allows).
     """
     path = Path(path)
+    _check_limit(max_seconds)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file.")
     if path.stat().st_size == 0:
@@ -86,8 +87,14 @@ def resample(audio: np.ndarray, rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq").astype(np.float32)
 
 
+def _check_limit(max_seconds: float | None) -> None:
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and 0 < max_seconds < float("inf")):
+        raise AudioError(f"the length limit must be a positive number of seconds, got {max_seconds!r}")
+
+
 def check_audio(audio: np.ndarray, name: str = "audio", max_seconds: float | None = None) -> np.ndarray:
     """Validate decoded 16 kHz mono audio: finite, long enough, not over the limit."""
+    _check_limit(max_seconds)
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     seconds = audio.shape[0] / SAMPLE_RATE
     if audio.size == 0:

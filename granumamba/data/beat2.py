@@ -104,13 +104,40 @@ def index_beat2(root: str | os.PathLike, split: str | None = None, speakers: lis
     return index
 
 
+MAX_MOTION_FRAMES = 30 * 60 * 60 * 3  # three hours at 30 fps: far over any take, far under memory
+
+
+def _check_npz_arrays(path: Path, archive: zipfile.ZipFile) -> None:
+    """Read every array's header (numpy.lib.format) before loading any data: a file that declares
+    an absurd shape or a non-numeric type is refused without allocating it."""
+    for info in archive.infolist():
+        key = info.filename.removesuffix(".npy")
+        if key not in ("poses", "trans", "expressions", "betas"):
+            continue
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise DataError(f"{path.name}: {key} is stored in .npy format {version}, which this does not read.")
+            shape, _, dtype = readers[version](member, max_header_size=10_000)
+        if dtype.kind not in "fiu":
+            raise DataError(f"{path.name}: {key} holds {dtype} values; a BEAT2 npz holds numbers.")
+        if len(shape) > 2 or int(np.prod(shape)) > MAX_MOTION_FRAMES * 165:
+            raise DataError(f"{path.name}: {key} declares shape {shape}; over {MAX_MOTION_FRAMES} frames is not a take this reads.")
+
+
 def load_motion(path: str | os.PathLike) -> Motion:
-    """Read a BEAT2 npz (never unpickling: object arrays are refused) with shapes checked."""
+    """Read a BEAT2 npz (never unpickling: object arrays are refused) with shapes and types
+    checked from the array headers before anything is loaded."""
     path = Path(path)
     try:
+        with zipfile.ZipFile(path) as archive:
+            _check_npz_arrays(path, archive)
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files if k in ("poses", "trans", "expressions", "betas")}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (zipfile.BadZipFile, IsADirectoryError):
+        raise DataError(f"{path.name}: not an npz archive (a BEAT2 motion is an .npz of poses, trans, expressions, betas).") from None
+    except (OSError, ValueError, EOFError) as err:
         raise DataError(f"{path.name}: not a readable BEAT2 npz ({err}).") from None
     if "poses" not in arrays:
         raise DataError(f"{path.name}: no 'poses' array; a BEAT2 npz holds poses (T,165), trans, expressions, betas.")

@@ -14,7 +14,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from huggingface_hub import ModelHubMixin, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -32,6 +38,26 @@ CONFIG_NAME = "config.json"
 
 class ModelLoadError(ValueError):
     """A model folder or repo that cannot be loaded; the message says what is wrong."""
+
+
+# What a config.json may ask for: far above any model this project trains (BEAT2's is d_model
+# 256, 512 codes), far below what would exhaust memory before the weights are even read.
+_INT_RANGES = {
+    "vq_hidden": (1, 4096),
+    "latent_dim": (1, 4096),
+    "codebook_size": (2, 65536),
+    "downsamples": (0, 6),
+    "dead_after": (0, 10**9),
+    "d_model": (1, 4096),
+    "n_global": (1, 64),
+    "n_local": (1, 64),
+    "d_state": (1, 1024),
+    "expand": (1, 16),
+    "lookahead": (0, 300),
+    "num_speakers": (1, 100_000),
+    "default_speaker": (0, 100_000),
+    "feature_dim": (1, 4096),
+}
 
 
 @dataclass
@@ -63,13 +89,34 @@ class GranuMambaConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> GranuMambaConfig:
+        """Checked before anything is built: every value of the right type and within what the
+        product can hold, so a hostile or broken config.json is a message, not an allocation."""
+        if not isinstance(values, dict):
+            raise ModelLoadError(f"config.json must hold an object of settings, not {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ModelLoadError(f"config.json has keys this version does not know: {', '.join(unknown)}")
         values = dict(values)
+        for name, (low, high) in _INT_RANGES.items():
+            if name in values:
+                value = values[name]
+                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
+        for name in ("beta", "dropout"):
+            value = values.get(name, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ModelLoadError(f"config.json: {name} must be a number from 0 to 1, got {value!r}")
         if "factors" in values:
-            values["factors"] = tuple(values["factors"])
+            factors = values["factors"]
+            if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
+                raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
+            values["factors"] = tuple(factors)
+        for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):
+            if name in values and not isinstance(values[name], kind):
+                raise ModelLoadError(f"config.json: {name} must be a {kind.__name__}")
+        if len(values.get("vocab", [])) > 1_000_000 or not all(isinstance(w, str) for w in values.get("vocab", [])):
+            raise ModelLoadError("config.json: vocab must be a list of at most a million words")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -358,14 +405,20 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
                         local_files_only=local_files_only,
                         token=token,
                     )
+                except HFValidationError:
+                    raise ModelLoadError(f"{model_id!r} is neither a model folder nor a Hub repo id (owner/name).") from None
                 except (EntryNotFoundError, RepositoryNotFoundError) as err:
                     raise ModelLoadError(f"{model_id}: no {name} on the Hub ({type(err).__name__}).") from None
                 except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
                     raise ModelLoadError(f"{model_id}: cannot reach the Hub or its cache ({type(err).__name__}).") from None
         try:
+            if Path(files[CONFIG_NAME]).stat().st_size > 50_000_000:
+                raise ModelLoadError(f"{model_id}: {CONFIG_NAME} is over 50 MB; a config holds settings and a vocabulary.")
             config = json.loads(Path(files[CONFIG_NAME]).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"{model_id}: {CONFIG_NAME} is not valid JSON ({err}).") from None
+        except (OSError, ValueError, RecursionError) as err:
+            if isinstance(err, ModelLoadError):
+                raise
+            raise ModelLoadError(f"{model_id}: {CONFIG_NAME} is not valid JSON ({str(err)[:200]}).") from None
         model = cls(GranuMambaConfig.from_dict(config))
         try:
             tensors = load_file(files[WEIGHTS_NAME], device=map_location)

@@ -123,3 +123,11 @@ def merge_parts(parts: dict[str, torch.Tensor], start_xz: tuple[float, float] = 
         trans=trans.detach().cpu().numpy().astype(np.float64),
         expressions=expressions.detach().cpu().numpy().astype(np.float64),
     )
+
+
+def in_place(motion: Motion) -> Motion:
+    """The motion without horizontal root travel: x and z held at the first frame's (height and
+    every rotation kept), for tools that move the character themselves."""
+    trans = np.array(motion.trans, dtype=np.float64, copy=True)
+    trans[:, [0, 2]] = trans[:1, [0, 2]]
+    return Motion(motion.poses, trans, motion.expressions, motion.betas)

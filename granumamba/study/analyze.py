@@ -7,6 +7,7 @@ summary.md, exclusions.csv and chart.png."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,9 @@ def read_key(path: str | os.PathLike) -> dict[str, dict]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-    except OSError as err:
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ResponseError(f"{path}: cannot read the answer key ({err})") from None
-    if not rows or "stimulus_id" not in rows[0] or "kind" not in rows[0]:
+    if not rows or not {"stimulus_id", "kind", "condition"} <= set(rows[0]):
         raise ResponseError(f"{path}: not an answer key (needs stimulus_id, kind, condition columns)")
     return {r["stimulus_id"]: r for r in rows}
 
@@ -53,10 +54,13 @@ def read_responses(folder: str | os.PathLike) -> tuple[list[dict], list[str]]:
                     problems.append(f"{file.name}: not an answers file (columns {', '.join(ANSWER_FIELDS)})")
                     continue
                 for line, r in enumerate(reader, start=2):
+                    text = r["rating"]
                     try:
-                        r["rating"] = float(r["rating"])
+                        r["rating"] = float(text)
                     except (TypeError, ValueError):
-                        problems.append(f"{file.name}:{line}: rating {r['rating']!r} is not a number")
+                        r["rating"] = float("nan")
+                    if not math.isfinite(r["rating"]):  # "nan", "inf" and words alike
+                        problems.append(f"{file.name}:{line}: rating {text!r} is not a finite number: skipped")
                         continue
                     rows.append(r)
         except (OSError, UnicodeDecodeError, csv.Error) as err:

@@ -41,7 +41,7 @@ document.getElementById("download").addEventListener("click", () => {{
   const rows = [["participant", "form", "stimulus_id", "dimension", "rating"]];
   let missing = 0;
   for (const id of ITEMS) for (const d of DIMENSIONS) {{
-    const checked = document.querySelector(`input[name="${{id}}__${{d}}"]:checked`);
+    const checked = document.querySelector(`input[name="${{CSS.escape(id + "__" + d)}}"]:checked`);
     if (!checked) {{ missing++; continue; }}
     rows.push([participant, FORM, id, d, checked.value]);
   }}
@@ -58,26 +58,35 @@ document.getElementById("download").addEventListener("click", () => {{
 """
 
 
+def inline_json(value) -> str:
+    """JSON that stays data inside an HTML <script> block: '<', '>' and '&' are written as
+    escapes, so no string can close the script or open a comment."""
+    text = json.dumps(value)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
 def write_form_page(path: Path, form: int, order: list[str], dimensions: list[dict], video_prefix: str) -> None:
     blocks = []
     for position, sid in enumerate(order, start=1):
         questions = []
         for d in dimensions:
             options = " ".join(
-                f'<label><input type="radio" name="{sid}__{html.escape(d["name"])}" value="{value}"> {html.escape(str(text))}</label>'
+                f'<label><input type="radio" name="{html.escape(sid + "__" + d["name"])}" value="{value}"> {html.escape(str(text))}</label>'
                 for value, text in enumerate(d["scale"], start=1)
             )
             questions.append(f"<fieldset><legend>{html.escape(d['question'])}</legend>{options}</fieldset>")
         blocks.append(
-            f'<div class="item" id="item-{sid}"><h3>Video {position}</h3>'
+            f'<div class="item" id="item-{html.escape(sid)}"><h3>Video {position}</h3>'
             f'<video controls preload="metadata" src="{html.escape(video_prefix + sid)}.mp4"></video>{"".join(questions)}</div>'
         )
     page = _PAGE.format(
         form=form,
         count=len(order),
         items="\n".join(blocks),
-        form_json=json.dumps(form),
-        items_json=json.dumps(order),
-        dimensions_json=json.dumps([d["name"] for d in dimensions]),
+        form_json=inline_json(form),
+        items_json=inline_json(order),
+        dimensions_json=inline_json([d["name"] for d in dimensions]),
     )
     path.write_text(page, encoding="utf-8")

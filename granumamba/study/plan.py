@@ -19,10 +19,16 @@ conditions:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+MAX_PLAN_BYTES = 1_000_000
+MAX_CLIPS, MAX_CONDITIONS, MAX_FORMS, MAX_DIMENSIONS, MAX_SCALE, MAX_TEXT = 500, 20, 100, 12, 11, 500
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # clip ids and condition names become file names
 
 DEFAULT_DIMENSIONS = [
     {
@@ -92,12 +98,55 @@ class Plan:
     antialias: bool = True
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml's safe loader without anchors and aliases: a plan never needs them, and nested
+    aliases expand a kilobyte into gigabytes ("billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise PlanError(f"line {event.start_mark.line + 1}: the plan uses a YAML alias (*{event.anchor}); write the values out")
+        return super().compose_node(parent, index)
+
+
+def _safe_id(value, what: str) -> str:
+    text = str(value)
+    if not SAFE_ID.fullmatch(text) or ".." in text:
+        raise PlanError(
+            f"{what} {text[:80]!r}: use 1 to 64 letters, digits, '_', '-' or '.' (starting with a letter or digit); it names files"
+        )
+    return text
+
+
+def _text(value, what: str) -> str:
+    text = str(value)
+    if len(text) > MAX_TEXT:
+        raise PlanError(f"{what} has {len(text)} characters; at most {MAX_TEXT}")
+    return text
+
+
+def _number(value, what: str, low: float, high: float, kind=float):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PlanError(f"{what} must be a number from {low} to {high}, got {str(value)[:40]!r}") from None
+    if isinstance(number, float) and not math.isfinite(number) or not low <= number <= high:
+        raise PlanError(f"{what} must be from {low} to {high}, got {number}")
+    return number
+
+
 def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
+        if path.stat().st_size > MAX_PLAN_BYTES:
+            raise PlanError(f"{path}: the plan is over {MAX_PLAN_BYTES // 1000} kB; a plan lists clips and conditions, not data")
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoAliasLoader) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise PlanError(f"{path}: cannot read the plan ({err})") from None
+    if not isinstance(raw, dict):
+        raise PlanError(f"{path}: a plan is a mapping of keys (seed, forms, clips, conditions, ...)")
+    if len(raw.get("clips") or []) > MAX_CLIPS or len(raw.get("conditions") or []) > MAX_CONDITIONS:
+        raise PlanError(f"a plan has at most {MAX_CLIPS} clips and {MAX_CONDITIONS} conditions")
     base = path.parent
     known = {"seed", "forms", "layout", "body", "size", "antialias", "dimensions", "attention", "clips", "conditions"}
     unknown = sorted(set(raw) - known)
@@ -110,7 +159,8 @@ def load_plan(path: str | Path) -> Plan:
         audio = (base / c["audio"]) if "audio" in c else None
         if audio is not None and not audio.is_file():
             raise PlanError(f"clip {c['id']}: no audio file {audio}")
-        clips.append(Clip(str(c["id"]), audio, c.get("text"), c.get("voice")))
+        text = None if c.get("text") is None else _text(c["text"], f"clip {c['id']}: text")
+        clips.append(Clip(_safe_id(c["id"], "clip id"), audio, text, c.get("voice")))
     if len({c.id for c in clips}) != len(clips) or not clips:
         raise PlanError("the plan needs clips with distinct ids")
     conditions = []
@@ -119,39 +169,55 @@ def load_plan(path: str | Path) -> Plan:
             raise PlanError(f"conditions[{i}]: give a name and either model (repo id or folder) or npz (clip id -> file)")
         npz = None
         if "npz" in c:
-            npz = {str(k): base / v for k, v in c["npz"].items()}
+            if not isinstance(c["npz"], dict):
+                raise PlanError(f"condition {c['name']}: npz maps each clip id to a file")
+            npz = {str(k): base / str(v) for k, v in c["npz"].items()}
             missing = [k for k in (clip.id for clip in clips) if k not in npz or not npz[k].is_file()]
             if missing:
                 raise PlanError(f"condition {c['name']}: no npz file for clip(s) {', '.join(missing)}")
         model = c.get("model")
         if model is not None and (base / model).exists():
             model = str(base / model)
-        gains = tuple(float(g) for g in c.get("gains", (1, 1, 1)))
-        if len(gains) != 3:
-            raise PlanError(f"condition {c['name']}: gains are three numbers (coarse, mid, fine)")
-        conditions.append(
-            Condition(str(c["name"]), model, gains, int(c.get("seed", 0)), float(c.get("temperature", 0.8)), c.get("speaker"), npz)
-        )
+        name = _safe_id(c["name"], "condition name")
+        raw_gains = c.get("gains", (1, 1, 1))
+        if not isinstance(raw_gains, (list, tuple)) or len(raw_gains) != 3:
+            raise PlanError(f"condition {name}: gains are three numbers (coarse, mid, fine)")
+        gains = tuple(_number(g, f"condition {name}: a gain", 0.0, 2.0) for g in raw_gains)
+        seed = _number(c.get("seed", 0), f"condition {name}: seed", 0, 2**32 - 1, int)
+        temperature = _number(c.get("temperature", 0.8), f"condition {name}: temperature", 0.0, 2.0)
+        speaker = None if c.get("speaker") is None else _number(c["speaker"], f"condition {name}: speaker", 0, 10_000, int)
+        conditions.append(Condition(name, None if model is None else str(model), gains, seed, temperature, speaker, npz))
     if len(conditions) < 2 or len({c.name for c in conditions}) != len(conditions):
         raise PlanError("the plan needs at least two conditions with distinct names")
+    attention = {**Plan.__dataclass_fields__["attention"].default_factory(), **(raw.get("attention") or {})}
+    for key in ("mismatched", "catch"):  # each check uses a clip of its own
+        attention[key] = _number(attention[key], f"attention.{key}", 0, len(clips), int)
+    dimensions = raw.get("dimensions") or list(DEFAULT_DIMENSIONS)
+    if not isinstance(dimensions, list) or not 1 <= len(dimensions) <= MAX_DIMENSIONS:
+        raise PlanError(f"dimensions: a list of 1 to {MAX_DIMENSIONS} questions")
+    for d in dimensions:
+        if not isinstance(d, dict) or not {"name", "question", "scale"} <= set(d) or not isinstance(d["scale"], list):
+            raise PlanError(f"dimension {str(d)[:80]!r}: give name, question and a scale of at least two labels")
+        if not 2 <= len(d["scale"]) <= MAX_SCALE:
+            raise PlanError(f"dimension {str(d['name'])[:40]!r}: a scale has 2 to {MAX_SCALE} labels")
+        d["name"] = _safe_id(d["name"], "dimension name")
+        d["question"] = _text(d["question"], f"dimension {d['name']}: question")
+        d["scale"] = [_text(label, f"dimension {d['name']}: a scale label") for label in d["scale"]]
+    for key in ("max_catch_rating", "max_mismatched_rating"):
+        attention[key] = _number(attention[key], f"attention.{key}", 1, MAX_SCALE)
     plan = Plan(
         clips,
         conditions,
-        int(raw.get("seed", 0)),
-        int(raw.get("forms", 2)),
+        _number(raw.get("seed", 0), "seed", 0, 2**32 - 1, int),
+        _number(raw.get("forms", 2), "forms", 1, MAX_FORMS, int),
         str(raw.get("layout", "single")),
         str(raw.get("body", "mannequin")),
-        int(raw.get("size", 384)),
-        raw.get("dimensions") or list(DEFAULT_DIMENSIONS),
-        {**Plan.__dataclass_fields__["attention"].default_factory(), **(raw.get("attention") or {})},
+        _number(raw.get("size", 384), "size", 128, 1080, int),
+        dimensions,
+        attention,
         path,
         bool(raw.get("antialias", True)),
     )
     if plan.layout not in ("single", "pairs"):
         raise PlanError(f"layout is single or pairs, not {plan.layout!r}")
-    if plan.forms < 1:
-        raise PlanError("forms must be at least 1")
-    for d in plan.dimensions:
-        if not isinstance(d, dict) or not {"name", "question", "scale"} <= set(d) or len(d["scale"]) < 2:
-            raise PlanError(f"dimension {d!r}: give name, question and a scale of at least two labels")
     return plan
