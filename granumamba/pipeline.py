@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "granumamba-demo"
 DEFAULT_MODEL_ID = "granumamba/granumamba-demo"
 GAIN_RANGE = (0.0, 2.0)
+MERGE_FRAMES = 1800  # frames decoded and converted to axis-angle at a time
 
 
 @dataclass
@@ -195,10 +196,18 @@ class GranuMambaPipeline:
         return GenerationResult(self._motion(codes, gains, start_xz), samples, words, settings, codes, start_xz)
 
     def _motion(self, codes: SampledCodes, gains: tuple[float, float, float], start_xz: tuple[float, float]) -> Motion:
-        parts = decode(self.model, codes, gains)
+        """Decoded and merged a minute at a time into preallocated arrays, so that the rotation
+        conversions' temporaries do not grow with the length of the speech."""
         normalizer = self.model.normalizer
-        motion = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
-        motion.betas = np.zeros(300, dtype=np.float32)
+        frames = codes.frames
+        motion = Motion(np.zeros((frames, 165), np.float32), np.zeros((frames, 3)), np.zeros((frames, 100)), np.zeros(300, np.float32))
+        step = MERGE_FRAMES // self.model.frame_multiple * self.model.frame_multiple
+        for start in range(0, frames, step):
+            parts = decode(self.model, codes, gains, frames=(start, start + step))
+            piece = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
+            stop = start + piece.num_frames
+            motion.poses[start:stop], motion.trans[start:stop], motion.expressions[start:stop] = piece.poses, piece.trans, piece.expressions
+            start_xz = (float(piece.trans[-1, 0]), float(piece.trans[-1, 2]))
         if not (np.isfinite(motion.poses).all() and np.isfinite(motion.trans).all() and np.isfinite(motion.expressions).all()):
             name = display_name(self.source)
             raise ModelLoadError(f"{name}: the model gave non-finite motion; its weights are damaged. Nothing was written.")

@@ -58,7 +58,7 @@ def test_bad_npz_files_are_refused_clearly(tmp_path):
     with pytest.raises(DataError):
         load_motion(path)  # object arrays would need unpickling: refused
     path.write_bytes(b"PK\x03\x04 broken")
-    with pytest.raises(DataError, match="not a readable BEAT2 npz"):
+    with pytest.raises(DataError, match="not an npz archive"):
         load_motion(path)
 
 

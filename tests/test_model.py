@@ -351,3 +351,17 @@ def test_weights_with_nan_are_refused_at_load(tmp_path):
     save_file(tensors, tmp_path / "model.safetensors")
     with pytest.raises(ModelLoadError, match="NaN or infinite"):
         GranuMamba.from_pretrained(tmp_path)
+
+
+def test_decoding_a_span_of_frames_equals_cutting_the_whole_decoding():
+    from granumamba.model.sampler import decode, sample_codes
+
+    model = GranuMamba(TINY).eval()
+    codes = sample_codes(model, torch.randn(200, model.config.feature_dim), seed=1)
+    whole = decode(model, codes)
+    for start, stop in ((0, 64), (64, 144), (128, 200), (176, 500)):
+        piece = decode(model, codes, frames=(start, stop))
+        for part, x in whole.items():
+            assert torch.allclose(piece[part], x[start:stop], atol=1e-6), (part, start, stop)
+    with pytest.raises(ValueError, match="multiple"):
+        decode(model, codes, frames=(3, 20))

@@ -105,4 +105,6 @@ def check_audio(audio: np.ndarray, name: str = "audio", max_seconds: float | Non
         raise AudioError(f"{name}: {seconds:.2f} s of audio is too short; give at least {MIN_SECONDS} s of speech.")
     if max_seconds is not None and seconds > max_seconds:
         raise AudioError(f"{name}: {seconds:.1f} s of audio is over the limit of {max_seconds:.0f} s.")
-    return np.clip(audio, -1.0, 1.0)
+    if audio.min() < -1.0 or audio.max() > 1.0:  # copy only where there is something to clip
+        audio = np.clip(audio, -1.0, 1.0)
+    return audio

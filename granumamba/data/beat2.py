@@ -11,7 +11,6 @@ Take names are `<speaker>_<name>_...`; the first field is the speaker id.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
 import zipfile
@@ -159,9 +158,9 @@ def save_motion(path: str | os.PathLike, motion: Motion) -> None:
     """Write BEAT2's npz with all its keys (see `write_npz`)."""
     frames = motion.num_frames
     arrays = {
-        "poses": motion.poses.astype(np.float32),
-        "trans": motion.trans.astype(np.float64),
-        "expressions": motion.expressions.astype(np.float64),
+        "poses": np.asarray(motion.poses, np.float32),
+        "trans": np.asarray(motion.trans, np.float64),
+        "expressions": np.asarray(motion.expressions, np.float64),
         "betas": (motion.betas if motion.betas is not None else np.zeros(300)).astype(np.float32),
         "model": np.array("smplx2020"),
         "gender": np.array("neutral"),
@@ -178,7 +177,7 @@ def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for key, value in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.asarray(value, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
-            archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
+            # streamed into the archive: no copy of a long take's arrays in memory
+            with archive.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(value, order="C"), allow_pickle=False)  # keeps 0-d arrays 0-d
     os.replace(tmp, path)

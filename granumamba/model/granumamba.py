@@ -336,19 +336,24 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         indices, _ = self.teacher_codes({p: x[None].float() for p, x in parts.items()})
         return {p: self.decode_part(p, [i[:, k] for i in indices], gains) for k, p in enumerate(PART_NAMES)}
 
-    def decode_part(self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240) -> torch.Tensor:
+    def decode_part(
+        self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240, span: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
         `window` fine latents with `overlap` latents of context each side (exact: the decoder and
-        the upsampling see less than that), so memory does not grow with length."""
+        the upsampling see less than that), so memory does not grow with length. `span` (first,
+        last) in fine latents, multiples of the coarse factor, decodes only those (exactly the
+        same frames as decoding everything)."""
         vq = self.vqvae[part]
         factors = self.config.factors
         coarse = factors[0]
         overlap = -(-overlap // coarse) * coarse
         window = max(coarse, window // coarse * coarse)
         fine_length = indices[-1].shape[1] * factors[-1]
+        first, last = span if span is not None else (0, fine_length)
         outputs = []
-        for start in range(0, fine_length, window):
-            stop = min(start + window, fine_length)
+        for start in range(first, min(last, fine_length), window):
+            stop = min(start + window, last, fine_length)
             lo, hi = max(0, start - overlap), min(fine_length, stop + overlap)
             contributions = [
                 upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f) for level, f in enumerate(factors)

@@ -132,11 +132,24 @@ def sample_codes(
 
 
 @torch.no_grad()
-def decode(model, codes: SampledCodes, gains: tuple[float, float, float] = (1.0, 1.0, 1.0), overlap: int = 24) -> dict[str, torch.Tensor]:
+def decode(
+    model,
+    codes: SampledCodes,
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    overlap: int = 24,
+    frames: tuple[int, int] | None = None,
+) -> dict[str, torch.Tensor]:
     """Codes -> normalised parts {part: (T, dims)}, each level scaled by its gain (coarse, mid,
-    fine) before decoding, in windows so that memory does not grow with length."""
+    fine) before decoding, in windows so that memory does not grow with length. `frames`
+    (start, stop), start a multiple of `model.frame_multiple`, decodes only those frames: the
+    same as the whole decoded and cut."""
+    start, stop = (0, codes.frames) if frames is None else (frames[0], min(frames[1], codes.frames))
+    if start % model.frame_multiple:
+        raise ValueError(f"a decoded span starts on a multiple of {model.frame_multiple} frames")
+    per = model.generator.frames_per_latent
+    span = (start // per, -(-stop // model.frame_multiple) * model.frame_multiple // per)
     with one_thread():
         return {
-            part: model.decode_part(part, [i[:, p] for i in codes.indices], gains, overlap)[: codes.frames]
+            part: model.decode_part(part, [i[:, p] for i in codes.indices], gains, overlap, span=span)[: stop - start]
             for p, part in enumerate(PART_NAMES)
         }
