@@ -38,7 +38,8 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GRANUMAMBA_MAX_SECONDS="600")
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRANUMAMBA_MAX_SECONDS="600")  # the default model lookup, as a user runs it
+    env.pop("HF_HUB_OFFLINE", None)
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -10,14 +10,54 @@ speech features are computed (they hold the whole clip; the model streams).
 from __future__ import annotations
 
 import argparse
+import os
 
 from .common import machine, run_isolated, table
 
 EMAGE = {60: (5.5, "1.05-1.3 GB"), 300: (31.0, "1.05-1.3 GB")}  # 153 M parameters, random weights, this kind of 2-core machine
 
 
-def case(model: str, seconds: float, chunk: int = 480, mixer: str = "mamba") -> dict:
-    return run_isolated("bench.gen_case", "--model", model, "--seconds", str(seconds), "--chunk", str(chunk), "--mixer", mixer)
+def case(model: str, seconds: float, chunk: int = 480, mixer: str = "mamba", busy: bool = False) -> dict:
+    extra = ["--busy"] if busy else []
+    return run_isolated("bench.gen_case", "--model", model, "--seconds", str(seconds), "--chunk", str(chunk), "--mixer", mixer, *extra)
+
+
+def cli_case(seconds: float) -> dict:
+    """`python -m granumamba generate --audio A --npz B` as a user runs it: a fresh process, the
+    default model lookup (no HF_HUB_OFFLINE), wall time and peak memory."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        example = Path(__file__).resolve().parents[1] / "assets" / "examples" / "story_uk_male.wav"
+        speech, rate = soundfile.read(example, dtype="float32")
+        soundfile.write(Path(tmp) / "speech.wav", np.tile(speech, int(seconds * rate / len(speech)) + 1)[: int(seconds * rate)], rate)
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "GRANUMAMBA_MODEL")}
+        command = [
+            sys.executable,
+            "-m",
+            "granumamba",
+            "generate",
+            "--audio",
+            str(Path(tmp) / "speech.wav"),
+            "--npz",
+            str(Path(tmp) / "m.npz"),
+        ]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"wall_s": wall, "peak_mb": max(peak, before) / 1024}
 
 
 def main() -> None:
@@ -62,6 +102,26 @@ def main() -> None:
     table(
         "Mamba against Transformer layers of equal width and depth (demo model, one pass)",
         ["speech s", "Mamba s", "Transformer s", "Transformer / Mamba", "Mamba generation peak MB", "Transformer generation peak MB"],
+        rows,
+    )
+
+    rows = []
+    for model in ("demo", "beat2"):
+        quiet, busy = case(model, 60, 480), case(model, 60, 480, busy=True)
+        rows.append([model, quiet["generate_s"], busy["generate_s"], busy["generate_s"] / quiet["generate_s"]])
+    table(
+        "Other work on the machine: 60 s of speech, streaming, with one core kept busy by another process",
+        ["model", "generate s (idle machine)", "generate s (one core busy)", "busy / idle"],
+        rows,
+    )
+
+    rows = []
+    for seconds in (67,) if args.quick else (67, 22 * 60):
+        r = cli_case(seconds)
+        rows.append([seconds, r["wall_s"], round(r["peak_mb"])])
+    table(
+        "The CLI as a user runs it (python -m granumamba generate --audio A --npz B; default model lookup, no HF_HUB_OFFLINE)",
+        ["speech s", "wall s (start to npz written)", "peak RSS MB"],
         rows,
     )
 

@@ -1,6 +1,6 @@
 """One generation case in a fresh process (for peak memory): prints a JSON line.
 
-python -m bench.gen_case --model DIR|demo|beat2 --seconds 60 [--chunk 480|0] [--mixer mamba|transformer]
+python -m bench.gen_case --model DIR|demo|beat2 --seconds 60 [--chunk 480|0] [--mixer mamba|transformer] [--busy]
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=480, help="frames per streaming chunk; 0 = one pass")
     parser.add_argument("--mixer", choices=("mamba", "transformer"), default="mamba")
     parser.add_argument("--features", action="store_true", help="include speech feature extraction in the timing")
+    parser.add_argument("--busy", action="store_true", help="keep one core busy with another process while timing")
     args = parser.parse_args()
     torch.manual_seed(0)
     if args.model in SIZES and SIZES[args.model] is not None:
@@ -101,11 +104,14 @@ def main() -> None:
     reset_peak_rss()
     baseline = current_peak_rss_mb()
     generate_s = float("inf")
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None  # other work on the machine
     with torch.inference_mode():
         for _ in range(3):  # best of three: the machine's other work only ever adds time
             started = time.perf_counter()
             model.generate(features, seed=0, chunk_frames=args.chunk or None)
             generate_s = min(generate_s, time.perf_counter() - started)
+    if busy is not None:
+        busy.kill()
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(
         json.dumps(
