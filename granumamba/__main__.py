@@ -4,7 +4,7 @@ python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [
                               [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
 python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
 python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
-python -m granumamba export --motion M.npz --out M.bvh|M.npz [--in-place]
+python -m granumamba export --motion M.npz --out M.glb|M.bvh|M.npz [--in-place]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
-EXPORT_FORMATS = (".bvh", ".npz")
+EXPORT_FORMATS = (".glb", ".bvh", ".npz")
 SIZE_RANGE = (256, 1080)
 
 
@@ -178,6 +178,7 @@ def export(args) -> int:
     from .data.beat2 import load_motion, save_motion
     from .motion.bvh import write_bvh
     from .motion.parts import in_place
+    from .render.gltf import write_glb
 
     _check_output(args.out, EXPORT_FORMATS)
     motion = load_motion(args.motion)
@@ -188,7 +189,7 @@ def export(args) -> int:
     handle, tmp = tempfile.mkstemp(prefix=f".{args.out.stem}.", suffix=suffix, dir=args.out.parent)
     os.close(handle)
     try:
-        {".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
+        {".glb": write_glb, ".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
         os.replace(tmp, args.out)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 # Set up GranuMamba on a fresh Debian or Ubuntu machine: Debian packages, then a virtual
 # environment with the requirements. Idempotent: what is installed already is skipped.
 #   scripts/setup.sh          the demo's needs (packages.txt, requirements.txt)
-#   scripts/setup.sh --dev    also the test tools (requirements-dev.txt, chromium for browser tests)
+#   scripts/setup.sh --dev    also the test tools (requirements-dev.txt; chromium for browser tests; Blender and
+#                             the Khronos glTF validator, which the export tests open exported files with)
 # Both add the optional piper voice (requirements-piper.txt) unless GRANUMAMBA_NO_PIPER=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ sudo_cmd=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo_cmd="sudo"
 
 apt_packages=$(grep -vE '^\s*(#|$)' packages.txt)
-[ "$dev" = 1 ] && apt_packages="$apt_packages chromium python3-venv"
+[ "$dev" = 1 ] && apt_packages="$apt_packages chromium python3-venv blender python3-numpy nodejs npm"
 missing=""
 for p in $apt_packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -41,5 +42,9 @@ if [ ! -e "$stamp" ]; then
   for r in $reqs; do [ "$r" = requirements.txt ] && [ "$dev" = 1 ] || $pip install -q -r "$r"; done  # -dev includes requirements.txt
   rm -f .venv/.granumamba-*-"$dev"
   touch "$stamp"
+fi
+if [ "$dev" = 1 ] && [ ! -d tests/js/node_modules/gltf-validator ]; then
+  echo "[setup] installing the test's JavaScript clients (tests/js)"
+  (cd tests/js && npm ci --silent --no-audit --no-fund)
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

@@ -80,7 +80,7 @@ CLI_ROWS = [
     (["generate", "--text", "hi", "--npz", "{tmp}/o.npz", "--fine", "nan"], 2, "--fine"),
     (["generate", "--text", "hi", "--out", "{tmp}/dir.mp4"], 2, "is a folder"),
     (["generate", "--text", "hi", "--npz", "{tmp}/o.txt"], 2, "write .npz"),
-    (["export", "--motion", "{tmp}/good.npz", "--out", "{tmp}/x.fbx"], 2, "write .bvh or .npz"),
+    (["export", "--motion", "{tmp}/good.npz", "--out", "{tmp}/x.fbx"], 2, "write .glb or .bvh or .npz"),
     (["export", "--motion", "{tmp}/renamed.npz", "--out", "{tmp}/x.bvh"], 2, "not an npz archive"),
     (["export", "--motion", "{tmp}/text_trans.npz", "--out", "{tmp}/x.bvh"], 2, "holds <U1 values"),
     (["export", "--motion", "{tmp}/huge.npz", "--out", "{tmp}/x.bvh"], 2, "declares shape (1000000000000, 165)"),

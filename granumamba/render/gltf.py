@@ -1,0 +1,115 @@
+"""A motion as glTF 2.0 binary (.glb): the built-in body as one skinned mesh on the 55 SMPL-X
+joints (named as SMPL-X names them), and the motion as one animation at 30 fps, jaw included.
+Blender, game engines and three.js open it; the offscreen renderer draws the same mesh.
+
+The skeleton's bind pose is the SMPL-X zero pose (a T-pose) on the project's rest skeleton, so
+a joint's animated rotation is exactly its BEAT2 axis-angle rotation; the pelvis also carries
+the root translation. pygltflib writes the container; the arrays are packed here with numpy,
+since glTF's buffers are plain little-endian arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pygltflib as gl
+import roma
+import torch
+
+from .. import FPS
+from ..motion.parts import Motion
+from ..motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS, rest_joint_positions
+from .body import Mannequin
+
+
+class _Packer:
+    """Arrays into one binary buffer, each as a buffer view and an accessor."""
+
+    def __init__(self, gltf: gl.GLTF2):
+        self.gltf, self.blob = gltf, bytearray()
+
+    def add(self, array: np.ndarray, kind: str, component: int, target: int | None = None, bounds: bool = False) -> int:
+        data = np.ascontiguousarray(array).tobytes()
+        self.blob += b"\0" * (-len(self.blob) % 4)  # every view starts on a 4-byte boundary
+        self.gltf.bufferViews.append(gl.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data), target=target))
+        self.blob += data
+        accessor = gl.Accessor(bufferView=len(self.gltf.bufferViews) - 1, componentType=component, count=len(array), type=kind)
+        if bounds:
+            flat = np.asarray(array).reshape(len(array), -1)
+            accessor.min, accessor.max = flat.min(0).tolist(), flat.max(0).tolist()
+        self.gltf.accessors.append(accessor)
+        return len(self.gltf.accessors) - 1
+
+
+def _quaternions(motion: Motion) -> np.ndarray:
+    """(T, 55, 4) unit quaternions (x, y, z, w), each joint's sign kept continuous over time so
+    that linear interpolation between frames never turns the long way round."""
+    q = roma.rotvec_to_unitquat(torch.as_tensor(motion.poses, dtype=torch.float64).reshape(-1, NUM_JOINTS, 3)).numpy()
+    flips = np.cumprod(np.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0), axis=0)
+    q[1:] *= flips[..., None]
+    return q.astype(np.float32)
+
+
+def write_glb(path: str | os.PathLike, motion: Motion, body: Mannequin | None = None) -> None:
+    """Write `motion` on the built-in body as a .glb (mesh, skin, skeleton, one animation)."""
+    body = body or Mannequin()
+    frames = motion.num_frames
+    rest = rest_joint_positions().astype(np.float32)  # bind pose, root translation excluded
+    gltf = gl.GLTF2(asset=gl.Asset(generator="GranuMamba", version="2.0"))
+    packer = _Packer(gltf)
+
+    # the skeleton: one node per joint, children by the SMPL-X tree
+    trans = np.asarray(motion.trans, np.float32)
+    for j in range(NUM_JOINTS):
+        translation = REST_OFFSETS[j] + (trans[0] if j == 0 else 0.0)
+        gltf.nodes.append(gl.Node(name=JOINT_NAMES[j], translation=[float(v) for v in translation]))
+    for j, parent in enumerate(PARENTS):
+        if parent >= 0:
+            gltf.nodes[parent].children.append(j)
+
+    # the body: every vertex bound to the one joint it follows
+    positions = (body.local_vertices + rest[body.joint_of]).astype(np.float32)
+    joints = np.zeros((len(positions), 4), np.uint16)
+    joints[:, 0] = body.joint_of
+    weights = np.zeros((len(positions), 4), np.float32)
+    weights[:, 0] = 1.0
+    attributes = gl.Attributes(
+        POSITION=packer.add(positions, gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER, bounds=True),
+        NORMAL=packer.add(body.local_normals.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER),
+        COLOR_0=packer.add(body.colours.astype(np.float32), gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
+        JOINTS_0=packer.add(joints, gl.VEC4, gl.UNSIGNED_SHORT, gl.ARRAY_BUFFER),
+        WEIGHTS_0=packer.add(weights, gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
+    )
+    indices = packer.add(body.faces.reshape(-1).astype(np.uint32), gl.SCALAR, gl.UNSIGNED_INT, gl.ELEMENT_ARRAY_BUFFER)
+    gltf.materials.append(
+        gl.Material(name="mannequin", pbrMetallicRoughness=gl.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=0.7))
+    )
+    gltf.meshes.append(gl.Mesh(name="mannequin", primitives=[gl.Primitive(attributes=attributes, indices=indices, material=0)]))
+    inverse_bind = np.tile(np.eye(4, dtype=np.float32), (NUM_JOINTS, 1, 1))
+    inverse_bind[:, 3, :3] = -rest  # glTF matrices are column-major: the translation is the fourth row here
+    gltf.skins.append(
+        gl.Skin(name="smplx", joints=list(range(NUM_JOINTS)), skeleton=0, inverseBindMatrices=packer.add(inverse_bind, gl.MAT4, gl.FLOAT))
+    )
+    gltf.nodes.append(gl.Node(name="body", mesh=0, skin=0))  # a root: parent transforms do not move a skinned mesh
+    gltf.scenes.append(gl.Scene(name="GranuMamba", nodes=[0, NUM_JOINTS]))
+    gltf.scene = 0
+
+    # the motion: a rotation channel per joint, the root's translation
+    times = packer.add(np.arange(frames, dtype=np.float32) / FPS, gl.SCALAR, gl.FLOAT, bounds=True)
+    quaternions = _quaternions(motion)
+    animation = gl.Animation(name="gesture")
+    for j in range(NUM_JOINTS):
+        animation.samplers.append(
+            gl.AnimationSampler(input=times, output=packer.add(quaternions[:, j], gl.VEC4, gl.FLOAT), interpolation="LINEAR")
+        )
+        animation.channels.append(gl.AnimationChannel(sampler=j, target=gl.AnimationChannelTarget(node=j, path="rotation")))
+    root = packer.add((trans + REST_OFFSETS[0]).astype(np.float32), gl.VEC3, gl.FLOAT)
+    animation.samplers.append(gl.AnimationSampler(input=times, output=root, interpolation="LINEAR"))
+    animation.channels.append(gl.AnimationChannel(sampler=NUM_JOINTS, target=gl.AnimationChannelTarget(node=0, path="translation")))
+    gltf.animations.append(animation)
+
+    gltf.buffers.append(gl.Buffer(byteLength=len(packer.blob)))
+    gltf.set_binary_blob(bytes(packer.blob))
+    gltf.save_binary(str(Path(path)))

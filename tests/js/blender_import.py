@@ -1,0 +1,39 @@
+"""Run inside Blender: blender -b --factory-startup --python blender_import.py -- FILE OUT.json
+Imports a .glb or .bvh the way a user would and writes what Blender sees as JSON."""
+
+import builtins
+import json
+import sys
+
+import bpy
+
+path, out = sys.argv[sys.argv.index("--") + 1 :][:2]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+if path.endswith(".bvh"):
+    # Blender 3.4's BVH reader opens files with mode "rU", which Python 3.11 rejects: drop the U.
+    real_open = builtins.open
+    builtins.open = lambda file, mode="r", *a, **k: real_open(file, mode.replace("U", ""), *a, **k)
+    bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
+    builtins.open = real_open
+else:
+    import numpy
+
+    # Blender 3.4's glTF importer uses numpy.bool, gone from the numpy 2 that Debian ships with it.
+    numpy.bool = bool
+    bpy.context.scene.render.fps = 30  # glTF keeps seconds; Blender turns them into frames at the scene's rate
+    bpy.ops.import_scene.gltf(filepath=path)
+armatures = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+actions = list(bpy.data.actions)
+report = {
+    "armatures": len(armatures),
+    "bones": [b.name for b in armatures[0].data.bones] if armatures else [],
+    "meshes": len(meshes),
+    "skinned_meshes": sum(1 for m in meshes if any(mod.type == "ARMATURE" for mod in m.modifiers)),
+    "vertex_groups": len(meshes[0].vertex_groups) if meshes else 0,
+    "actions": len(actions),
+    "frame_range": list(actions[0].frame_range) if actions else None,
+    "fps": bpy.context.scene.render.fps,
+}
+with open(out, "w") as fh:
+    json.dump(report, fh)

@@ -1,0 +1,95 @@
+"""Exported motion, opened by the programs users open it with: the Khronos glTF validator,
+Blender (glTF and BVH importers), and the project's own readers."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from granumamba.__main__ import main
+from granumamba.data import load_motion, save_motion
+from granumamba.motion import JOINT_NAMES, RELAXED_POSE, Motion
+
+JS = Path(__file__).resolve().parent / "js"
+FRAMES = 75
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("export")
+    t = np.arange(FRAMES) / 30
+    poses = np.tile(RELAXED_POSE, (FRAMES, 1)).astype(np.float32)
+    poses[:, 17 * 3 + 2] += 0.8 * np.sin(2 * np.pi * t)  # the right arm waves
+    poses[:, 22 * 3] = 0.2 * (1 + np.sin(4 * np.pi * t))  # the jaw opens and closes
+    trans = np.stack([0.3 * t, np.full(FRAMES, 1.29), np.zeros(FRAMES)], 1)
+    save_motion(folder / "m.npz", Motion(poses, trans, np.zeros((FRAMES, 100))))
+    out = {}
+    for suffix in (".glb", ".bvh"):
+        out[suffix] = folder / f"m{suffix}"
+        assert main(["export", "--motion", str(folder / "m.npz"), "--out", str(out[suffix])]) == 0
+    return out
+
+
+def test_the_glb_passes_the_khronos_validator_with_no_errors(exported):
+    if shutil.which("node") is None or not (JS / "node_modules" / "gltf-validator").is_dir():
+        pytest.skip("the glTF validator is not installed (scripts/setup.sh --dev: npm install in tests/js)")
+    proc = subprocess.run(["node", str(JS / "validate_gltf.mjs"), str(exported[".glb"])], capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout)
+    assert report["errors"] == 0 and report["warnings"] == 0, report
+
+
+def blender(path: Path, tmp_path: Path) -> dict:
+    if shutil.which("blender") is None:
+        pytest.skip("Blender is not installed (apt-get install blender python3-numpy; scripts/setup.sh --dev does it)")
+    out = tmp_path / "report.json"
+    command = ["blender", "-b", "--factory-startup", "--python", str(JS / "blender_import.py"), "--", str(path), str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_blender_imports_the_glb_as_a_55_bone_armature_a_skinned_mesh_and_every_frame(exported, tmp_path):
+    report = blender(exported[".glb"], tmp_path)
+    assert report["armatures"] == 1 and sorted(report["bones"]) == sorted(JOINT_NAMES)
+    assert report["meshes"] == 1 and report["skinned_meshes"] == 1 and report["vertex_groups"] == 55
+    assert report["actions"] == 1
+    first, last = report["frame_range"]
+    assert round(last - first) + 1 == FRAMES
+
+
+def test_blender_imports_the_bvh_with_every_frame(exported, tmp_path):
+    report = blender(exported[".bvh"], tmp_path)
+    assert report["armatures"] == 1 and len(report["bones"]) == 55
+    first, last = report["frame_range"]
+    assert round(last - first) + 1 == FRAMES
+
+
+def test_the_glb_animation_reproduces_the_motion(exported):
+    """Read back with pygltflib: one key per frame at 30 fps, each joint's rotation the motion's."""
+    import pygltflib
+    import roma
+    import torch
+
+    gltf = pygltflib.GLTF2().load(str(exported[".glb"]))
+    blob = gltf.binary_blob()
+
+    def array(index, width):
+        accessor = gltf.accessors[index]
+        view = gltf.bufferViews[accessor.bufferView]
+        return np.frombuffer(blob[view.byteOffset : view.byteOffset + view.byteLength], np.float32).reshape(accessor.count, width)
+
+    animation = gltf.animations[0]
+    times = array(animation.samplers[0].input, 1)[:, 0]
+    assert np.allclose(times, np.arange(FRAMES) / 30)
+    motion = load_motion(exported[".glb"].with_suffix(".npz"))
+    for channel in animation.channels:
+        out = array(animation.samplers[channel.sampler].output, 4 if channel.target.path == "rotation" else 3)
+        if channel.target.path == "rotation":
+            rotvec = roma.unitquat_to_rotvec(torch.as_tensor(out, dtype=torch.float64)).numpy()
+            want = roma.rotvec_to_rotmat(torch.as_tensor(motion.poses.reshape(FRAMES, 55, 3)[:, channel.target.node], dtype=torch.float64))
+            assert torch.allclose(roma.rotvec_to_rotmat(torch.as_tensor(rotvec)), want, atol=1e-5)
+        else:
+            assert channel.target.node == 0 and np.allclose(out[:, 0] - out[0, 0], motion.trans[:, 0] - motion.trans[0, 0], atol=1e-5)
