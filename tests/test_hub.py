@@ -132,3 +132,17 @@ def test_a_cached_repo_loads_while_the_hub_is_unreachable(hub, monkeypatch):
     monkeypatch.setattr(pipeline, "_hub_checks", {})
     loaded = load_model("someone/granumamba-model")
     assert loaded.fallback_reason is None and loaded.source == "someone/granumamba-model"
+
+
+def test_save_pretrained_pushes_when_asked_and_refuses_misspelled_options(tmp_path, monkeypatch):
+    from granumamba.model import GranuMamba
+
+    from .test_model import TINY
+
+    model = GranuMamba(TINY)
+    pushed = []
+    monkeypatch.setattr(GranuMamba, "push_to_hub", lambda self, repo_id, **kw: pushed.append((repo_id, kw)) or "url")
+    assert model.save_pretrained(tmp_path / "my-model", push_to_hub=True, private=True) == "url"
+    assert pushed == [("my-model", {"private": True})] and (tmp_path / "my-model" / "model.safetensors").is_file()
+    with pytest.raises(TypeError):
+        GranuMamba.from_pretrained(tmp_path / "my-model", revison="main")

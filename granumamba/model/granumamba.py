@@ -372,10 +372,24 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         os.replace(tmp, save_directory / WEIGHTS_NAME)
         (save_directory / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=1, ensure_ascii=False))
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
-        """Write config.json and model.safetensors (atomically) to `save_directory`."""
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        *,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        config: dict | None = None,
+        model_card_kwargs: dict | None = None,
+        **push_to_hub_kwargs,
+    ):
+        """Write config.json and model.safetensors (atomically) to `save_directory`; with
+        `push_to_hub`, upload them to `repo_id` (default: the folder's name) with
+        huggingface_hub's `push_to_hub` (its keyword arguments pass through). `config` and
+        `model_card_kwargs` are the mixin's and unused: the config is the model's own."""
         Path(save_directory).mkdir(parents=True, exist_ok=True)
         self._save_pretrained(Path(save_directory))
+        if push_to_hub:
+            return self.push_to_hub(repo_id or Path(save_directory).resolve().name, **push_to_hub_kwargs)
         return None
 
     @classmethod
@@ -390,7 +404,6 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         token=None,
         map_location: str = "cpu",
         motion_priors_only: bool = False,
-        **kwargs,
     ) -> GranuMamba:
         files = {}
         for name in (CONFIG_NAME, WEIGHTS_NAME):

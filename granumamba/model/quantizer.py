@@ -129,9 +129,6 @@ class MultiRateQuantizer(nn.Module):
         """Per-level indices [(batch, L / factor)] -> per-level contributions [(batch, L, dim)]."""
         return [upsample(q.lookup(i), f) for q, i, f in zip(self.quantizers, indices, self.factors)]
 
-    def contributions_from_codes(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per-level code vectors [(batch, L / factor, dim)] -> contributions [(batch, L, dim)]."""
-        return [upsample(c, f) for c, f in zip(codes, self.factors)]
 
 
 def combine(contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:

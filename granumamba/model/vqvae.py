@@ -76,9 +76,6 @@ class PartVQVAE(nn.Module):
         """(batch, T / 4, latent_dim) -> (batch, T, in_dim)."""
         return self.decoder(latent.transpose(1, 2)).transpose(1, 2)
 
-    def decode_levels(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
-        return self.decode(combine(contributions, gains))
-
     def forward(self, x: torch.Tensor):
         """Reconstruct x; returns (x_hat, per-level indices, per-level contributions, stats)."""
         contributions, indices, stats = self.quantizer(self.encode(x))
