@@ -11,22 +11,29 @@ GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once,
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import shutil
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import gradio as gr
 import numpy as np
+import soundfile
 
+from granumamba import SAMPLE_RATE
 from granumamba.audio.io import ACCEPTED, AudioError
 from granumamba.data.beat2 import save_motion
 from granumamba.model.granumamba import ModelLoadError
-from granumamba.pipeline import DEFAULT_MODEL_ID, GranuMambaPipeline, display_name
+from granumamba.motion.bvh import write_bvh
+from granumamba.pipeline import DEFAULT_MODEL_ID, GenerationResult, GranuMambaPipeline, display_name
 from granumamba.render.body import SMPLX_ENV, SMPLXError
+from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
 from granumamba.text.align import estimate_word_timings
 from granumamba.text.tts import MAX_CHARACTERS, VOICES, SpeechError, espeak_available, piper_available, synthesize
@@ -43,6 +50,11 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "assets" / "examples"
+WEB = ROOT / "granumamba" / "web"
+EMPTY_VIEW = (
+    '<div id="granumamba-view-empty" style="height:520px;display:grid;place-items:center;color:#777">'
+    "The gesture plays here in 3D after Generate.</div>"
+)
 
 
 def env_number(name: str, default: float, low: float, high: float, kind=float):
@@ -77,12 +89,63 @@ def weights_line(pipe: GranuMambaPipeline) -> str:
     return f"**Weights:** `{display_name(pipe.source)}`"
 
 
-def make_generate(pipe: GranuMambaPipeline):
-    @gpu
-    def generate(
-        audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, smooth=False, progress=gr.Progress()
-    ):
-        started = time.perf_counter()
+@dataclass
+class Session:
+    """One visitor's last generation: its sampled codes (so a slider only decodes again), the
+    speech, and the folder of its files."""
+
+    result: GenerationResult
+    folder: Path
+    gains: tuple[float, float, float]
+
+
+def file_url(path: Path) -> str:
+    """The URL that Gradio serves a file of an allowed folder under, relative to the page."""
+    return "gradio_api/file=" + quote(str(path))
+
+
+def viewer_html(session: Session) -> str:
+    """The 3D view: the exported glTF and the speech, played in sync (granumamba/web/viewer.html)."""
+    glb = session.folder / f"granumamba_{gains_tag(session.gains)}.glb"
+    src = f"{file_url(WEB / 'viewer.html')}?motion={quote(file_url(glb))}&audio={quote(file_url(session.folder / 'speech.wav'))}"
+    return f'<iframe id="granumamba-view" src="{html.escape(src)}" style="width:100%;height:520px;border:0" allow="autoplay"></iframe>'
+
+
+def gains_tag(gains: tuple[float, float, float]) -> str:
+    return "_".join(f"{g:.2f}" for g in gains)
+
+
+def download_paths(session: Session) -> dict[str, Path]:
+    tag = gains_tag(session.gains)
+    return {suffix: session.folder / f"granumamba_{tag}{suffix}" for suffix in (".glb", ".npz", ".bvh")}
+
+
+def write_downloads(session: Session) -> list[str]:
+    """The motion for the user's own tools, the quick ones first: glTF (the body of the view) and
+    BEAT2 npz. The BVH (seconds for a minute of motion) follows in `add_bvh`, after the view is up."""
+    paths = download_paths(session)
+    write_glb(paths[".glb"], session.result.motion)
+    save_motion(paths[".npz"], session.result.motion)
+    return [str(paths[".glb"]), str(paths[".npz"])]
+
+
+def add_bvh(session: Session | None):
+    if session is None:
+        return gr.skip()
+    paths = download_paths(session)
+    write_bvh(paths[".bvh"], session.result.motion)
+    return [str(p) for p in paths.values()]
+
+
+def settings_of(session: Session, **extra) -> dict:
+    return dict(session.result.settings, seconds=round(session.result.seconds, 2), **extra)
+
+
+def make_handlers(pipe: GranuMambaPipeline):
+    """The demo's steps: the motion (speech to codes to a motion, files written), the video of
+    it, and new gains for the same codes. `generate` (the API) runs the first two in one call."""
+
+    def motion_step(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, progress) -> Session:
         text = (text or "").strip()
         if not audio_path and not text:
             raise gr.Error("Give the speech: upload or record audio, or type text to speak.")
@@ -103,54 +166,83 @@ def make_generate(pipe: GranuMambaPipeline):
                 progress(0.05, desc="speaking the text")
                 audio, words = synthesize(text, VOICES.get(voice))
             progress(0.15, desc="speech features and generation")
-            generation_started = time.perf_counter()
             speaker_id = next((k for k, v in pipe.speakers.items() if v == speaker), None)
+            gains = (float(coarse), float(mid), float(fine))
             result = pipe(
-                audio,
-                words=words,
-                speaker=speaker_id,
-                gains=(coarse, mid, fine),
-                temperature=temperature,
-                seed=int(seed),
-                max_seconds=MAX_SECONDS,
+                audio, words=words, speaker=speaker_id, gains=gains, temperature=temperature, seed=int(seed), max_seconds=MAX_SECONDS
             )
-            npz = folder / "granumamba_motion.npz"
-            save_motion(npz, result.motion)
-            video = folder / "granumamba.mp4"
-            progress(0.3, desc="rendering")
-            render_started = time.perf_counter()
-            stats = render_video(
-                result.motion,
-                result.audio,
-                video,
-                body="smplx" if body == "SMPL-X" else "mannequin",
-                size=int(size),
-                antialias=bool(smooth),
-                progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"),
-            )
-            settings = dict(
-                result.settings,
-                body=body,
-                size=int(size),
-                smooth_edges=bool(smooth),
-                seconds=round(result.seconds, 2),
-                timing={
-                    "speech_and_generation_s": round(render_started - generation_started, 3),
-                    "render_s": round(stats.posing + stats.drawing, 3),
-                    "render_and_encode_wall_s": round(time.perf_counter() - render_started, 3),
-                    "total_s": round(time.perf_counter() - started, 3),
-                },
-            )
+            soundfile.write(folder / "speech.wav", result.audio, SAMPLE_RATE, subtype="PCM_16")
             prune_outputs()
-            return str(video), str(npz), settings
-        except (AudioError, SpeechError, SMPLXError, ValueError) as err:
+            return Session(result, folder, gains)
+        except (AudioError, SpeechError, ValueError) as err:
             shutil.rmtree(folder, ignore_errors=True)
             raise gr.Error(str(err)) from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    return generate
+    def video_step(session: Session, body, size, smooth, progress) -> tuple[str, dict]:
+        video = session.folder / f"granumamba_{gains_tag(session.gains)}.mp4"
+        started = time.perf_counter()
+        try:
+            stats = render_video(
+                session.result.motion,
+                session.result.audio,
+                video,
+                body="smplx" if body == "SMPL-X" else "mannequin",
+                size=int(size),
+                antialias=bool(smooth),
+                progress=lambda done, total: progress(0.3 + 0.65 * done / total, desc=f"rendering and encoding {done}/{total} frames"),
+            )
+        except (SMPLXError, ValueError) as err:
+            raise gr.Error(str(err)) from None
+        timing = {"render_s": round(stats.posing + stats.drawing, 3), "render_and_encode_wall_s": round(time.perf_counter() - started, 3)}
+        return str(video), timing
+
+    @gpu
+    def generate(
+        audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, smooth=False, progress=gr.Progress()
+    ):
+        """Speech to video and motion in one call (the API; the page shows the 3D view first)."""
+        started = time.perf_counter()
+        session = motion_step(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, progress)
+        npz = session.folder / "granumamba_motion.npz"
+        save_motion(npz, session.result.motion)
+        generated = time.perf_counter()
+        video, timing = video_step(session, body, size, smooth, progress)
+        timing = {"speech_and_generation_s": round(generated - started, 3), **timing, "total_s": round(time.perf_counter() - started, 3)}
+        return video, str(npz), settings_of(session, body=body, size=int(size), smooth_edges=bool(smooth), timing=timing)
+
+    @gpu
+    def show(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, progress=gr.Progress()):
+        started = time.perf_counter()
+        session = motion_step(audio_path, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, progress)
+        downloads = write_downloads(session)
+        timing = {"to_view_s": round(time.perf_counter() - started, 3)}
+        return viewer_html(session), downloads, settings_of(session, timing=timing), session, None
+
+    def regain(session: Session | None, coarse, mid, fine):
+        """A slider released: the same codes decoded with the new gains, no new sampling."""
+        if session is None:
+            return gr.skip(), gr.skip(), gr.skip(), None
+        started = time.perf_counter()
+        gains = (float(coarse), float(mid), float(fine))
+        session = Session(pipe.with_gains(session.result, gains), session.folder, gains)
+        downloads = write_downloads(session)
+        return (
+            viewer_html(session),
+            downloads,
+            settings_of(session, timing={"redecode_s": round(time.perf_counter() - started, 3)}),
+            session,
+        )
+
+    def render(session: Session | None, body, size, smooth, progress=gr.Progress()):
+        if session is None:
+            raise gr.Error("Generate first: the video is made from the motion in the 3D view.")
+        progress(0.3, desc="rendering")
+        return video_step(session, body, size, smooth, progress)[0]
+
+    return generate, show, regain, render
 
 
 def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
@@ -197,12 +289,31 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
                     smooth = gr.Checkbox(False, label="Smooth edges", info="antialiasing; rendering takes about twice as long")
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
-                video = gr.Video(label="Gesture video", autoplay=True)
-                motion = gr.File(label="Motion (BEAT2 npz)")
+                view = gr.HTML(EMPTY_VIEW, label="3D view", elem_id="view-box")
+                downloads = gr.File(
+                    label="Motion for your tools: glTF (Blender, game engines, three.js), BVH, BEAT2 npz", file_count="multiple"
+                )
+                render_button = gr.Button("Render video (mp4)")
+                video = gr.Video(label="Gesture video", autoplay=False)
+                motion = gr.File(label="Motion (BEAT2 npz)", visible=False)
                 settings = gr.JSON(label="Settings used")
+        session = gr.State(None)
+        generate, show, regain, render = make_handlers(pipe)
         shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
-        inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed, body, size, smooth]
-        button.click(make_generate(pipe), inputs, [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY)
+        inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed]
+        button.click(show, inputs, [view, downloads, settings, session, video], api_name=False, concurrency_limit=CONCURRENCY).then(
+            add_bvh, session, downloads, api_name=False
+        )
+        for slider in (coarse, mid, fine):
+            slider.release(
+                regain, [session, coarse, mid, fine], [view, downloads, settings, session], api_name=False, concurrency_limit=CONCURRENCY
+            ).then(add_bvh, session, downloads, api_name=False)
+        render_button.click(render, [session, body, size, smooth], video, api_name=False, concurrency_limit=CONCURRENCY)
+        # The API: speech to video and motion in one call, as before the 3D view.
+        api_button = gr.Button(visible=False)
+        api_button.click(
+            generate, [*inputs, body, size, smooth], [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY
+        )
         if examples:
             gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
         gr.Examples(
@@ -225,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"cannot start: {err}")
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
     prune_outputs()
+    gr.set_static_paths([WEB])  # the 3D view's page, its module and three.js
     demo = build_demo(pipe)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
     demo.launch(
@@ -233,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         share=False,
         max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
         theme=gr.themes.Soft(),
+        allowed_paths=[str(OUTPUT_ROOT)],  # the view loads this session's glTF and speech from here
         footer_links=["api"],
     )
 

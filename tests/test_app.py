@@ -190,37 +190,83 @@ def chromium() -> str:
     return path
 
 
-def test_a_browser_uploads_speech_and_plays_the_video(app_server, speech_wav, tmp_path):
+VIEW_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",  # WebGL drawn on the CPU
+    "--enable-unsafe-swiftshader",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def canvas_digest(frame) -> str:
+    return frame.evaluate(
+        "() => { const c = document.querySelector('canvas'); const d = c.toDataURL('image/png');"
+        " let h = 0; for (let i = 0; i < d.length; i++) h = (h * 31 + d.charCodeAt(i)) | 0; return String(h); }"
+    )
+
+
+def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(app_server, speech_wav, tmp_path):
+    """Generate shows the 3D view (no video yet) playing with the speech; releasing a slider
+    changes the pose shown at a fixed time without new sampling; Render video gives the mp4."""
     playwright = pytest.importorskip("playwright.sync_api")
     url, _ = app_server
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium(),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.goto(url, wait_until="networkidle")
         assert "Weights" in page.inner_text("#weights-line")
+        assert page.locator("iframe#granumamba-view").count() == 0  # nothing plays before Generate
         page.locator("input[type=file]").first.set_input_files(str(speech_wav))
         page.wait_for_timeout(1500)
-        page.get_by_role("button", name="Generate").click()
-        video = page.locator("video").first
-        video.wait_for(state="attached", timeout=180_000)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        frame = page.wait_for_selector("iframe#granumamba-view", timeout=120_000).content_frame()
+        frame.wait_for_function("window.viewerState && window.viewerState.loaded", timeout=120_000)
+        assert frame.evaluate("window.viewerState.frames") == int(soundfile.info(speech_wav).frames * 30 // 16000)
+        # the speech plays and the body moves with it
+        frame.wait_for_function("document.getElementById('speech').currentTime > 0.3", timeout=30_000)
+        first = canvas_digest(frame)
+        page.wait_for_timeout(600)
+        assert canvas_digest(frame) != first
+        assert not frame.evaluate("document.getElementById('speech').paused")
+        # the three downloads beside the view (the BVH follows the view by a moment)
+        page.wait_for_function(
+            "() => ['.glb', '.bvh', '.npz'].every(s => document.body.innerText.includes('granumamba_1.00_1.00_1.00' + s))", timeout=60_000
+        )
+        # a fixed time, then the fine slider at 0: the pose at that time changes
+        frame.evaluate("() => { const a = document.getElementById('speech'); a.pause(); a.currentTime = 1.0; }")
+        page.wait_for_timeout(400)
+        before = canvas_digest(frame)
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        old_src = page.get_attribute("iframe#granumamba-view", "src")
+        slider = page.locator("input[type=range]").nth(2)  # coarse, mid, fine: drag fine to 0 as a person does
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 1, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.up()
+        page.wait_for_function(
+            f"() => document.querySelector('iframe#granumamba-view').src.indexOf({old_src.split('motion=')[1][:40]!r}) < 0", timeout=30_000
+        )
+        frame = page.wait_for_selector("iframe#granumamba-view").content_frame()
+        frame.wait_for_function("window.viewerState && window.viewerState.loaded", timeout=30_000)
+        frame.evaluate("() => { const a = document.getElementById('speech'); a.pause(); a.currentTime = 1.0; }")
+        page.wait_for_timeout(400)
+        assert canvas_digest(frame) != before
+        # the video on request
+        page.get_by_role("button", name="Render video (mp4)").click()
         page.wait_for_function(
             "() => { const v = document.querySelector('video'); return v && v.readyState >= 1 && v.duration > 0; }", timeout=180_000
         )
         duration = page.evaluate("() => document.querySelector('video').duration")
         assert abs(duration - soundfile.info(speech_wav).duration) < 0.1
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
         if os.environ.get("GRANUMAMBA_SCREENSHOT"):
             shutil.copy(tmp_path / "app.png", os.environ["GRANUMAMBA_SCREENSHOT"])
         browser.close()
