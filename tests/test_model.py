@@ -17,6 +17,8 @@ from granumamba.model import (
     selective_scan,
     selective_scan_reference,
 )
+from granumamba.model.configs import VQConfig
+from granumamba.model.losses import position_losses, stage1_loss
 
 TINY = {
     "vq_hidden": 32,
@@ -180,7 +182,7 @@ def test_multi_rate_levels_sum_to_the_latent_and_decode_separately():
 
 
 def test_part_vqvae_round_trip_shapes_and_prior_loss_terms():
-    vq = PartVQVAE(78, hidden=32, latent_dim=16, codebook_size=32)
+    vq = PartVQVAE(78, VQConfig(vq_hidden=32, latent_dim=16, codebook_size=32))
     x = torch.randn(3, 32, 78)
     x_hat, indices, contributions, stats = vq(x)
     assert x_hat.shape == x.shape and [i.shape for i in indices] == [(3, 2), (3, 4), (3, 8)]
@@ -200,16 +202,16 @@ def test_stage1_position_terms_add_the_upper_bodys_joint_errors_in_centimetres()
     torch.manual_seed(0)
     model = GranuMamba(TINY).eval()  # eval: no dead-code restarts between the two calls
     batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
-    plain = model.stage1_loss(batch)
-    weighted = model.stage1_loss(batch, position_weight=0.5, position_velocity_weight=2.0, position_acceleration_weight=3.0)
+    plain = stage1_loss(model, batch)
+    weighted = stage1_loss(model, batch, position_weight=0.5, position_velocity_weight=2.0, position_acceleration_weight=3.0)
     assert "upper/position" not in plain and weighted["upper/position"] > 0
     extra = 0.5 * weighted["upper/position"] + 2.0 * weighted["upper/position_velocity"] + 3.0 * weighted["upper/position_acceleration"]
     assert torch.allclose(weighted["total"], plain["total"] + extra)
     upper = axis_angle_to_6d(torch.zeros(1, 4, 13, 3)).reshape(1, 4, 78)
-    assert [float(v) for v in model._position_losses(upper, upper)] == [0.0, 0.0, 0.0]
+    assert [float(v) for v in position_losses(model, upper, upper)] == [0.0, 0.0, 0.0]
     bent = upper.clone()
     bent[:, 2:, 60:66] = axis_angle_to_6d(torch.tensor([0.0, 0.0, 0.1]))  # the right elbow (index 10 of 13), last 2 frames
-    position, velocity, acceleration = model._position_losses(bent, upper)
+    position, velocity, acceleration = position_losses(model, bent, upper)
     # 0.1 rad at the elbow moves the wrist (25 cm away) 2.5 cm: (2.5 cm)^2 / (22 joints x 3 axes x 2) = 0.047
     assert float(position) == pytest.approx(2.5**2 / 132, rel=0.02)
     assert float(velocity) == pytest.approx(2.5**2 / (66 * 3), rel=0.02)  # one step of 2.5 cm among 3 frame pairs

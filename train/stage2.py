@@ -9,20 +9,22 @@ writes the complete model to <out>/model (config.json + model.safetensors).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
 from granumamba.model import GranuMamba
+from granumamba.model.configs import SHARED_WITH_STAGE1, GeneratorConfig, VQConfig
 
 from .config import ConfigError, TrainConfig
 from .loop import is_main_process, make_dataset, save_model, train
 from .metrics import audio_onsets, beat_consistency, l1_diversity, motion_positions
 from .stage1 import cli
 
-STAGE1_FIELDS = ("vq_hidden", "latent_dim", "codebook_size", "downsamples", "factors", "beta", "feature_dim")
-GENERATOR_FIELDS = ("d_model", "n_global", "n_local", "d_state", "expand", "lookahead", "dropout")
+# Built from the modules' own configs: a field added to either is checked or carried over by name.
+STAGE1_FIELDS = (*(f.name for f in fields(VQConfig) if f.name != "dead_after"), "feature_dim")
+GENERATOR_FIELDS = tuple(f.name for f in fields(GeneratorConfig) if f.name not in SHARED_WITH_STAGE1)
 
 
 def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:

@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
 from .quantizer import LEVELS, downsample
 
@@ -67,30 +68,16 @@ def position_uniform(seed: int, level: int, positions: torch.Tensor, parts: int,
 
 
 class Generator(nn.Module):
-    def __init__(
-        self,
-        feature_dim: int,
-        vocab_size: int,
-        num_speakers: int,
-        parts: int,
-        codebook_size: int,
-        latent_dim: int,
-        d_model: int = 256,
-        n_global: int = 2,
-        n_local: int = 2,
-        d_state: int = 16,
-        expand: int = 2,
-        lookahead: int = 6,
-        frames_per_latent: int = 4,
-        factors: tuple[int, ...] = (4, 2, 1),
-        dropout: float = 0.1,
-    ):
+    def __init__(self, config: GeneratorConfig | None = None):
+        config = config or GeneratorConfig()
+        d_model, factors, parts = config.d_model, tuple(config.factors), config.parts
+        codebook_size, latent_dim, frames_per_latent = config.codebook_size, config.latent_dim, config.frames_per_latent
         super().__init__()
         self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
-        self.lookahead, self.frames_per_latent, self.factors = lookahead, frames_per_latent, tuple(factors)
-        self.audio_in = nn.Sequential(nn.Linear(feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-        self.word_embedding = nn.Embedding(vocab_size, d_model)
-        self.speaker_embedding = nn.Embedding(num_speakers, d_model)
+        self.lookahead, self.frames_per_latent, self.factors = config.lookahead, frames_per_latent, factors
+        self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.word_embedding = nn.Embedding(config.vocab_size, d_model)
+        self.speaker_embedding = nn.Embedding(config.num_speakers, d_model)
         self.pack = nn.Linear(frames_per_latent * d_model, d_model)
         # A level's step sees its span's fine latents side by side, in order: averaging them would
         # hide where in the span a word or an onset falls, which is what times a stroke.
@@ -101,10 +88,10 @@ class Generator(nn.Module):
         # The autoregressive head: the stream's output and the previous code, mixed nonlinearly.
         self.head_mix = nn.ModuleList(nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model), nn.GELU()) for _ in factors)
         self.seed_in = nn.Linear(latent_dim + 1, d_model)
-        self.dropout = nn.Dropout(dropout)
-        mamba = {"d_state": d_state, "expand": expand}
-        self.global_stream = MambaStack(d_model, n_global, **mamba)
-        self.local_streams = nn.ModuleList(MambaStack(d_model, n_local, **mamba) for _ in factors)
+        self.dropout = nn.Dropout(config.dropout)
+        mamba = {"d_state": config.d_state, "expand": config.expand}
+        self.global_stream = MambaStack(d_model, config.n_global, **mamba)
+        self.local_streams = nn.ModuleList(MambaStack(d_model, config.n_local, **mamba) for _ in factors)
         # Heads per part and level: (parts, d_model, out) weights applied by einsum.
         self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, codebook_size) * d_model**-0.5) for _ in factors)
         self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, codebook_size)) for _ in factors)
@@ -162,6 +149,42 @@ class Generator(nn.Module):
 
         return heads
 
+    def _level_input(self, level: int, cond_fine, g, previous, seed) -> torch.Tensor:
+        """A level's stream input (batch, parts, L, d): its span's fine conditioning side by side,
+        the global stream, the part, the coarser level's state and codes, the seed flags."""
+        batch, _, d = cond_fine.shape
+        factor = self.factors[level]
+        cond = self.level_in[level](cond_fine.reshape(batch, -1, factor * d))  # (batch, L, d)
+        x = cond + g.repeat_interleave(self.factors[0] // factor, dim=1)
+        x = x[:, None] + self.part_embedding[None, :, None]
+        if previous is not None:
+            coarser_h, coarser_codes = previous
+            ratio = x.shape[2] // coarser_h.shape[2]
+            x = x + coarser_h.repeat_interleave(ratio, dim=2) + self.code_in(coarser_codes).repeat_interleave(ratio, dim=2)
+        if seed is not None:
+            x = x + self.seed_in(seed)
+        return x
+
+    def _teacher_heads(self, level: int, h, last, codes, own_code_keep: float):
+        """Training: every step's head sees the teacher code one step earlier, all in one pass."""
+        own = torch.cat([last[:, :, None], codes[:, :, :-1]], dim=2)
+        if own_code_keep < 1 and self.training:
+            own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
+        return self._heads(level, h, own)
+
+    def _sampled_heads(self, level: int, h, last, choose_codes):
+        """Inference: the head steps through the span, each step seeing the code just chosen."""
+        steps_logits, steps_latents, steps_codes = [], [], []
+        heads = self._step_heads(level)
+        for step in range(h.shape[2]):
+            step_logits, step_latents = heads(h[:, :, step], last)
+            code = choose_codes(level, step, step_logits, step_latents)
+            last = code[:, :, 0]
+            steps_logits.append(step_logits)
+            steps_latents.append(step_latents)
+            steps_codes.append(code)
+        return tuple(torch.cat(t, dim=2) for t in (steps_logits, steps_latents, steps_codes))
+
     def run(
         self,
         cond_fine: torch.Tensor,
@@ -186,50 +209,28 @@ class Generator(nn.Module):
         if (teacher_codes is None) == (choose_codes is None):
             raise ValueError("give either teacher_codes or choose_codes")
         state = state or GenerationState()
-        batch, d = cond_fine.shape[0], cond_fine.shape[-1]
-        coarse_factor = self.factors[0]
-        cond_coarse = downsample(cond_fine, coarse_factor)
-        g, global_state = self.global_stream(cond_coarse, state.global_stream)
+        g, global_state = self.global_stream(downsample(cond_fine, self.factors[0]), state.global_stream)
         new_local, new_last = [], []
         all_logits, all_latents, all_codes = [], [], []
-        previous_h = previous_codes = None
-        for level, factor in enumerate(self.factors):
-            cond = self.level_in[level](cond_fine.reshape(batch, -1, factor * d))  # (batch, L, d)
-            length = cond.shape[1]
-            x = cond + g.repeat_interleave(coarse_factor // factor, dim=1)
-            x = x[:, None] + self.part_embedding[None, :, None]  # (batch, parts, L, d)
-            if previous_h is not None:
-                ratio = length // previous_h.shape[2]
-                x = x + previous_h.repeat_interleave(ratio, dim=2) + self.code_in(previous_codes).repeat_interleave(ratio, dim=2)
-            if seed_codes is not None:
-                x = x + self.seed_in(seed_codes[level])
-            h, level_state = self.local_streams[level](x.reshape(batch * self.parts, length, d), state.local[level])
-            h = h.reshape(batch, self.parts, length, d)
+        previous = None
+        for level in range(len(self.factors)):
+            x = self._level_input(level, cond_fine, g, previous, None if seed_codes is None else seed_codes[level])
+            batch, parts, length, d = x.shape
+            h, level_state = self.local_streams[level](x.reshape(batch * parts, length, d), state.local[level])
+            h = h.reshape(batch, parts, length, d)
             last = state.last_codes[level]
             if last is None:
-                last = x.new_zeros(batch, self.parts, self.latent_dim)
+                last = x.new_zeros(batch, parts, self.latent_dim)
             if teacher_codes is not None:
                 codes = teacher_codes[level]
-                own = torch.cat([last[:, :, None], codes[:, :, :-1]], dim=2)
-                if own_code_keep < 1 and self.training:
-                    own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
-                logits, latents = self._heads(level, h, own)
+                logits, latents = self._teacher_heads(level, h, last, codes, own_code_keep)
             else:
-                steps_logits, steps_latents, steps_codes = [], [], []
-                heads = self._step_heads(level)
-                for step in range(length):
-                    step_logits, step_latents = heads(h[:, :, step], last)
-                    code = choose_codes(level, step, step_logits, step_latents)
-                    last = code[:, :, 0]
-                    steps_logits.append(step_logits)
-                    steps_latents.append(step_latents)
-                    steps_codes.append(code)
-                logits, latents, codes = (torch.cat(t, dim=2) for t in (steps_logits, steps_latents, steps_codes))
+                logits, latents, codes = self._sampled_heads(level, h, last, choose_codes)
             new_local.append(level_state)
             new_last.append(codes[:, :, -1])
             all_logits.append(logits)
             all_latents.append(latents)
             all_codes.append(codes)
-            previous_h, previous_codes = h, codes
+            previous = (h, codes)
         new_state = GenerationState(global_state, new_local, new_last, state.fine_steps_done + cond_fine.shape[1])
         return all_logits, all_latents, all_codes, new_state

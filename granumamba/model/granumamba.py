@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from huggingface_hub import ModelHubMixin, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -24,105 +22,16 @@ from huggingface_hub.errors import (
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..audio.features import FEATURE_DIM
 from ..motion.normalize import Normalizer
-from ..motion.parts import PART_DIMS, PART_NAMES, upper_body_positions
+from ..motion.parts import PART_DIMS, PART_NAMES
 from ..text.vocab import Vocabulary
+from .configs import GranuMambaConfig, ModelLoadError
 from .generator import Generator
 from .quantizer import LEVELS, combine, upsample
-from .vqvae import PartVQVAE, prior_loss
+from .vqvae import PartVQVAE
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-
-
-class ModelLoadError(ValueError):
-    """A model folder or repo that cannot be loaded; the message says what is wrong."""
-
-
-# What a config.json may ask for: far above any model this project trains (BEAT2's is d_model
-# 256, 512 codes), far below what would exhaust memory before the weights are even read.
-_INT_RANGES = {
-    "vq_hidden": (1, 4096),
-    "latent_dim": (1, 4096),
-    "codebook_size": (2, 65536),
-    "downsamples": (0, 6),
-    "dead_after": (0, 10**9),
-    "d_model": (1, 4096),
-    "n_global": (1, 64),
-    "n_local": (1, 64),
-    "d_state": (1, 1024),
-    "expand": (1, 16),
-    "lookahead": (0, 300),
-    "num_speakers": (1, 100_000),
-    "default_speaker": (0, 100_000),
-    "feature_dim": (1, 4096),
-}
-
-
-@dataclass
-class GranuMambaConfig:
-    """Everything that defines a model. Sizes default to the demo model; see train/configs."""
-
-    # stage 1
-    vq_hidden: int = 256
-    latent_dim: int = 128
-    codebook_size: int = 256
-    downsamples: int = 2
-    factors: tuple[int, ...] = (4, 2, 1)
-    beta: float = 0.25
-    dead_after: int = 200
-    # stage 2
-    d_model: int = 256
-    n_global: int = 2
-    n_local: int = 2
-    d_state: int = 16
-    expand: int = 2
-    lookahead: int = 6
-    dropout: float = 0.1
-    num_speakers: int = 31
-    vocab: list[str] = field(default_factory=list)
-    speaker_names: dict[str, str] = field(default_factory=dict)  # speaker id -> display name
-    default_speaker: int = 2
-    trained_stages: list[int] = field(default_factory=list)
-    feature_dim: int = FEATURE_DIM
-
-    @classmethod
-    def from_dict(cls, values: dict) -> GranuMambaConfig:
-        """Checked before anything is built: every value of the right type and within what the
-        product can hold, so a hostile or broken config.json is a message, not an allocation."""
-        if not isinstance(values, dict):
-            raise ModelLoadError(f"config.json must hold an object of settings, not {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ModelLoadError(f"config.json has keys this version does not know: {', '.join(unknown)}")
-        values = dict(values)
-        for name, (low, high) in _INT_RANGES.items():
-            if name in values:
-                value = values[name]
-                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                    raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
-        for name in ("beta", "dropout"):
-            value = values.get(name, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ModelLoadError(f"config.json: {name} must be a number from 0 to 1, got {value!r}")
-        if "factors" in values:
-            factors = values["factors"]
-            if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
-                raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
-            values["factors"] = tuple(factors)
-        for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):
-            if name in values and not isinstance(values[name], kind):
-                raise ModelLoadError(f"config.json: {name} must be a {kind.__name__}")
-        if len(values.get("vocab", [])) > 1_000_000 or not all(isinstance(w, str) for w in values.get("vocab", [])):
-            raise ModelLoadError("config.json: vocab must be a list of at most a million words")
-        return cls(**values)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["factors"] = list(self.factors)
-        return out
 
 
 class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-speech-gesture", "smplx", "mamba"]):
@@ -134,38 +43,8 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             raise ModelLoadError(f"factors must give {len(LEVELS)} levels ({', '.join(LEVELS)}), got {list(config.factors)}")
         self.config = config
         self.vocab = Vocabulary(config.vocab)
-        self.vqvae = nn.ModuleDict(
-            {
-                part: PartVQVAE(
-                    PART_DIMS[part],
-                    config.vq_hidden,
-                    config.latent_dim,
-                    config.codebook_size,
-                    config.downsamples,
-                    config.factors,
-                    config.beta,
-                    config.dead_after,
-                )
-                for part in PART_NAMES
-            }
-        )
-        self.generator = Generator(
-            config.feature_dim,
-            len(self.vocab),
-            config.num_speakers,
-            len(PART_NAMES),
-            config.codebook_size,
-            config.latent_dim,
-            config.d_model,
-            config.n_global,
-            config.n_local,
-            config.d_state,
-            config.expand,
-            config.lookahead,
-            2**config.downsamples,
-            config.factors,
-            config.dropout,
-        )
+        self.vqvae = nn.ModuleDict({part: PartVQVAE(PART_DIMS[part], config.vq) for part in PART_NAMES})
+        self.generator = Generator(config.generator(len(self.vocab)))
         for part in PART_NAMES:  # normalisation statistics travel in model.safetensors
             self.register_buffer(f"{part}_mean", torch.zeros(PART_DIMS[part]))
             self.register_buffer(f"{part}_std", torch.ones(PART_DIMS[part]))
@@ -187,53 +66,15 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
 
     # ----- training --------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], stage: int, **loss_options) -> dict[str, torch.Tensor]:
-        """The training loss of `stage` (1: part VQ-VAEs, 2: generator) on a batch of windows."""
+        """The training loss of `stage` (1: part VQ-VAEs, 2: generator) on a batch of windows
+        (model/losses.py)."""
+        from .losses import stage1_loss, stage2_loss
+
         if stage == 1:
-            return self.stage1_loss(batch, **loss_options)
+            return stage1_loss(self, batch, **loss_options)
         if stage == 2:
-            return self.stage2_loss(batch, **loss_options)
+            return stage2_loss(self, batch, **loss_options)
         raise ValueError(f"stage is 1 or 2, not {stage}")
-
-    def stage1_loss(
-        self,
-        batch: dict[str, torch.Tensor],
-        velocity_weight: float = 1.0,
-        acceleration_weight: float = 1.0,
-        position_weight: float = 0.0,
-        position_velocity_weight: float = 0.0,
-        position_acceleration_weight: float = 0.0,
-    ) -> dict[str, torch.Tensor]:
-        """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
-        the position weights, also the upper body's joint positions (cm, by forward kinematics)
-        and their frame-to-frame velocities and accelerations, which is where the arms' strokes
-        are seen (jitter that the rotation losses let through makes false pauses in the hands'
-        speed, and so false motion beats)."""
-        position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
-        out: dict[str, torch.Tensor] = {}
-        total = None
-        for part in PART_NAMES:
-            x_hat, _, _, stats = self.vqvae[part](batch[part])
-            losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
-            if part == "upper" and any(position_weights):
-                terms = dict(zip(("position", "position_velocity", "position_acceleration"), self._position_losses(batch[part], x_hat)))
-                losses["total"] = losses["total"] + sum(w * v for w, v in zip(position_weights, terms.values()))
-                losses.update(terms)
-            total = losses["total"] if total is None else total + losses["total"]
-            for k, v in losses.items():
-                out[f"{part}/{k}"] = v.detach()
-            for k, v in stats.items():
-                if k.startswith(("perplexity", "dead")):
-                    out[f"{part}/{k}"] = v
-        out["total"] = total
-        return out
-
-    def _position_losses(self, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised upper parts (batch, T, 78) -> MSE of the joint positions (cm), of their
-        velocities (cm per frame) and of their accelerations (cm per frame^2)."""
-        normalizer = self.normalizer
-        true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
-        pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
-        return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) for k in range(3))  # n=0: the positions
 
     def with_new_generator(self, config: GranuMambaConfig | None = None) -> GranuMamba:
         """A model with this one's motion priors (part VQ-VAEs and statistics) and a generator at
@@ -271,41 +112,6 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             seed[:, :, :covered, :-1] = c[:, :, :covered]
             seed[:, :, :covered, -1] = 1.0
             out.append(seed)
-        return out
-
-    def stage2_loss(
-        self,
-        batch: dict[str, torch.Tensor],
-        *,
-        word_dropout: float = 0.3,
-        seed_probability: float = 0.5,
-        latent_weight: float = 1.0,
-        own_code_dropout: float = 0.2,
-    ) -> dict[str, torch.Tensor]:
-        """Cross-entropy on each level's codes + S9's MSE on each level's code latents, each step
-        seeing its level's previous teacher code (dropped with probability `own_code_dropout`, so
-        the speech keeps its say)."""
-        with torch.no_grad():
-            indices, codes = self.teacher_codes({p: batch[p] for p in PART_NAMES})
-        audio, words = self.generator.shift_lookahead(batch["audio"], batch["words"])
-        size = audio.shape[0]
-        use_words = (torch.rand(size, device=audio.device) >= word_dropout).float()
-        cond = self.generator.condition(audio, words, batch["speaker"], use_words)
-        seed = None
-        if seed_probability > 0:
-            seed = self.seed_conditioning(codes, self.frame_multiple, audio.shape[1])
-            keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
-            seed = [s * keep for s in seed]
-        logits, latents, _, _ = self.generator.run(cond, seed_codes=seed, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
-        out: dict[str, torch.Tensor] = {}
-        total = audio.new_zeros(())
-        for level, name in enumerate(LEVELS):
-            ce = F.cross_entropy(logits[level].reshape(-1, self.config.codebook_size), indices[level].reshape(-1))
-            mse = F.mse_loss(latents[level], codes[level])
-            accuracy = (logits[level].argmax(-1) == indices[level]).float().mean()
-            out[f"ce_{name}"], out[f"mse_{name}"], out[f"accuracy_{name}"] = ce, mse, accuracy.detach()
-            total = total + ce + latent_weight * mse
-        out["total"] = total
         return out
 
     # ----- inference -------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class MultiRateQuantizer(nn.Module):
     level's contribution can be scaled (or removed) on its own before decoding.
     """
 
-    def __init__(self, dim: int, codebook_size: int, factors: tuple[int, ...] = (4, 2, 1), beta: float = 0.25, dead_after: int = 200):
+    def __init__(self, dim: int, codebook_size: int, factors: tuple[int, ...], beta: float = 0.25, dead_after: int = 200):
         super().__init__()
         if list(factors) != sorted(factors, reverse=True):
             raise ValueError(f"factors go from coarse to fine (decreasing), got {factors}")
@@ -128,7 +128,6 @@ class MultiRateQuantizer(nn.Module):
     def contributions_from_indices(self, indices: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per-level indices [(batch, L / factor)] -> per-level contributions [(batch, L, dim)]."""
         return [upsample(q.lookup(i), f) for q, i, f in zip(self.quantizers, indices, self.factors)]
-
 
 
 def combine(contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:

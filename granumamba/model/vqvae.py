@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .configs import VQConfig
 from .quantizer import MultiRateQuantizer, combine
 
 
@@ -25,18 +26,10 @@ class ResBlock(nn.Module):
 
 
 class PartVQVAE(nn.Module):
-    def __init__(
-        self,
-        in_dim: int,
-        hidden: int = 256,
-        latent_dim: int = 128,
-        codebook_size: int = 256,
-        downsamples: int = 2,
-        factors: tuple[int, ...] = (4, 2, 1),
-        beta: float = 0.25,
-        dead_after: int = 200,
-    ):
+    def __init__(self, in_dim: int, config: VQConfig | None = None):
         super().__init__()
+        config = config or VQConfig()
+        hidden, latent_dim, downsamples = config.vq_hidden, config.latent_dim, config.downsamples
         self.in_dim, self.latent_dim, self.downsamples = in_dim, latent_dim, downsamples
         enc: list[nn.Module] = [nn.Conv1d(in_dim, hidden, 3, padding=1)]
         for _ in range(downsamples):
@@ -55,7 +48,7 @@ class PartVQVAE(nn.Module):
             ]
         dec += [nn.ReLU(), nn.Conv1d(hidden, in_dim, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
-        self.quantizer = MultiRateQuantizer(latent_dim, codebook_size, tuple(factors), beta, dead_after)
+        self.quantizer = MultiRateQuantizer(latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after)
 
     @property
     def frames_per_latent(self) -> int:

@@ -1,0 +1,156 @@
+"""The sizes of each module, as the module takes them: one object, passed whole.
+
+`GranuMambaConfig` (config.json, flat for the Hub) holds them all; `VQConfig` and
+`GeneratorConfig` are its views for the part VQ-VAEs and the generator. A field added here is
+read from config.json by name, and `train.stage2` takes the generator's fields from the training
+config by these names, so none is forgotten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..audio.features import FEATURE_DIM
+from ..motion.parts import PART_NAMES
+
+
+@dataclass(frozen=True)
+class VQConfig:
+    """A part VQ-VAE (stage 1): every field has the name it has in config.json."""
+
+    vq_hidden: int = 256
+    latent_dim: int = 128
+    codebook_size: int = 256
+    downsamples: int = 2
+    factors: tuple[int, ...] = (4, 2, 1)  # coarse, mid, fine: latent steps per token of each level
+    beta: float = 0.25
+    dead_after: int = 200
+
+    @property
+    def frames_per_latent(self) -> int:
+        return 2**self.downsamples
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The generator (stage 2): its own sizes (the names of config.json) and the facts it shares
+    with stage 1 and the data."""
+
+    d_model: int = 256
+    n_global: int = 2
+    n_local: int = 2
+    d_state: int = 16
+    expand: int = 2
+    lookahead: int = 6
+    dropout: float = 0.1
+    num_speakers: int = 31
+    # shared: fixed by stage 1, the speech features and the vocabulary
+    feature_dim: int = 68
+    vocab_size: int = 1
+    parts: int = 4
+    codebook_size: int = 256
+    latent_dim: int = 128
+    frames_per_latent: int = 4
+    factors: tuple[int, ...] = VQConfig.factors
+
+
+SHARED_WITH_STAGE1 = ("feature_dim", "vocab_size", "parts", "codebook_size", "latent_dim", "frames_per_latent", "factors")
+
+
+class ModelLoadError(ValueError):
+    """A model folder or repo that cannot be loaded; the message says what is wrong."""
+
+
+# What a config.json may ask for: far above any model this project trains (BEAT2's is d_model
+# 256, 512 codes), far below what would exhaust memory before the weights are even read.
+_INT_RANGES = {
+    "vq_hidden": (1, 4096),
+    "latent_dim": (1, 4096),
+    "codebook_size": (2, 65536),
+    "downsamples": (0, 6),
+    "dead_after": (0, 10**9),
+    "d_model": (1, 4096),
+    "n_global": (1, 64),
+    "n_local": (1, 64),
+    "d_state": (1, 1024),
+    "expand": (1, 16),
+    "lookahead": (0, 300),
+    "num_speakers": (1, 100_000),
+    "default_speaker": (0, 100_000),
+    "feature_dim": (1, 4096),
+}
+
+
+@dataclass
+class GranuMambaConfig:
+    """Everything that defines a model. Sizes default to the demo model; see train/configs."""
+
+    # stage 1
+    vq_hidden: int = 256
+    latent_dim: int = 128
+    codebook_size: int = 256
+    downsamples: int = 2
+    factors: tuple[int, ...] = VQConfig.factors
+    beta: float = 0.25
+    dead_after: int = 200
+    # stage 2
+    d_model: int = 256
+    n_global: int = 2
+    n_local: int = 2
+    d_state: int = 16
+    expand: int = 2
+    lookahead: int = 6
+    dropout: float = 0.1
+    num_speakers: int = 31
+    vocab: list[str] = field(default_factory=list)
+    speaker_names: dict[str, str] = field(default_factory=dict)  # speaker id -> display name
+    default_speaker: int = 2
+    trained_stages: list[int] = field(default_factory=list)
+    feature_dim: int = FEATURE_DIM
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GranuMambaConfig:
+        """Checked before anything is built: every value of the right type and within what the
+        product can hold, so a hostile or broken config.json is a message, not an allocation."""
+        if not isinstance(values, dict):
+            raise ModelLoadError(f"config.json must hold an object of settings, not {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelLoadError(f"config.json has keys this version does not know: {', '.join(unknown)}")
+        values = dict(values)
+        for name, (low, high) in _INT_RANGES.items():
+            if name in values:
+                value = values[name]
+                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                    raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
+        for name in ("beta", "dropout"):
+            value = values.get(name, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ModelLoadError(f"config.json: {name} must be a number from 0 to 1, got {value!r}")
+        if "factors" in values:
+            factors = values["factors"]
+            if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
+                raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
+            values["factors"] = tuple(factors)
+        for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):
+            if name in values and not isinstance(values[name], kind):
+                raise ModelLoadError(f"config.json: {name} must be a {kind.__name__}")
+        if len(values.get("vocab", [])) > 1_000_000 or not all(isinstance(w, str) for w in values.get("vocab", [])):
+            raise ModelLoadError("config.json: vocab must be a list of at most a million words")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["factors"] = list(self.factors)
+        return out
+
+    @property
+    def vq(self) -> VQConfig:
+        """What each part VQ-VAE is built from."""
+        return VQConfig(**{f.name: getattr(self, f.name) for f in fields(VQConfig)})
+
+    def generator(self, vocab_size: int) -> GeneratorConfig:
+        """What the generator is built from (the vocabulary's size counts its padding entries)."""
+        own = {f.name: getattr(self, f.name) for f in fields(GeneratorConfig) if hasattr(self, f.name)}
+        return GeneratorConfig(**own | {"vocab_size": vocab_size, "parts": len(PART_NAMES), "frames_per_latent": self.vq.frames_per_latent})

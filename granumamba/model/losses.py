@@ -1,0 +1,100 @@
+"""The training losses of both stages, as functions of the model.
+
+- Stage 1 (`stage1_loss`): per part, the seed's S6 objective (S3 reconstruction + S4 codebook +
+  S5 beta-weighted commitment) with velocity and acceleration terms; for the upper body also its
+  joint positions, velocities and accelerations by forward kinematics (`position_losses`).
+- Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from ..motion.parts import PART_NAMES, upper_body_positions
+from .quantizer import LEVELS
+from .vqvae import prior_loss
+
+if TYPE_CHECKING:
+    from .granumamba import GranuMamba
+
+
+def stage1_loss(
+    model: GranuMamba,
+    batch: dict[str, torch.Tensor],
+    velocity_weight: float = 1.0,
+    acceleration_weight: float = 1.0,
+    position_weight: float = 0.0,
+    position_velocity_weight: float = 0.0,
+    position_acceleration_weight: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
+    the position weights, also the upper body's joint positions (cm, by forward kinematics)
+    and their frame-to-frame velocities and accelerations, which is where the arms' strokes
+    are seen (jitter that the rotation losses let through makes false pauses in the hands'
+    speed, and so false motion beats)."""
+    position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
+    out: dict[str, torch.Tensor] = {}
+    total = None
+    for part in PART_NAMES:
+        x_hat, _, _, stats = model.vqvae[part](batch[part])
+        losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
+        if part == "upper" and any(position_weights):
+            terms = dict(zip(("position", "position_velocity", "position_acceleration"), position_losses(model, batch[part], x_hat)))
+            losses["total"] = losses["total"] + sum(w * v for w, v in zip(position_weights, terms.values()))
+            losses.update(terms)
+        total = losses["total"] if total is None else total + losses["total"]
+        for k, v in losses.items():
+            out[f"{part}/{k}"] = v.detach()
+        for k, v in stats.items():
+            if k.startswith(("perplexity", "dead")):
+                out[f"{part}/{k}"] = v
+    out["total"] = total
+    return out
+
+
+def position_losses(model: GranuMamba, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised upper parts (batch, T, 78) -> MSE of the joint positions (cm), of their
+    velocities (cm per frame) and of their accelerations (cm per frame^2)."""
+    normalizer = model.normalizer
+    true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
+    pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
+    return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) for k in range(3))  # n=0: the positions
+
+
+def stage2_loss(
+    model: GranuMamba,
+    batch: dict[str, torch.Tensor],
+    *,
+    word_dropout: float = 0.3,
+    seed_probability: float = 0.5,
+    latent_weight: float = 1.0,
+    own_code_dropout: float = 0.2,
+) -> dict[str, torch.Tensor]:
+    """Cross-entropy on each level's codes + S9's MSE on each level's code latents, each step
+    seeing its level's previous teacher code (dropped with probability `own_code_dropout`, so
+    the speech keeps its say)."""
+    with torch.no_grad():
+        indices, codes = model.teacher_codes({p: batch[p] for p in PART_NAMES})
+    audio, words = model.generator.shift_lookahead(batch["audio"], batch["words"])
+    size = audio.shape[0]
+    use_words = (torch.rand(size, device=audio.device) >= word_dropout).float()
+    cond = model.generator.condition(audio, words, batch["speaker"], use_words)
+    seed = None
+    if seed_probability > 0:
+        seed = model.seed_conditioning(codes, model.frame_multiple, audio.shape[1])
+        keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
+        seed = [s * keep for s in seed]
+    logits, latents, _, _ = model.generator.run(cond, seed_codes=seed, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
+    out: dict[str, torch.Tensor] = {}
+    total = audio.new_zeros(())
+    for level, name in enumerate(LEVELS):
+        ce = F.cross_entropy(logits[level].reshape(-1, model.config.codebook_size), indices[level].reshape(-1))
+        mse = F.mse_loss(latents[level], codes[level])
+        accuracy = (logits[level].argmax(-1) == indices[level]).float().mean()
+        out[f"ce_{name}"], out[f"mse_{name}"], out[f"accuracy_{name}"] = ce, mse, accuracy.detach()
+        total = total + ce + latent_weight * mse
+    out["total"] = total
+    return out
