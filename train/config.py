@@ -32,6 +32,8 @@ class DataConfig:
 
 @dataclass
 class StageConfig:
+    """The schedule every stage has."""
+
     steps: int = 1000
     batch_size: int = 32
     lr: float = 2e-4
@@ -42,30 +44,45 @@ class StageConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     window: int | None = None  # frames per training window; default data.window
-    # stage 1
+
+
+@dataclass
+class Stage1Config(StageConfig):
+    """Stage 1's schedule and loss weights (granumamba.model.losses.stage1_loss)."""
+
     velocity_weight: float = 1.0
     acceleration_weight: float = 1.0
     position_weight: float = 0.0  # upper-body joint positions (cm) by forward kinematics
     position_velocity_weight: float = 0.0  # their velocities (cm per frame)
     position_acceleration_weight: float = 0.0  # and accelerations (cm per frame^2)
-    # stage 2
+
+
+@dataclass
+class Stage2Config(StageConfig):
+    """Stage 2's schedule and loss options (granumamba.model.losses.stage2_loss)."""
+
     word_dropout: float = 0.3
     seed_probability: float = 0.5
     latent_weight: float = 1.0
     own_code_dropout: float = 0.2  # drops a step's previous-code input (the level's last code)
 
 
+def loss_options(stage: StageConfig) -> dict:
+    """A stage's loss options: its own fields beyond the schedule, by name."""
+    schedule = {f.name for f in fields(StageConfig)}
+    return {f.name: getattr(stage, f.name) for f in fields(stage) if f.name not in schedule}
+
+
 @dataclass
 class TrainConfig:
     out: str = "runs/demo"
     seed: int = 0
-    num_workers: int = 0
     mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int | None = None  # torch CPU threads; default: torch's choice
     data: DataConfig = field(default_factory=DataConfig)
     model: GranuMambaConfig = field(default_factory=GranuMambaConfig)
-    stage1: StageConfig = field(default_factory=StageConfig)
-    stage2: StageConfig = field(default_factory=StageConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:

@@ -20,7 +20,7 @@ from granumamba.model import GranuMamba
 from granumamba.motion import Normalizer
 from granumamba.text import Vocabulary
 
-from .config import ConfigError, TrainConfig, load_config
+from .config import ConfigError, TrainConfig, load_config, loss_options
 from .loop import is_main_process, make_dataset, save_model, train
 
 
@@ -58,8 +58,7 @@ def run_stage1(
     train_set.normalizer = normalizer
     val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
     run_dir = Path(cfg.out) / "stage1"
-    names = ("velocity_weight", "acceleration_weight", "position_weight", "position_velocity_weight", "position_acceleration_weight")
-    options = {name: getattr(cfg.stage1, name) for name in names}
+    options = loss_options(cfg.stage1)
     last = train(
         cfg,
         "stage1",

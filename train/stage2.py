@@ -17,7 +17,7 @@ import torch
 from granumamba.model import GranuMamba
 from granumamba.model.configs import SHARED_WITH_STAGE1, GeneratorConfig, VQConfig
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, loss_options
 from .loop import is_main_process, make_dataset, save_model, train
 from .metrics import audio_onsets, beat_consistency, l1_diversity, motion_positions
 from .stage1 import cli
@@ -60,8 +60,7 @@ def run_stage2(
     val_set = make_dataset(cfg, "val", window, vocab=model.vocab, normalizer=normalizer)
     if len(train_set) == 0:
         raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames.")
-    names = ("word_dropout", "seed_probability", "latent_weight", "own_code_dropout")
-    options = {name: getattr(cfg.stage2, name) for name in names}
+    options = loss_options(cfg.stage2)
 
     def loss(m, batch):
         m.vqvae.eval() if hasattr(m, "vqvae") else m.module.vqvae.eval()  # frozen: no dead-code restarts

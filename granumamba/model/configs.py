@@ -54,7 +54,8 @@ class GeneratorConfig:
     factors: tuple[int, ...] = VQConfig.factors
 
 
-SHARED_WITH_STAGE1 = ("feature_dim", "vocab_size", "parts", "codebook_size", "latent_dim", "frames_per_latent", "factors")
+# fixed by stage 1 and its data (the speakers it saw), not by a generator's own settings
+SHARED_WITH_STAGE1 = ("num_speakers", "feature_dim", "vocab_size", "parts", "codebook_size", "latent_dim", "frames_per_latent", "factors")
 
 
 class ModelLoadError(ValueError):
