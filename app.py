@@ -301,12 +301,16 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
         generate, show, regain, render = make_handlers(pipe)
         shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
         inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed]
-        button.click(show, inputs, [view, downloads, settings, session, video], api_name=False, concurrency_limit=CONCURRENCY).then(
+        button.click(show, inputs, [view, downloads, settings, session, video], api_name="show", concurrency_limit=CONCURRENCY).then(
             add_bvh, session, downloads, api_name=False
         )
-        for slider in (coarse, mid, fine):
+        for slider in (coarse, mid, fine):  # one API name for the three: the same step
             slider.release(
-                regain, [session, coarse, mid, fine], [view, downloads, settings, session], api_name=False, concurrency_limit=CONCURRENCY
+                regain,
+                [session, coarse, mid, fine],
+                [view, downloads, settings, session],
+                api_name="regain" if slider is fine else False,
+                concurrency_limit=CONCURRENCY,
             ).then(add_bvh, session, downloads, api_name=False)
         render_button.click(render, [session, body, size, smooth], video, api_name=False, concurrency_limit=CONCURRENCY)
         # The API: speech to video and motion in one call, as before the 3D view.

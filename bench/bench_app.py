@@ -89,6 +89,25 @@ def main() -> None:
             ["request", "speech s", "wall s", "x real time", "features + generation s", "render + encode s", "upload, queue, download s"],
             rows,
         )
+        # The page's own path: Generate shows the 3D view (glTF + speech), a slider decodes again.
+        rows = []
+        for seconds in (28, 60):
+            clip = clips.get(seconds) or speech(seconds, tmp / f"speech{seconds}.wav")
+            viewer = Client(f"http://127.0.0.1:{port}/", verbose=False)  # a session of its own
+            t = time.perf_counter()
+            _, _, settings, _ = viewer.predict(
+                handle_file(str(clip)), "", "English (US), male", "", "speaker 1", 1, 1, 1, 0.8, 0, api_name="/show"
+            )
+            to_view = time.perf_counter() - t
+            t = time.perf_counter()
+            _, _, regained = viewer.predict(1, 1, 0.5, api_name="/regain")
+            slider = time.perf_counter() - t
+            rows.append([seconds, to_view, settings["timing"]["to_view_s"], slider, regained["timing"]["redecode_s"]])
+        table(
+            "Generate to the 3D view's files, and a slider release to new ones (server round trip; the browser then loads the glTF)",
+            ["speech s", "Generate to view s", "of which server s", "slider release s", "of which decode + files s"],
+            rows,
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -120,3 +120,51 @@ def test_new_gains_decode_the_sampled_codes_again_and_equal_a_full_generation(pi
 
 def test_replies_name_the_weights_without_a_server_path(pipe, speech_wav):
     assert pipe(speech_wav, seed=0).settings["model"] == "bundled demo checkpoint"
+
+
+def test_on_real_speech_it_never_trained_on_the_body_moves_like_real_capture(pipe, beat2_sample):
+    """The shared take's recordings (a real speaker, another microphone than the corpus's), at
+    default settings: wrist speed and wrist-height spread within 0.7 to 1.6 times the real
+    capture's, from the model alone (the pipeline's motion is the decoder's, checked below)."""
+    from train.corpus_stats import motion_stats, reference_motions
+
+    real = motion_stats(reference_motions(beat2_sample)[0])
+    for wav in sorted((beat2_sample / "wave16k").glob("*.wav")):
+        generated = motion_stats(pipe(wav, seed=0).motion)
+        for key in ("wrist_speed", "wrist_spread"):
+            assert 0.7 <= generated[key] / real[key] <= 1.6, (wav.name, key, generated[key], real[key])
+
+
+def test_the_motion_follows_its_own_real_speech_more_than_another_recordings(pipe, beat2_sample):
+    from granumamba.audio import load_audio
+    from train.metrics import audio_onsets, beat_consistency, motion_positions, speech_motion_correlation
+
+    wavs = sorted((beat2_sample / "wave16k").glob("*.wav"))
+    audios = [load_audio(w) for w in wavs]
+    positions = [motion_positions(pipe(a, seed=0).motion) for a in audios]
+    own = [speech_motion_correlation(a, p) for a, p in zip(audios, positions)]
+    other = [speech_motion_correlation(audios[(i + 1) % len(audios)], p) for i, p in enumerate(positions)]
+    assert np.mean(own) > np.mean(other) + 0.1, (own, other)
+    truth = motion_positions(load_motion(beat2_sample / "smplxflame_30" / "2_scott_0_1_1.npz"))
+    onsets = audio_onsets(audios[0])
+    assert beat_consistency(positions[0], onsets, sigma=0.3) >= beat_consistency(truth, onsets, sigma=0.3) - 0.01
+
+
+def test_the_pipeline_returns_the_decoders_motion_unaltered(pipe, speech_wav):
+    """No scaling or post-processing between the model and the user: the pipeline's motion is
+    exactly the decoded codes, denormalised and converted."""
+    from granumamba.model.sampler import decode
+    from granumamba.motion.parts import PART_NAMES, merge_parts
+
+    result = pipe(speech_wav, seed=2, gains=(1.0, 1.0, 1.0))
+    parts = decode(pipe.model, result.codes, (1.0, 1.0, 1.0))
+    normalizer = pipe.model.normalizer
+    direct = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES})
+    assert np.allclose(result.motion.poses, direct.poses, atol=1e-5) and np.allclose(result.motion.trans, direct.trans, atol=1e-4)
+
+
+def test_planted_feet_stay_put_in_generated_motion(pipe, speech_wav):
+    from train.corpus_stats import planted_ankle_speed
+
+    speed = planted_ankle_speed(pipe(speech_wav, seed=0).motion)
+    assert speed["planted_ankle_speed_p50"] < 0.02, speed
