@@ -31,7 +31,7 @@ from granumamba.audio.io import ACCEPTED, AudioError
 from granumamba.data.beat2 import save_motion
 from granumamba.model.granumamba import ModelLoadError
 from granumamba.motion.bvh import write_bvh
-from granumamba.pipeline import DEFAULT_MODEL_ID, GenerationResult, GranuMambaPipeline, display_name
+from granumamba.pipeline import DEFAULT_MODEL_ID, DEFAULT_TEMPERATURE, GenerationResult, GranuMambaPipeline, display_name
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
@@ -279,7 +279,14 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
                 fine = gr.Slider(0, 2, 1, step=0.05, label="Fine", info="fingers, wrists and small fast motion (frames)")
                 with gr.Row():
                     speaker = gr.Dropdown(speakers, value=default_speaker, label="Speaker / style")
-                    temperature = gr.Slider(0, 2, 0.8, step=0.05, label="Temperature", info="0: the most likely gesture")
+                    temperature = gr.Slider(
+                        0,
+                        2,
+                        DEFAULT_TEMPERATURE,
+                        step=0.05,
+                        label="Temperature",
+                        info="1: the model as trained; 0: the most likely gesture",
+                    )
                 with gr.Row():
                     seed = gr.Number(0, precision=0, label="Seed", minimum=0)
                     shuffle = gr.Button("Random seed", size="sm")

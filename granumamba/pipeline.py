@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "granumamba-demo"
 DEFAULT_MODEL_ID = "granumamba/granumamba-demo"
 GAIN_RANGE = (0.0, 2.0)
+DEFAULT_TEMPERATURE = 1.0  # sampling the model's own distribution: lower sharpens it towards smaller, stiller motion
 MERGE_FRAMES = 1800  # frames decoded and converted to axis-angle at a time
 
 
@@ -160,7 +161,7 @@ class GranuMambaPipeline:
         speaker: int | None = None,
         seed_motion: Motion | None = None,
         gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        temperature: float = 0.8,
+        temperature: float = DEFAULT_TEMPERATURE,
         seed: int = 0,
         max_seconds: float | None = None,
         chunk_frames: int | None = 480,

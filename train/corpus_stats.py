@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(table(columns, "reference" if args.reference is not None else None))
     if args.features and args.reference is not None:
-        corpus_audio = [p for source in args.data if source.is_dir() for p in sorted((source / "wave16k").glob("*.wav"))]
+        corpus_audio = [t.audio for source in args.data if source.is_dir() for t in index_beat2(source, args.split).takes]
         reference_audio = sorted((args.reference / "wave16k").glob("*.wav"))
         if corpus_audio and reference_audio:
             z = feature_zscores(corpus_audio, reference_audio)

@@ -35,7 +35,7 @@ from granumamba.audio.io import load_audio
 from granumamba.data import index_beat2, load_motion
 from granumamba.model import GranuMamba
 from granumamba.motion.parts import Motion, merge_parts, split_parts
-from granumamba.pipeline import GranuMambaPipeline
+from granumamba.pipeline import DEFAULT_TEMPERATURE, GranuMambaPipeline
 from granumamba.text import read_words
 
 from .corpus_stats import mean_stats, motion_stats
@@ -119,6 +119,7 @@ def evaluate(
     max_takes: int | None = None,
     sigma: float | tuple[float, ...] = 0.3,
     reconstructions: bool = False,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> dict[str, dict[str, float]]:
     sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
     if not sigmas or min(sigmas) <= 0:
@@ -170,6 +171,7 @@ def evaluate(
                 speaker=take.speaker,
                 gains=options.get("gains", (1.0, 1.0, 1.0)),
                 seed=seed,
+                temperature=temperature,
             )
             frames = min(result.motion.num_frames, truth.num_frames)
             motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
@@ -189,7 +191,9 @@ def evaluate(
     return results
 
 
-def evaluate_real(model_dir, real, seed: int = 0, sigmas: tuple[float, ...] = (0.3, 0.1)) -> dict[str, dict[str, float]]:
+def evaluate_real(
+    model_dir, real, seed: int = 0, sigmas: tuple[float, ...] = (0.3, 0.1), temperature: float = DEFAULT_TEMPERATURE
+) -> dict[str, dict[str, float]]:
     """The model on real recordings (a BEAT2-layout folder's wave16k/*.wav) at default settings,
     beside the folder's real capture (smplxflame_30/*.npz): rows of wrist speed and spread, BC
     against the own and another recording's speech, and the speech-motion correlation."""
@@ -200,7 +204,7 @@ def evaluate_real(model_dir, real, seed: int = 0, sigmas: tuple[float, ...] = (0
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     audios = [load_audio(w) for w in wavs]
     onsets = [audio_onsets(a) for a in audios]
-    motions = [pipe(a, seed=seed).motion for a in audios]
+    motions = [pipe(a, seed=seed, temperature=temperature).motion for a in audios]
     positions = [motion_positions(m) for m in motions]
     others = audios[1:] + audios[:1]
     results = {}
@@ -268,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained", action="store_true")
     parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature of every generated row")
     parser.add_argument("--real", type=Path, help="a BEAT2-layout folder of real recordings (and capture) for the real-speech block")
     parser.add_argument("--no-split", action="store_true", help="only the real-speech block (with --real)")
     parser.add_argument(
@@ -283,10 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results, real = {}, {}
         if not args.no_split:
-            options = {"seed": args.seed, "sigma": tuple(args.sigma), "reconstructions": args.reconstruction}
+            options = {
+                "seed": args.seed,
+                "sigma": tuple(args.sigma),
+                "reconstructions": args.reconstruction,
+                "temperature": args.temperature,
+            }
             results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
         if args.real:
-            real = evaluate_real(args.model, args.real, args.seed, tuple(args.sigma) if len(args.sigma) > 1 else (0.3, 0.1))
+            sigmas = tuple(args.sigma) if len(args.sigma) > 1 else (0.3, 0.1)
+            real = evaluate_real(args.model, args.real, args.seed, sigmas, args.temperature)
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
