@@ -1,6 +1,6 @@
 """Make the bundled demo checkpoint from nothing: the synthetic corpus, stage 1, stage 2.
 
-    python -m train.make_demo [--out assets/granumamba-demo] [--minutes 120] [--seed 0] [key=value ...]
+    python -m train.make_demo [--out assets/granumamba-demo] [--minutes 100] [--seed 0] [key=value ...]
 
 Uses train/configs/demo.yaml; the same seed gives the same corpus and the same training batches.
 Takes under an hour on a 2-core CPU. The result is a Hub-style folder (config.json +
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "granumamba-demo")
     parser.add_argument("--config", type=Path, default=ROOT / "train" / "configs" / "demo.yaml")
-    parser.add_argument("--minutes", type=float, default=120.0, help="minutes of synthetic speech to train on")
+    parser.add_argument("--minutes", type=float, default=100.0, help="minutes of synthetic speech to train on")
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
