@@ -124,6 +124,9 @@ def write_downloads(session: Session) -> list[str]:
     """The motion for the user's own tools, the quick ones first: glTF (the body of the view) and
     BEAT2 npz. The BVH (seconds for a minute of motion) follows in `add_bvh`, after the view is up."""
     paths = download_paths(session)
+    for old in session.folder.glob("granumamba_*"):  # a slider's earlier files: only the current gains' stay
+        if old not in paths.values():
+            old.unlink(missing_ok=True)
     write_glb(paths[".glb"], session.result.motion)
     save_motion(paths[".npz"], session.result.motion)
     return [str(paths[".glb"]), str(paths[".npz"])]
