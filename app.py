@@ -227,7 +227,7 @@ def make_handlers(pipe: GranuMambaPipeline):
     def regain(session: Session | None, coarse, mid, fine):
         """A slider released: the same codes decoded with the new gains, no new sampling."""
         if session is None:
-            return gr.skip(), gr.skip(), gr.skip(), None
+            return gr.skip(), gr.skip(), gr.skip(), None, gr.skip()
         started = time.perf_counter()
         gains = (float(coarse), float(mid), float(fine))
         session = Session(pipe.with_gains(session.result, gains), session.folder, gains)
@@ -237,6 +237,7 @@ def make_handlers(pipe: GranuMambaPipeline):
             downloads,
             settings_of(session, timing={"redecode_s": round(time.perf_counter() - started, 3)}),
             session,
+            None,  # the video showed the earlier gains
         )
 
     def render(session: Session | None, body, size, smooth, progress=gr.Progress()):
@@ -318,7 +319,7 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
             slider.release(
                 regain,
                 [session, coarse, mid, fine],
-                [view, downloads, settings, session],
+                [view, downloads, settings, session, video],
                 api_name="regain" if slider is fine else False,
                 concurrency_limit=CONCURRENCY,
             ).then(add_bvh, session, downloads, api_name=False)

@@ -100,7 +100,7 @@ def main() -> None:
             )
             to_view = time.perf_counter() - t
             t = time.perf_counter()
-            _, _, regained = viewer.predict(1, 1, 0.5, api_name="/regain")
+            _, _, regained, _ = viewer.predict(1, 1, 0.5, api_name="/regain")
             slider = time.perf_counter() - t
             rows.append([seconds, to_view, settings["timing"]["to_view_s"], slider, regained["timing"]["redecode_s"]])
         table(
