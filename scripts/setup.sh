@@ -14,7 +14,9 @@ sudo_cmd=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo_cmd="sudo"
 
 apt_packages=$(grep -vE '^\s*(#|$)' packages.txt)
-[ "$dev" = 1 ] && apt_packages="$apt_packages chromium python3-venv blender python3-numpy nodejs npm"
+[ "$dev" = 1 ] && apt_packages="$apt_packages chromium python3-venv blender python3-numpy"
+# node and npm for the glTF validator: Debian's, unless a node that brings its own npm is installed
+[ "$dev" = 1 ] && ! command -v npm >/dev/null && apt_packages="$apt_packages nodejs npm"
 missing=""
 for p in $apt_packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

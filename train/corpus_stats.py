@@ -42,18 +42,7 @@ from granumamba.motion.rotations import axis_angle_to_matrix
 from granumamba.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
 
 WINDOW = 102  # frames (3.4 s) of the wrist-height spread
-RANGE_JOINTS = (
-    "spine1",
-    "spine3",
-    "neck",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-)
+RANGE_JOINTS = tuple("spine1 spine3 neck head left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist".split())
 STROKE_SPEED = 0.5  # body heights / s
 HOLD_SPEED = 0.1
 HOLD_SECONDS = 0.2

@@ -132,48 +132,13 @@ def _rotvec(matrices: np.ndarray) -> np.ndarray:
 
 # ----- hands: shapes and paths -----------------------------------------------------------------
 _FINGER_ORDER = ("index", "middle", "pinky", "ring", "thumb")
-# Curl (MCP, PIP, DIP) per finger, radians, and the spread of the knuckles; the thumb gets its own.
+# Curl (MCP, PIP, DIP) per finger in _FINGER_ORDER, radians, then the spread of the knuckles.
 _HANDSHAPES = {
-    "relaxed": {
-        "index": (0.25, 0.3, 0.2),
-        "middle": (0.35, 0.4, 0.25),
-        "ring": (0.45, 0.45, 0.3),
-        "pinky": (0.5, 0.5, 0.3),
-        "thumb": (0.2, 0.2, 0.2),
-        "spread": 0.05,
-    },
-    "open": {
-        "index": (0.0, 0.05, 0.0),
-        "middle": (0.02, 0.05, 0.0),
-        "ring": (0.05, 0.05, 0.0),
-        "pinky": (0.05, 0.05, 0.0),
-        "thumb": (0.0, 0.0, 0.0),
-        "spread": 0.2,
-    },
-    "point": {
-        "index": (0.0, 0.0, 0.0),
-        "middle": (1.3, 1.5, 0.8),
-        "ring": (1.35, 1.5, 0.8),
-        "pinky": (1.4, 1.5, 0.8),
-        "thumb": (0.5, 0.5, 0.4),
-        "spread": 0.0,
-    },
-    "fist": {
-        "index": (1.3, 1.6, 0.9),
-        "middle": (1.35, 1.6, 0.9),
-        "ring": (1.4, 1.6, 0.9),
-        "pinky": (1.45, 1.6, 0.9),
-        "thumb": (0.6, 0.6, 0.5),
-        "spread": 0.0,
-    },
-    "grip": {
-        "index": (0.7, 0.8, 0.4),
-        "middle": (0.6, 0.7, 0.4),
-        "ring": (0.7, 0.7, 0.4),
-        "pinky": (0.8, 0.7, 0.4),
-        "thumb": (0.5, 0.4, 0.3),
-        "spread": 0.0,
-    },
+    "relaxed": ((0.25, 0.3, 0.2), (0.35, 0.4, 0.25), (0.5, 0.5, 0.3), (0.45, 0.45, 0.3), (0.2, 0.2, 0.2), 0.05),
+    "open": ((0.0, 0.05, 0.0), (0.02, 0.05, 0.0), (0.05, 0.05, 0.0), (0.05, 0.05, 0.0), (0.0, 0.0, 0.0), 0.2),
+    "point": ((0.0, 0.0, 0.0), (1.3, 1.5, 0.8), (1.4, 1.5, 0.8), (1.35, 1.5, 0.8), (0.5, 0.5, 0.4), 0.0),
+    "fist": ((1.3, 1.6, 0.9), (1.35, 1.6, 0.9), (1.45, 1.6, 0.9), (1.4, 1.6, 0.9), (0.6, 0.6, 0.5), 0.0),
+    "grip": ((0.7, 0.8, 0.4), (0.6, 0.7, 0.4), (0.8, 0.7, 0.4), (0.7, 0.7, 0.4), (0.5, 0.4, 0.3), 0.0),
 }
 _SPREAD = {"index": 1.0, "middle": 0.2, "ring": -0.5, "pinky": -1.0, "thumb": 0.0}
 # Palm orientation as forearm twist (radians, for the left arm; mirrored for the right).
@@ -182,15 +147,15 @@ PALMS = {"down": 0.0, "side": -1.1, "up": -2.0}
 
 def handshape(name: str, side: str) -> np.ndarray:
     """(15, 3) axis-angle of one hand's finger joints (SMPL-X order: index, middle, pinky, ring, thumb)."""
-    shape = _HANDSHAPES[name]
+    *curls, spread = _HANDSHAPES[name]
     sign = SIDES[side]
     out = np.zeros((15, 3))
-    for f, finger in enumerate(_FINGER_ORDER):
+    for f, (finger, curl) in enumerate(zip(_FINGER_ORDER, curls)):
         for k in range(3):
             if finger == "thumb":  # the thumb curls across the palm and towards it
-                out[3 * f + k] = (sign * 0.3 * shape[finger][k], -sign * 0.5 * shape[finger][k], -sign * 0.4 * shape[finger][k])
+                out[3 * f + k] = (sign * 0.3 * curl[k], -sign * 0.5 * curl[k], -sign * 0.4 * curl[k])
             else:
-                out[3 * f + k] = (0.0, sign * shape["spread"] * _SPREAD[finger] * (k == 0), -sign * shape[finger][k])
+                out[3 * f + k] = (0.0, sign * spread * _SPREAD[finger] * (k == 0), -sign * curl[k])
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from granumamba.model import GranuMamba
-from granumamba.model.configs import SHARED_WITH_STAGE1, GeneratorConfig, VQConfig
+from granumamba.model.configs import GeneratorSizes, VQConfig
 
 from .config import ConfigError, TrainConfig, loss_options
 from .loop import is_main_process, make_dataset, save_model, train
@@ -24,7 +24,7 @@ from .stage1 import cli
 
 # Built from the modules' own configs: a field added to either is checked or carried over by name.
 STAGE1_FIELDS = (*(f.name for f in fields(VQConfig) if f.name != "dead_after"), "feature_dim")
-GENERATOR_FIELDS = tuple(f.name for f in fields(GeneratorConfig) if f.name not in SHARED_WITH_STAGE1)
+GENERATOR_FIELDS = tuple(f.name for f in fields(GeneratorSizes))
 
 
 def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:

@@ -14,7 +14,7 @@ from ..audio.features import FEATURE_DIM
 from ..motion.parts import PART_NAMES
 
 
-@dataclass(frozen=True)
+@dataclass
 class VQConfig:
     """A part VQ-VAE (stage 1): every field has the name it has in config.json."""
 
@@ -31,10 +31,9 @@ class VQConfig:
         return 2**self.downsamples
 
 
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """The generator (stage 2): its own sizes (the names of config.json) and the facts it shares
-    with stage 1 and the data."""
+@dataclass
+class GeneratorSizes:
+    """The generator's own settings (stage 2 may choose them anew on a finished stage 1)."""
 
     d_model: int = 256
     n_global: int = 2
@@ -43,19 +42,21 @@ class GeneratorConfig:
     expand: int = 2
     lookahead: int = 6
     dropout: float = 0.1
+
+
+@dataclass
+class GeneratorConfig(GeneratorSizes):
+    """The generator: its own settings and the facts fixed by stage 1, its data (the speakers it
+    saw), the speech features and the vocabulary."""
+
     num_speakers: int = 31
-    # shared: fixed by stage 1, the speech features and the vocabulary
-    feature_dim: int = 68
+    feature_dim: int = FEATURE_DIM
     vocab_size: int = 1
     parts: int = 4
     codebook_size: int = 256
     latent_dim: int = 128
     frames_per_latent: int = 4
     factors: tuple[int, ...] = VQConfig.factors
-
-
-# fixed by stage 1 and its data (the speakers it saw), not by a generator's own settings
-SHARED_WITH_STAGE1 = ("num_speakers", "feature_dim", "vocab_size", "parts", "codebook_size", "latent_dim", "frames_per_latent", "factors")
 
 
 class ModelLoadError(ValueError):
@@ -83,25 +84,10 @@ _INT_RANGES = {
 
 
 @dataclass
-class GranuMambaConfig:
-    """Everything that defines a model. Sizes default to the demo model; see train/configs."""
+class GranuMambaConfig(VQConfig, GeneratorSizes):
+    """Everything that defines a model (config.json): the part VQ-VAEs' fields, the generator's
+    own, and what they share. Sizes default to the demo model; see train/configs."""
 
-    # stage 1
-    vq_hidden: int = 256
-    latent_dim: int = 128
-    codebook_size: int = 256
-    downsamples: int = 2
-    factors: tuple[int, ...] = VQConfig.factors
-    beta: float = 0.25
-    dead_after: int = 200
-    # stage 2
-    d_model: int = 256
-    n_global: int = 2
-    n_local: int = 2
-    d_state: int = 16
-    expand: int = 2
-    lookahead: int = 6
-    dropout: float = 0.1
     num_speakers: int = 31
     vocab: list[str] = field(default_factory=list)
     speaker_names: dict[str, str] = field(default_factory=dict)  # speaker id -> display name
