@@ -25,6 +25,7 @@ from urllib.parse import quote
 import gradio as gr
 import numpy as np
 import soundfile
+from gradio.utils import get_upload_folder as gradio_upload_folder
 
 from granumamba import SAMPLE_RATE
 from granumamba.audio.io import ACCEPTED, AudioError
@@ -75,12 +76,23 @@ MAX_UPLOAD_MB = env_number("GRANUMAMBA_MAX_UPLOAD_MB", 50, 1, 2000)
 CONCURRENCY = env_number("GRANUMAMBA_CONCURRENCY", 1, 1, 64, int)
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "granumamba-app"
 KEEP_OUTPUTS = 32  # finished requests whose files stay for download; older ones are removed
+KEEP_UPLOADS = 128  # entries of Gradio's upload and output cache kept (each an upload or a returned file)
+
+
+def prune_folders(root: Path, keep: int, min_age_s: float = 0.0) -> None:
+    """Remove all but the `keep` newest entries of `root`, sparing any younger than `min_age_s`."""
+    entries = sorted(root.glob("*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    now = time.time()
+    for old in entries[:-keep] if keep else entries:
+        if now - old.stat().st_mtime >= min_age_s:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
-    folders = sorted((p for p in OUTPUT_ROOT.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    for old in folders[:-keep] if keep else folders:
-        shutil.rmtree(old, ignore_errors=True)
+    """This app's finished requests, and Gradio's cache of uploads and returned files: bounded by
+    count as well as by Gradio's own age limit, so a busy demo's disk use stays bounded."""
+    prune_folders(OUTPUT_ROOT, keep)
+    prune_folders(Path(gradio_upload_folder()), KEEP_UPLOADS, min_age_s=120)  # spare what a request in flight uses
 
 
 def weights_line(pipe: GranuMambaPipeline) -> str:

@@ -300,3 +300,27 @@ def test_two_users_at_once_both_get_their_video(app_server, speech_wav):
         results = list(pool.map(lambda c: call(c[1], speech_wav, seed=c[0]), enumerate(clients)))
     assert all(Path(video_path(r[0])).is_file() for r in results)
     assert not np.allclose(load_motion(results[0][1]).poses, load_motion(results[1][1]).poses)  # each its own seed
+
+
+def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    app = importlib.import_module("app")
+    monkeypatch.setattr(app, "OUTPUT_ROOT", tmp_path / "outputs")
+    for root, count in ((tmp_path / "outputs", 40), (tmp_path / "gradio", 140)):
+        for i in range(count):
+            entry = root / f"entry{i:03d}"
+            entry.mkdir(parents=True)
+            (entry / "file.bin").write_bytes(b"x" * 10)
+            os.utime(entry, (1_000_000 + i, 1_000_000 + i))  # older entries first, all older than two minutes
+    fresh = tmp_path / "gradio" / "in-flight"
+    fresh.mkdir()
+    for i in range(3):
+        os.utime(tmp_path / "gradio" / f"entry{i:03d}", None)  # just written: spared whatever their rank
+    app.prune_outputs()
+    outputs = sorted(p.name for p in (tmp_path / "outputs").iterdir())
+    assert outputs == [f"entry{i:03d}" for i in range(8, 40)]  # the 32 newest
+    cache = {p.name for p in (tmp_path / "gradio").iterdir()}
+    assert len(cache) == app.KEEP_UPLOADS  # the newest, counting the ones just written
+    assert {"in-flight", "entry000", "entry001", "entry002", "entry139"} <= cache and "entry010" not in cache
