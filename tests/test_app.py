@@ -220,7 +220,8 @@ def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(a
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load", timeout=120_000)
+        page.wait_for_selector("#weights-line", timeout=120_000)
         assert "Weights" in page.inner_text("#weights-line")
         assert page.locator("iframe#granumamba-view").count() == 0  # nothing plays before Generate
         page.locator("input[type=file]").first.set_input_files(str(speech_wav))
