@@ -14,7 +14,7 @@ const view = document.getElementById('view');
 const status = document.getElementById('status');
 const audio = document.getElementById('speech');
 
-const renderer = new THREE.WebGLRenderer({ antialias: true });
+const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });  // the canvas can be read back (screenshots, tests)
 renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
 view.appendChild(renderer.domElement);
 const scene = new THREE.Scene();
