@@ -53,6 +53,64 @@ class SampledCodes:
     frames: int
 
 
+class CodeSampler:
+    """Samples a generation's codes span by span, carrying the recurrent state: a whole
+    recording in spans of a fixed length (`sample_codes`), or live speech a 16-frame block at
+    a time as it arrives. Any split of the same features gives the same codes.
+
+    Each span's features are already shifted by the look-ahead (`Generator.shift_lookahead`).
+    seed_indices / seed_codes: the codes of seed frames and their conditioning, per level over
+    the whole generation (`sample_codes` makes them).
+    """
+
+    def __init__(self, model, speaker: int | None = None, temperature: float = 1.0, seed: int = 0, seed_indices=None, seed_codes=None):
+        config = model.config
+        self.model, self.temperature, self.seed = model, temperature, seed
+        self.speaker = torch.tensor([config.default_speaker if speaker is None else speaker])
+        if not 0 <= int(self.speaker) < config.num_speakers:
+            raise ValueError(f"speaker {int(self.speaker)} is out of range 0..{config.num_speakers - 1}")
+        self.seed_indices, self.seed_codes = seed_indices, seed_codes
+        # Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
+        every_code = torch.arange(config.codebook_size).expand(1, len(PART_NAMES), -1)
+        self.codebooks = [model.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
+        self.state = GenerationState()
+
+    @torch.no_grad()
+    def span(self, audio: torch.Tensor, words: torch.Tensor) -> list[torch.Tensor]:
+        """(1, L, feature_dim) shifted features and (1, L) word ids, L a multiple of 16 frames ->
+        per level the span's code indices (1, parts, L_level)."""
+        gen, config, factors = self.model.generator, self.model.config, self.model.config.factors
+        frames = audio.shape[1]
+        offsets = [self.state.fine_steps_done // f for f in factors]
+        steps = [frames // (gen.frames_per_latent * f) for f in factors]
+        gumbel = None  # the span's sampling noise, drawn for all its steps at once
+        if self.temperature > 0:
+            uniform = [
+                position_uniform(self.seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
+                for level, (o, n) in enumerate(zip(offsets, steps))
+            ]
+            gumbel = [-torch.log(-torch.log(u)) for u in uniform]
+        indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
+        seed_indices, codebooks, temperature = self.seed_indices, self.codebooks, self.temperature
+
+        def choose(level, step, logits, latents):
+            position = offsets[level] + step
+            if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
+                chosen = seed_indices[level][:, :, position : position + 1]
+            elif gumbel is None:
+                chosen = logits.argmax(-1)
+            else:
+                chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
+            indices[level].append(chosen)
+            return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
+
+        span_seed = None if self.seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(self.seed_codes, offsets, steps)]
+        with one_thread():
+            cond = gen.condition(audio.float(), words.long(), self.speaker)
+            _, _, _, self.state = gen.run(cond, choose, span_seed, self.state)
+        return [torch.cat(i, dim=2) for i in indices]
+
+
 @torch.no_grad()
 def sample_codes(
     model,
@@ -72,8 +130,7 @@ def sample_codes(
     of 16) streams the generation in memory that does not grow with T; None runs one pass. Both
     give the same codes.
     """
-    gen, config = model.generator, model.config
-    factors = config.factors
+    gen, factors = model.generator, model.config.factors
     # 1. Pad the speech to whole 16-frame blocks and shift it by the look-ahead.
     frames = audio.shape[0]
     multiple = model.frame_multiple
@@ -81,9 +138,6 @@ def sample_codes(
     audio = F.pad(audio.float(), (0, 0, 0, padded - frames))[None]
     words = torch.zeros(1, padded, dtype=torch.long) if words is None else F.pad(words.long(), (0, padded - frames))[None]
     audio, words = gen.shift_lookahead(audio, words)
-    speaker_id = torch.tensor([config.default_speaker if speaker is None else speaker])
-    if not 0 <= int(speaker_id) < config.num_speakers:
-        raise ValueError(f"speaker {int(speaker_id)} is out of range 0..{config.num_speakers - 1}")
     # 2. Seed frames: their codes, and the conditioning that marks them.
     seed_indices = seed_codes = None
     if seed_parts is not None:
@@ -94,41 +148,11 @@ def sample_codes(
         seed_indices, codes = model.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
         full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, factors)]
         seed_codes = model.seed_conditioning(full, seed_frames, padded)
-    # 3. Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
-    every_code = torch.arange(config.codebook_size).expand(1, len(PART_NAMES), -1)
-    codebooks = [model.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
-    # 4. Span by span, with the recurrent state carried: the streams in one pass, the heads step by step.
+    sampler = CodeSampler(model, speaker, temperature, seed, seed_indices, seed_codes)
+    # 3. Span by span, with the recurrent state carried: the streams in one pass, the heads step by step.
     chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
-    state = GenerationState()
-    indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
-    with one_thread():
-        for start in range(0, padded, chunk):
-            stop = min(start + chunk, padded)
-            cond = gen.condition(audio[:, start:stop], words[:, start:stop], speaker_id)
-            offsets = [state.fine_steps_done // f for f in factors]
-            steps = [(stop - start) // (gen.frames_per_latent * f) for f in factors]
-            gumbel = None  # the span's sampling noise, drawn for all its steps at once
-            if temperature > 0:
-                uniform = [
-                    position_uniform(seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
-                    for level, (o, n) in enumerate(zip(offsets, steps))
-                ]
-                gumbel = [-torch.log(-torch.log(u)) for u in uniform]
-
-            def choose(level, step, logits, latents, offsets=offsets, gumbel=gumbel):
-                position = offsets[level] + step
-                if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
-                    chosen = seed_indices[level][:, :, position : position + 1]
-                elif gumbel is None:
-                    chosen = logits.argmax(-1)
-                else:
-                    chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
-                indices[level].append(chosen)
-                return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
-
-            span_seed = None if seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(seed_codes, offsets, steps)]
-            _, _, _, state = gen.run(cond, choose, span_seed, state)
-    return SampledCodes([torch.cat(i, dim=2) for i in indices], frames)
+    spans = [sampler.span(audio[:, start : start + chunk], words[:, start : start + chunk]) for start in range(0, padded, chunk)]
+    return SampledCodes([torch.cat(level, dim=2) for level in zip(*spans)], frames)
 
 
 @torch.no_grad()
