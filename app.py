@@ -5,7 +5,9 @@
 Weights: --model, else GRANUMAMBA_MODEL, else the default Hub repo; when the Hub cannot be
 reached, the bundled demo checkpoint in assets/ (the page says which is in use).
 Limits (environment): GRANUMAMBA_MAX_SECONDS (audio length, default 120),
-GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1).
+GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1);
+live mode's GRANUMAMBA_LIVE_SESSIONS, GRANUMAMBA_LIVE_MAX_SECONDS, GRANUMAMBA_LIVE_IDLE_SECONDS
+(granumamba/live_server.py). The same server answers the live WebSocket at /live/ws.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,8 +33,10 @@ from gradio.utils import get_upload_folder as gradio_upload_folder
 from granumamba import SAMPLE_RATE
 from granumamba.audio.io import ACCEPTED, AudioError
 from granumamba.data.beat2 import save_motion
+from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 from granumamba.model.granumamba import ModelLoadError
 from granumamba.motion.bvh import write_bvh
+from granumamba.motion.parts import Motion
 from granumamba.pipeline import DEFAULT_MODEL_ID, DEFAULT_TEMPERATURE, GenerationResult, GranuMambaPipeline, display_name
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.gltf import write_glb
@@ -114,6 +119,12 @@ class Session:
 def file_url(path: Path) -> str:
     """The URL that Gradio serves a file of an allowed folder under, relative to the page."""
     return "gradio_api/file=" + quote(str(path))
+
+
+LIVE_VIEW = (
+    f'<iframe id="granumamba-live" src="{html.escape(file_url(WEB / "live.html"))}" '
+    'style="width:100%;height:560px;border:0" allow="microphone; autoplay"></iframe>'
+)
 
 
 def viewer_html(session: Session) -> str:
@@ -272,7 +283,7 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
             "selective state space model. Give speech, move the sliders, press **Generate**."
         )
         gr.Markdown(weights_line(pipe), elem_id="weights-line")
-        with gr.Row():
+        with gr.Tab("Generate"), gr.Row():
             with gr.Column():
                 with gr.Tab("Audio"):
                     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
@@ -348,6 +359,13 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
             [text, voice],
             label="Text example",
         )
+        with gr.Tab("Live"):
+            gr.Markdown(
+                "Press **Start** and speak: the body gestures with your voice as you talk (the browser asks for the microphone; "
+                "it works on https and on localhost). The sliders act on the frames still to come. Programs can drive the same "
+                "stream: see the API section of the README and `python -m granumamba live`."
+            )
+            gr.HTML(LIVE_VIEW, elem_id="live-box")
     return demo
 
 
@@ -363,13 +381,38 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"cannot start: {err}")
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
     prune_outputs()
-    gr.set_static_paths([WEB])  # the 3D view's page, its module and three.js
+    gr.set_static_paths([WEB])  # the 3D views' pages, their modules and three.js
     demo = build_demo(pipe)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=False,
+    app = make_app(demo, pipe)
+    import uvicorn
+
+    print(f"GranuMamba demo on http://{args.host}:{args.port} (live WebSocket: /live/ws)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def body_glb() -> bytes:
+    """The built-in body at rest, as the live view poses it (the same asset as the exports)."""
+    path = OUTPUT_ROOT / f"live-body-{uuid.uuid4().hex}.glb"
+    rest = Motion(np.zeros((1, 165), np.float32), np.zeros((1, 3)), np.zeros((1, 100)))
+    write_glb(path, rest)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def make_app(demo: gr.Blocks, pipe: GranuMambaPipeline):
+    """One server: the live WebSocket and the body it poses, and the Gradio demo at the root."""
+    from fastapi import FastAPI
+
+    app = FastAPI(title="GranuMamba")
+    live = LiveServer(pipe.model, LiveLimits.from_env(env_number))
+    threading.Thread(target=live.warm_up, daemon=True).start()  # beside the start: the page does not wait for it
+    add_live_routes(app, live, body_glb())
+    return gr.mount_gradio_app(
+        app,
+        demo,
+        path="",
         max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
         theme=gr.themes.Soft(),
         allowed_paths=[str(OUTPUT_ROOT)],  # the view loads this session's glTF and speech from here

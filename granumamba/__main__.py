@@ -5,6 +5,7 @@ python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [
 python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
 python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
 python -m granumamba export --motion M.npz --out M.glb|M.bvh|M.npz [--in-place]
+python -m granumamba live --audio A.wav|--mic [--url ws://127.0.0.1:7860/live/ws] [--out M.npz] [--fast]
 """
 
 from __future__ import annotations
@@ -95,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--motion", type=Path, required=True)
     exp.add_argument("--out", type=Path, required=True, help=f"the file to write: {', '.join(EXPORT_FORMATS)}")
     exp.add_argument("--in-place", action="store_true", help="keep the character in place: no horizontal root travel (height kept)")
+
+    live = commands.add_parser("live", help="stream speech to a running demo's live endpoint, receive the motion as it is made")
+    speech = live.add_mutually_exclusive_group(required=True)
+    speech.add_argument("--audio", type=Path, help="a recording, sent at the pace it is spoken")
+    speech.add_argument("--mic", action="store_true", help="the microphone (needs the sounddevice package)")
+    live.add_argument("--url", default="ws://127.0.0.1:7860/live/ws", help="the live endpoint (default: a local demo's)")
+    live.add_argument("--out", type=Path, help="write the received motion (BEAT2 npz)")
+    live.add_argument("--seconds", type=_number(0.1, 86400), default=None, help="with --mic: stop after this long (default: Ctrl-C)")
+    live.add_argument("--fast", action="store_true", help="send the recording at once instead of at speaking pace")
+    live.add_argument("--coarse", type=_number(0, 2), default=1.0)
+    live.add_argument("--mid", type=_number(0, 2), default=1.0)
+    live.add_argument("--fine", type=_number(0, 2), default=1.0)
+    live.add_argument("--temperature", type=_number(0, 2), default=None)
+    live.add_argument("--seed", type=_number(0, 2**31 - 1, int), default=0)
+    live.add_argument("--speaker", type=_number(0, 10_000, int), default=None)
     return parser
 
 
@@ -197,6 +213,43 @@ def export(args) -> int:
     return 0
 
 
+def live(args) -> int:
+    import numpy as np
+
+    from .data.beat2 import save_motion
+    from .live_client import file_pieces, microphone_pieces, stream_speech
+
+    _check_output(args.out, (".npz",))
+    settings = {"gains": [args.coarse, args.mid, args.fine], "seed": args.seed}
+    if args.temperature is not None:
+        settings["temperature"] = args.temperature
+    if args.speaker is not None:
+        settings["speaker"] = args.speaker
+    if args.mic:
+        pieces, pace = microphone_pieces(args.seconds), None
+        print("listening: speak (Ctrl-C to stop)", file=sys.stderr)
+    else:
+        pieces, settings["loudness_gain"] = file_pieces(args.audio)
+        pace = None if args.fast else 1.0
+    try:
+        result = stream_speech(args.url, pieces, settings, pace=pace)
+    except (OSError, TimeoutError) as err:
+        raise OSError(f"cannot reach the live endpoint {args.url}: {err}. Is the demo running (python app.py)?") from None
+    if result.close_code not in (1000, None) or not result.motion.num_frames:
+        raise ValueError(f"the server ended the session: {result.close_reason or 'no reason given'} ({result.close_code})")
+    latency = result.latency_s[np.isfinite(result.latency_s)]
+    if latency.size and pace:
+        print(
+            f"{result.motion.num_frames} frames; speech to pose: median {np.median(latency) * 1000:.0f} ms, "
+            f"95th percentile {np.percentile(latency, 95) * 1000:.0f} ms",
+            file=sys.stderr,
+        )
+    if args.out is not None:
+        save_motion(args.out, result.motion)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .audio.io import AudioError
     from .data.beat2 import DataError
@@ -209,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so that partial outputs and temporary folders are removed
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        return {"generate": generate, "render": render, "export": export}[args.command](args)
+        return {"generate": generate, "render": render, "export": export, "live": live}[args.command](args)
     except (AudioError, DataError, ModelLoadError, SMPLXError, TextGridError, SpeechError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

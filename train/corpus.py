@@ -15,7 +15,7 @@ from granumamba import SAMPLE_RATE, frame_start_sample, num_frames
 from granumamba.audio.features import speech_features
 from granumamba.data.beat2 import save_motion, write_npz
 from granumamba.motion.parts import Motion
-from granumamba.text.textgrid import write_words
+from granumamba.text.textgrid import Word, write_words
 from granumamba.text.tts import Voice, piper_available, synthesize
 
 from .augment import augment
@@ -60,6 +60,7 @@ class SpeakerStyle(GestureStyle):
 
 _VOICE_NAMES = ("en-us", "en-us+f3", "en-gb", "en-us+m3", "en-gb-x-rp+f2", "en-us+m7", "en-gb-scotland", "en-us+f4")
 PIPER_SHARE = 0.4  # of the takes spoken by piper, where it is installed (the rest by the speaker's espeak-ng voice)
+PAUSED_SHARE = 0.4  # of the takes with one or two long silences (1.5 to 5 s), in which the body goes to rest
 
 
 def speaker_style(speaker: int) -> SpeakerStyle:
@@ -104,16 +105,36 @@ def frame_pitch(audio: np.ndarray) -> np.ndarray:
     return np.where(features[:, -1] > 0.5, 2.0 ** features[:, -2], 0.0)
 
 
+def speak_with_pauses(sentences: list[str], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, list[Word]]:
+    """The sentences spoken, in PAUSED_SHARE of the takes split by one or two long silences:
+    people stop talking now and then, and the gesture then goes back to rest."""
+    groups = [sentences]
+    if len(sentences) > 1 and rng.random() < PAUSED_SHARE:
+        cuts = sorted(rng.choice(np.arange(1, len(sentences)), size=min(len(sentences) - 1, int(rng.integers(1, 3))), replace=False))
+        groups = [sentences[a:b] for a, b in zip([0, *cuts], [*cuts, len(sentences)])]
+    pieces, words, offset = [], [], 0.0
+    for g, group in enumerate(groups):
+        audio, spoken = synthesize("".join(group), voice)
+        words += [Word(w.text, w.start + offset, w.end + offset) for w in spoken]
+        pieces.append(audio)
+        offset += audio.size / SAMPLE_RATE
+        if g + 1 < len(groups):
+            silence = np.zeros(int(rng.uniform(1.5, 5.0) * SAMPLE_RATE), np.float32)
+            pieces.append(silence)
+            offset += silence.size / SAMPLE_RATE
+    return np.concatenate(pieces), words
+
+
 def make_take(out: Path, name: str, speaker: int, seconds: float, rng: np.random.Generator, augmented: bool = False) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
     gesture always follows the clean speech."""
     style = speaker_style(speaker)
     voice = take_voice(style, rng)
-    text = ""
-    while len(text.split()) < seconds * voice.rate / 60 * 0.8:
-        text += make_sentence(rng)
-    audio, words = synthesize(text, voice)
+    sentences: list[str] = []
+    while len(" ".join(sentences).split()) < seconds * voice.rate / 60 * 0.8:
+        sentences.append(make_sentence(rng))
+    audio, words = speak_with_pauses(sentences, voice, rng)
     frames = num_frames(audio.shape[0])
     parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]

@@ -4,46 +4,15 @@
 // motion cannot drift from the speech.
 //   viewer.html?motion=<.glb url>&audio=<.wav url>   (relative URLs are the embedding page's)
 import * as THREE from 'three';
-import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
+import { makeStage } from './stage.js';
 
 const params = new URLSearchParams(location.search);
 const base = window.parent !== window ? window.parent.location.href : location.href;
 const resolve = (url) => new URL(url, base).href;
-const view = document.getElementById('view');
 const status = document.getElementById('status');
 const audio = document.getElementById('speech');
-
-const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });  // the canvas can be read back (screenshots, tests)
-renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
-view.appendChild(renderer.domElement);
-const scene = new THREE.Scene();
-scene.background = new THREE.Color(0xf1eff3);
-scene.add(new THREE.HemisphereLight(0xffffff, 0x8d8a94, 2.2));
-const sun = new THREE.DirectionalLight(0xffffff, 1.8);
-sun.position.set(1.5, 3, 2.5);
-scene.add(sun);
-const floor = new THREE.Mesh(new THREE.CircleGeometry(1.6, 48), new THREE.MeshStandardMaterial({ color: 0xb9b6bf, roughness: 0.95 }));
-floor.rotation.x = -Math.PI / 2;
-scene.add(floor);
-
-const camera = new THREE.PerspectiveCamera(35, 1, 0.05, 50);
-camera.position.set(0.6, 1.25, 3.6);
-const controls = new OrbitControls(camera, renderer.domElement);
-controls.target.set(0, 0.95, 0);
-controls.enableDamping = true;
-controls.update();
-controls.saveState();
-document.getElementById('reset').addEventListener('click', () => controls.reset());
-
-function resize() {
-  const { clientWidth: w, clientHeight: h } = view;
-  renderer.setSize(w, h, false);
-  camera.aspect = w / Math.max(h, 1);
-  camera.updateProjectionMatrix();
-}
-new ResizeObserver(resize).observe(view);
-resize();
+const { scene, camera, renderer, controls } = makeStage(document.getElementById('view'), document.getElementById('reset'));
 
 // A slider change reloads this page with new motion for the same speech: keep the place.
 const placeKey = 'granumamba-view:' + params.get('audio');
