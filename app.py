@@ -283,54 +283,59 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
             "selective state space model. Give speech, move the sliders, press **Generate**."
         )
         gr.Markdown(weights_line(pipe), elem_id="weights-line")
-        with gr.Tab("Generate"), gr.Row():
-            with gr.Column():
-                with gr.Tab("Audio"):
-                    audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
-                    transcript = gr.Textbox(
-                        label="Transcript (optional)", lines=2, placeholder="What is said; word timings are estimated from the recording."
+        with gr.Tabs() as tabs:
+            with gr.Tab("Generate") as generate_tab, gr.Row():
+                with gr.Column():
+                    with gr.Tab("Audio"):
+                        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                        transcript = gr.Textbox(
+                            label="Transcript (optional)",
+                            lines=2,
+                            placeholder="What is said; word timings are estimated from the recording.",
+                        )
+                    with gr.Tab("Text"):
+                        text = gr.Textbox(
+                            label="Text to speak",
+                            lines=3,
+                            max_length=MAX_CHARACTERS,
+                            placeholder="Type what the speaker says (spoken offline: piper where installed, espeak-ng always).",
+                        )
+                        voice = gr.Dropdown(
+                            list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available() or piper_available()
+                        )
+                    gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
+                    coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
+                    mid = gr.Slider(0, 2, 1, step=0.05, label="Mid", info="beat strokes of arms and head (words)")
+                    fine = gr.Slider(0, 2, 1, step=0.05, label="Fine", info="fingers, wrists and small fast motion (frames)")
+                    with gr.Row():
+                        speaker = gr.Dropdown(speakers, value=default_speaker, label="Speaker / style")
+                        temperature = gr.Slider(
+                            0,
+                            2,
+                            DEFAULT_TEMPERATURE,
+                            step=0.05,
+                            label="Temperature",
+                            info="1: the model as trained; 0: the most likely gesture",
+                        )
+                    with gr.Row():
+                        seed = gr.Number(0, precision=0, label="Seed", minimum=0)
+                        shuffle = gr.Button("Random seed", size="sm")
+                    with gr.Row():
+                        body = gr.Radio(
+                            ["Built-in body", "SMPL-X"] if smplx_ready else ["Built-in body"], value="Built-in body", label="Body"
+                        )
+                        size = gr.Dropdown([256, 384, 512, 720, 1080], value=512, label="Video size")
+                        smooth = gr.Checkbox(False, label="Smooth edges", info="antialiasing; rendering takes about twice as long")
+                    button = gr.Button("Generate", variant="primary")
+                with gr.Column():
+                    view = gr.HTML(EMPTY_VIEW, label="3D view", elem_id="view-box")
+                    downloads = gr.File(
+                        label="Motion for your tools: glTF (Blender, game engines, three.js), BVH, BEAT2 npz", file_count="multiple"
                     )
-                with gr.Tab("Text"):
-                    text = gr.Textbox(
-                        label="Text to speak",
-                        lines=3,
-                        max_length=MAX_CHARACTERS,
-                        placeholder="Type what the speaker says (spoken offline: piper where installed, espeak-ng always).",
-                    )
-                    voice = gr.Dropdown(
-                        list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available() or piper_available()
-                    )
-                gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
-                coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
-                mid = gr.Slider(0, 2, 1, step=0.05, label="Mid", info="beat strokes of arms and head (words)")
-                fine = gr.Slider(0, 2, 1, step=0.05, label="Fine", info="fingers, wrists and small fast motion (frames)")
-                with gr.Row():
-                    speaker = gr.Dropdown(speakers, value=default_speaker, label="Speaker / style")
-                    temperature = gr.Slider(
-                        0,
-                        2,
-                        DEFAULT_TEMPERATURE,
-                        step=0.05,
-                        label="Temperature",
-                        info="1: the model as trained; 0: the most likely gesture",
-                    )
-                with gr.Row():
-                    seed = gr.Number(0, precision=0, label="Seed", minimum=0)
-                    shuffle = gr.Button("Random seed", size="sm")
-                with gr.Row():
-                    body = gr.Radio(["Built-in body", "SMPL-X"] if smplx_ready else ["Built-in body"], value="Built-in body", label="Body")
-                    size = gr.Dropdown([256, 384, 512, 720, 1080], value=512, label="Video size")
-                    smooth = gr.Checkbox(False, label="Smooth edges", info="antialiasing; rendering takes about twice as long")
-                button = gr.Button("Generate", variant="primary")
-            with gr.Column():
-                view = gr.HTML(EMPTY_VIEW, label="3D view", elem_id="view-box")
-                downloads = gr.File(
-                    label="Motion for your tools: glTF (Blender, game engines, three.js), BVH, BEAT2 npz", file_count="multiple"
-                )
-                render_button = gr.Button("Render video (mp4)")
-                video = gr.Video(label="Gesture video", autoplay=False)
-                motion = gr.File(label="Motion (BEAT2 npz)", visible=False)
-                settings = gr.JSON(label="Settings used")
+                    render_button = gr.Button("Render video (mp4)")
+                    video = gr.Video(label="Gesture video", autoplay=False)
+                    motion = gr.File(label="Motion (BEAT2 npz)", visible=False)
+                    settings = gr.JSON(label="Settings used")
         session = gr.State(None)
         generate, show, regain, render = make_handlers(pipe)
         shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
@@ -352,14 +357,15 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
         api_button.click(
             generate, [*inputs, body, size, smooth], [video, motion, settings], api_name="generate", concurrency_limit=CONCURRENCY
         )
-        if examples:
-            gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
-        gr.Examples(
-            [["Every careful student remembers the golden river, and the quiet city opens again.", "English (UK), female"]],
-            [text, voice],
-            label="Text example",
-        )
-        with gr.Tab("Live"):
+        with tabs, generate_tab:  # the examples under the Generate tab
+            if examples:
+                gr.Examples([[str(e), ""] for e in examples], [audio, transcript], label="Examples (speech made by the project)")
+            gr.Examples(
+                [["Every careful student remembers the golden river, and the quiet city opens again.", "English (UK), female"]],
+                [text, voice],
+                label="Text example",
+            )
+        with tabs, gr.Tab("Live"):
             gr.Markdown(
                 "Press **Start** and speak: the body gestures with your voice as you talk (the browser asks for the microphone; "
                 "it works on https and on localhost). The sliders act on the frames still to come. Programs can drive the same "

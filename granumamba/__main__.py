@@ -231,9 +231,11 @@ def live(args) -> int:
     else:
         pieces, settings["loudness_gain"] = file_pieces(args.audio)
         pace = None if args.fast else 1.0
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+
     try:
         result = stream_speech(args.url, pieces, settings, pace=pace)
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as err:
         raise OSError(f"cannot reach the live endpoint {args.url}: {err}. Is the demo running (python app.py)?") from None
     if result.close_code not in (1000, None) or not result.motion.num_frames:
         raise ValueError(f"the server ended the session: {result.close_reason or 'no reason given'} ({result.close_code})")

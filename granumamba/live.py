@@ -147,10 +147,9 @@ class LiveSession:
         while self._inputs.shape[0] >= self.block and (not final or self._sampled < total):
             self._sample(self._inputs[: self.block])
             self._inputs = self._inputs[self.block :]
-            out += self._give(self._sampled - self.delay if total is None else min(self._sampled, total))
-        if final:
-            out += self._give(total)
-        return out
+            if not final:
+                out += self._give(self._sampled - self.delay)
+        return out + self._give(total) if final else out
 
     def _sample(self, inputs: np.ndarray) -> None:
         """One block's codes, kept with the blocks the decoder's context reaches back to."""
