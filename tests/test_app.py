@@ -326,3 +326,51 @@ def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypat
     cache = {p.name for p in (tmp_path / "gradio").iterdir()}
     assert len(cache) == app.KEEP_UPLOADS  # the newest, counting the ones just written
     assert {"in-flight", "entry000", "entry001", "entry002", "entry139"} <= cache and "entry010" not in cache
+
+
+def test_live_tab_gestures_with_the_microphone_and_settles_in_silence(app_server, tmp_path):
+    """Chromium's fake microphone plays speech then silence into the Live tab: frames stream
+    back, the body moves while the speech plays and settles in the silence, Stop ends cleanly."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    speech, rate = soundfile.read(ROOT / "assets" / "examples" / "welcome_us_female.wav", dtype="float32")
+    mic = tmp_path / "mic.wav"
+    soundfile.write(mic, np.concatenate([speech, np.zeros(7 * rate, np.float32)]), rate, subtype="PCM_16")
+    url, _ = app_server
+    flags = VIEW_FLAGS + [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}",
+    ]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url, wait_until="load", timeout=120_000)
+        page.get_by_role("tab", name="Live").click()
+        frame = page.wait_for_selector("iframe#granumamba-live", timeout=60_000).content_frame()
+        frame.wait_for_function("window.liveState && window.liveState.bodyLoaded", timeout=60_000)
+        still = canvas_digest(frame)
+        page.wait_for_timeout(500)
+        assert canvas_digest(frame) == still  # nothing moves before Start
+        frame.click("#start")
+        frame.wait_for_function("window.liveState.ready && window.liveState.received > 60", timeout=60_000)
+        moving = canvas_digest(frame)
+        page.wait_for_timeout(500)
+        assert canvas_digest(frame) != moving  # the body moves while the speech plays
+        seconds = len(speech) / rate + 7
+        frame.wait_for_function(f"window.liveState.level.length > {int((seconds + 3) * 30)}", timeout=120_000)
+        page.screenshot(path=str(tmp_path / "live.png"))
+        state = frame.evaluate("() => ({motion: liveState.motion, level: liveState.level, latencies: liveState.latencies})")
+        frame.click("#stop")
+        frame.wait_for_function("window.liveState.closed !== null", timeout=30_000)
+        assert frame.evaluate("window.liveState.closed.code") == 1000
+        browser.close()
+    motion = np.array([np.nan if m is None else m for m in state["motion"]], float)
+    level = np.array(state["level"], float)[: len(motion)]
+    motion = motion[: len(level)]
+    loud = np.convolve(level > 0.01, np.ones(15), "same") > 0  # speech, and the short pauses inside it
+    quiet_since = np.array([np.inf if not loud[: i + 1].any() else i - np.flatnonzero(loud[: i + 1])[-1] for i in range(len(loud))])
+    ahead = np.array([np.inf if not loud[i:].any() else np.flatnonzero(loud[i:])[0] for i in range(len(loud))])
+    silence = (quiet_since > 45) & (ahead > 30) & np.isfinite(quiet_since)  # settled: 1.5 s after the speech, before the next
+    assert loud.sum() > 150 and silence.sum() > 45
+    assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
+    assert np.nanmean(motion[loud]) >= 1.5 * np.nanmean(motion[silence])

@@ -237,15 +237,15 @@ def test_generation_is_deterministic_for_a_seed_and_streams_exactly():
     model = GranuMamba(TINY).eval()
     audio = torch.randn(333, 68)
     words = torch.randint(0, 4, (333,))
-    one = model.generate(audio, words, seed=5, chunk_frames=None)
+    one = model.generate(audio, words, rng_seed=5, chunk_frames=None)
     assert all(v.shape[0] == 333 for v in one.values())
     for chunk in (16, 48, 160):
-        streamed = model.generate(audio, words, seed=5, chunk_frames=chunk, decode_overlap=24)
+        streamed = model.generate(audio, words, rng_seed=5, chunk_frames=chunk, decode_overlap=24)
         for part in one:
             assert torch.allclose(one[part], streamed[part], atol=1e-5), (chunk, part)
-    other = model.generate(audio, words, seed=6)
+    other = model.generate(audio, words, rng_seed=6)
     assert any(not torch.allclose(one[p], other[p]) for p in one)
-    greedy = [model.generate(audio, words, temperature=0, seed=s)["upper"] for s in (1, 2)]
+    greedy = [model.generate(audio, words, temperature=0, rng_seed=s)["upper"] for s in (1, 2)]
     assert torch.equal(greedy[0], greedy[1])
 
 
@@ -268,7 +268,7 @@ def test_seed_frames_fix_the_opening_codes():
     model = GranuMamba(TINY).eval()
     seed_parts = {p: torch.randn(128, d) for p, d in [("upper", 78), ("hands", 180), ("lower", 61), ("face", 106)]}
     indices, _ = model.teacher_codes({p: x[None] for p, x in seed_parts.items()})
-    out = model.generate(torch.randn(192, 68), seed_parts=seed_parts, seed=0)
+    out = model.generate(torch.randn(192, 68), seed_parts=seed_parts, rng_seed=0)
     recon = model.decode_part("upper", [i[:, 0] for i in indices], (1, 1, 1))
     assert torch.allclose(out["upper"][:16], recon[:16], atol=1e-4)  # far enough inside the seed span that no generated code reaches it
 
@@ -280,7 +280,7 @@ def test_save_and_load_give_the_same_outputs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded = GranuMamba.from_pretrained(tmp_path / "m")
     audio = torch.randn(96, 68)
-    a, b = model.generate(audio, seed=1), loaded.generate(audio, seed=1)
+    a, b = model.generate(audio, rng_seed=1), loaded.generate(audio, rng_seed=1)
     assert all(torch.equal(a[p], b[p]) for p in a)
     assert loaded.vocab.words == model.vocab.words and loaded.config == model.config
 
@@ -359,7 +359,7 @@ def test_decoding_a_span_of_frames_equals_cutting_the_whole_decoding():
     from granumamba.model.sampler import decode, sample_codes
 
     model = GranuMamba(TINY).eval()
-    codes = sample_codes(model, torch.randn(200, model.config.feature_dim), seed=1)
+    codes = sample_codes(model, torch.randn(200, model.config.feature_dim), rng_seed=1)
     whole = decode(model, codes)
     for start, stop in ((0, 64), (64, 144), (128, 200), (176, 500)):
         piece = decode(model, codes, frames=(start, stop))

@@ -55,15 +55,15 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return (x >> 16) ^ x
 
 
-def position_uniform(seed: int, level: int, positions: torch.Tensor, parts: int, codes: int) -> torch.Tensor:
-    """Uniform (0, 1) noise (batch=1, parts, len(positions), codes) that depends only on the seed
+def position_uniform(rng_seed: int, level: int, positions: torch.Tensor, parts: int, codes: int) -> torch.Tensor:
+    """Uniform (0, 1) noise (batch=1, parts, len(positions), codes) that depends only on the random seed
     and each token's absolute position, so chunked and one-pass sampling draw the same numbers.
     (torch's generators cannot jump ahead, hence a counter-based hash.)"""
     p = torch.arange(parts).view(parts, 1, 1)
     t = positions.view(1, -1, 1).long()
     k = torch.arange(codes).view(1, 1, codes)
-    x = _mix32(t * codes + k + _mix32(torch.tensor(seed * 7919 + level * 104729 + 1)) + _mix32(p + 17) * 65537)
-    x = _mix32(x ^ (seed & 0xFFFFFFFF))
+    x = _mix32(t * codes + k + _mix32(torch.tensor(rng_seed * 7919 + level * 104729 + 1)) + _mix32(p + 17) * 65537)
+    x = _mix32(x ^ (rng_seed & 0xFFFFFFFF))
     return ((x.double() + 0.5) / 2**32).float()[None]
 
 
@@ -149,7 +149,7 @@ class Generator(nn.Module):
 
         return heads
 
-    def _level_input(self, level: int, cond_fine, g, previous, seed) -> torch.Tensor:
+    def _level_input(self, level: int, cond_fine, g, previous, seed_codes) -> torch.Tensor:
         """A level's stream input (batch, parts, L, d): its span's fine conditioning side by side,
         the global stream, the part, the coarser level's state and codes, the seed flags."""
         batch, _, d = cond_fine.shape
@@ -161,8 +161,8 @@ class Generator(nn.Module):
             coarser_h, coarser_codes = previous
             ratio = x.shape[2] // coarser_h.shape[2]
             x = x + coarser_h.repeat_interleave(ratio, dim=2) + self.code_in(coarser_codes).repeat_interleave(ratio, dim=2)
-        if seed is not None:
-            x = x + self.seed_in(seed)
+        if seed_codes is not None:
+            x = x + self.seed_in(seed_codes)
         return x
 
     def _teacher_heads(self, level: int, h, last, codes, own_code_keep: float):

@@ -108,10 +108,10 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             length = total_frames // (self.generator.frames_per_latent * factor)
             covered = seed_frames // (self.generator.frames_per_latent * factor)
             c = codes[level]
-            seed = c.new_zeros(c.shape[0], c.shape[1], length, c.shape[-1] + 1)
-            seed[:, :, :covered, :-1] = c[:, :, :covered]
-            seed[:, :, :covered, -1] = 1.0
-            out.append(seed)
+            marked = c.new_zeros(c.shape[0], c.shape[1], length, c.shape[-1] + 1)
+            marked[:, :, :covered, :-1] = c[:, :, :covered]
+            marked[:, :, :covered, -1] = 1.0
+            out.append(marked)
         return out
 
     # ----- inference -------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         seed_parts: dict[str, torch.Tensor] | None = None,
         gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
         temperature: float = 1.0,
-        seed: int = 0,
+        rng_seed: int = 0,
         chunk_frames: int | None = 480,
         decode_overlap: int = 24,
     ) -> dict[str, torch.Tensor]:
@@ -132,7 +132,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         `gains` on coarse, mid, fine."""
         from .sampler import decode, sample_codes
 
-        codes = sample_codes(self, audio, words, speaker, seed_parts, temperature, seed, chunk_frames)
+        codes = sample_codes(self, audio, words, speaker, seed_parts, temperature, rng_seed, chunk_frames)
         return decode(self, codes, gains, decode_overlap)
 
     @torch.no_grad()

@@ -82,12 +82,12 @@ def stage2_loss(
     size = audio.shape[0]
     use_words = (torch.rand(size, device=audio.device) >= word_dropout).float()
     cond = model.generator.condition(audio, words, batch["speaker"], use_words)
-    seed = None
+    seed_codes = None
     if seed_probability > 0:
-        seed = model.seed_conditioning(codes, model.frame_multiple, audio.shape[1])
+        seed_codes = model.seed_conditioning(codes, model.frame_multiple, audio.shape[1])
         keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
-        seed = [s * keep for s in seed]
-    logits, latents, _, _ = model.generator.run(cond, seed_codes=seed, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
+        seed_codes = [s * keep for s in seed_codes]
+    logits, latents, _, _ = model.generator.run(cond, seed_codes=seed_codes, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
     out: dict[str, torch.Tensor] = {}
     total = audio.new_zeros(())
     for level, name in enumerate(LEVELS):

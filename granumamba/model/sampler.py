@@ -2,7 +2,7 @@
 become a motion, with the granularity gains. Kept apart so that a slider change decodes the
 codes already sampled instead of sampling anew.
 
-    codes = sample_codes(model, features, seed=0)      # the expensive part, once
+    codes = sample_codes(model, features, rng_seed=0)  # the expensive part, once
     parts = decode(model, codes, gains=(1, 1, 1.5))     # cheap, per slider position
 """
 
@@ -63,9 +63,9 @@ class CodeSampler:
     the whole generation (`sample_codes` makes them).
     """
 
-    def __init__(self, model, speaker: int | None = None, temperature: float = 1.0, seed: int = 0, seed_indices=None, seed_codes=None):
+    def __init__(self, model, speaker: int | None = None, temperature: float = 1.0, rng_seed: int = 0, seed_indices=None, seed_codes=None):
         config = model.config
-        self.model, self.temperature, self.seed = model, temperature, seed
+        self.model, self.temperature, self.rng_seed = model, temperature, rng_seed
         self.speaker = torch.tensor([config.default_speaker if speaker is None else speaker])
         if not 0 <= int(self.speaker) < config.num_speakers:
             raise ValueError(f"speaker {int(self.speaker)} is out of range 0..{config.num_speakers - 1}")
@@ -86,7 +86,7 @@ class CodeSampler:
         gumbel = None  # the span's sampling noise, drawn for all its steps at once
         if self.temperature > 0:
             uniform = [
-                position_uniform(self.seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
+                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
                 for level, (o, n) in enumerate(zip(offsets, steps))
             ]
             gumbel = [-torch.log(-torch.log(u)) for u in uniform]
@@ -119,14 +119,14 @@ def sample_codes(
     speaker: int | None = None,
     seed_parts: dict[str, torch.Tensor] | None = None,
     temperature: float = 1.0,
-    seed: int = 0,
+    rng_seed: int = 0,
     chunk_frames: int | None = 480,
 ) -> SampledCodes:
     """Speech features (T, feature_dim) -> every level's codes, coarse to fine.
 
     words: (T,) vocabulary ids (zeros: audio only). seed_parts: normalised parts of seed frames
     {part: (S, dims)}, whose codes open the sequence. temperature 0 takes the most likely code;
-    the sampling noise depends only on `seed` and each code's position. chunk_frames (a multiple
+    the sampling noise depends only on `rng_seed` and each code's position. chunk_frames (a multiple
     of 16) streams the generation in memory that does not grow with T; None runs one pass. Both
     give the same codes.
     """
@@ -148,7 +148,7 @@ def sample_codes(
         seed_indices, codes = model.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
         full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, factors)]
         seed_codes = model.seed_conditioning(full, seed_frames, padded)
-    sampler = CodeSampler(model, speaker, temperature, seed, seed_indices, seed_codes)
+    sampler = CodeSampler(model, speaker, temperature, rng_seed, seed_indices, seed_codes)
     # 3. Span by span, with the recurrent state carried: the streams in one pass, the heads step by step.
     chunk = padded if chunk_frames is None else max(multiple, chunk_frames // multiple * multiple)
     spans = [sampler.span(audio[:, start : start + chunk], words[:, start : start + chunk]) for start in range(0, padded, chunk)]
