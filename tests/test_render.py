@@ -84,6 +84,37 @@ def test_antialiasing_smooths_edges_and_changes_nothing_else():
     assert colours(smooth) > 1.3 * colours(sharp)  # blends along the edges
 
 
+def test_pyrender_patches_fit_the_installed_pinned_pyrender(monkeypatch):
+    """The renderer's changes to pyrender are written for one version: the pin in requirements.txt
+    is that version, the installed pyrender has every internal they use, and a version or an
+    internal that moves is named at once."""
+    import pyrender
+
+    from granumamba.render import pyrender_patch
+    from granumamba.render.scene import choose_platform
+
+    pinned = [line for line in (Path(__file__).parent.parent / "requirements.txt").read_text().splitlines() if line.startswith("pyrender")]
+    assert pinned and pinned[0].split("#")[0].strip() == f"pyrender-maintained=={pyrender_patch.PYRENDER_VERSION}"
+    choose_platform()
+    offscreen = pyrender.OffscreenRenderer(64, 64)
+    try:
+        scene = pyrender.Scene()
+        mesh = pyrender.Mesh([pyrender.Primitive(positions=np.zeros((3, 3), np.float32), indices=np.array([[0, 1, 2]]), mode=4)])
+        scene.add(mesh)
+        scene.add(pyrender.PerspectiveCamera(yfov=0.5), pose=np.eye(4))
+        offscreen.render(scene)  # the internals exist once a frame is drawn
+        pyrender_patch.check(offscreen, mesh.primitives[0])
+        with monkeypatch.context() as moved:
+            moved.delattr(type(offscreen._renderer), "_delete_main_framebuffer")
+            with pytest.raises(pyrender_patch.PyrenderChanged, match="Renderer._delete_main_framebuffer"):
+                pyrender_patch.check(offscreen)
+    finally:
+        offscreen.delete()
+    monkeypatch.setattr(pyrender_patch, "PYRENDER_VERSION", "0.0.1")
+    with pytest.raises(pyrender_patch.PyrenderChanged, match="0.0.1"):
+        pyrender_patch.check()
+
+
 def test_drawing_in_this_process_works_from_any_thread_and_between_stills(tmp_path):
     """A web app renders in whichever thread serves the request, sometimes two at once, and other
     code may draw stills in between: every video still comes out whole."""

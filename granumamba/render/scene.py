@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import pyrender_patch
+
 GL_ENV = "GRANUMAMBA_GL"
 REFRESH_OSMESA_EVERY = 15  # frames: OSMesa keeps about 30 MB a frame of this scene until then
 SHADERS = Path(__file__).resolve().parent / "shaders"  # the body's shaders (pyrender's BRDF, only what the scene uses)
@@ -26,27 +28,6 @@ def default_platform() -> str:
 
     has_driver = ctypes.util.find_library("EGL_mesa") or ctypes.util.find_library("EGL_nvidia")
     return "egl" if ctypes.util.find_library("EGL") and has_driver else "osmesa"
-
-
-_framebuffer_samples = [0]  # samples per pixel of the next framebuffer pyrender allocates
-
-
-def _choose_framebuffer_samples() -> None:
-    """pyrender draws offscreen into a 4x multisampled framebuffer; on a software rasteriser
-    resolving it costs as much as drawing the body. pyrender has no option for this, so its
-    framebuffer allocation is asked for the samples the SceneRenderer wants: none by default,
-    4 when it antialiases."""
-    import pyrender.renderer as renderer
-
-    original = renderer.glRenderbufferStorageMultisample
-    if getattr(original, "granumamba_samples", False):
-        return
-
-    def allocate(target, samples, internal_format, width, height):
-        return original(target, _framebuffer_samples[0], internal_format, width, height)
-
-    allocate.granumamba_samples = True
-    renderer.glRenderbufferStorageMultisample = allocate
 
 
 def choose_platform() -> str:
@@ -101,33 +82,6 @@ def frame_camera(
     return look_at(eye, centre), floor
 
 
-_drawing_over: list = [None]  # (framebuffer, width, height) of the background the body is drawn over now
-
-
-def _clear_to_background() -> None:
-    """pyrender clears the frame to a flat colour before it draws. While a SceneRenderer draws
-    the body, the colour clear is replaced by a copy of the pre-drawn background (the floor and
-    its shadow), so the body lands on it in OpenGL and the frame needs no compositing on the CPU.
-    pyrender has no hook for this, so its module's glClear is wrapped (once per process)."""
-    import pyrender.renderer as renderer
-    from OpenGL.GL import GL_COLOR_BUFFER_BIT, GL_NEAREST, GL_READ_FRAMEBUFFER, glBindFramebuffer, glBlitFramebuffer
-
-    original = renderer.glClear
-    if getattr(original, "granumamba_background", False):
-        return
-
-    def clear(mask):
-        if _drawing_over[0] is None or not mask & GL_COLOR_BUFFER_BIT:
-            return original(mask)
-        framebuffer, width, height = _drawing_over[0]
-        original(mask & ~GL_COLOR_BUFFER_BIT)
-        glBindFramebuffer(GL_READ_FRAMEBUFFER, framebuffer)
-        glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_NEAREST)
-
-    clear.granumamba_background = True
-    renderer.glClear = clear
-
-
 class SceneRenderer:
     """One offscreen renderer with a fixed camera. antialias: 4 samples a pixel for the body, at
     about half the speed on a software rasteriser. The floor (a faint grid and a soft shadow under
@@ -153,8 +107,7 @@ class SceneRenderer:
         import pyrender
         import trimesh
 
-        _choose_framebuffer_samples()
-        _clear_to_background()
+        pyrender_patch.install()
 
         self.pyrender = pyrender
         self.size = (width, height)
@@ -188,10 +141,10 @@ class SceneRenderer:
             disc.apply_translation([centre_xz[0], floor + 0.002 + 0.003 * layer, centre_xz[1]])  # apart: no depth fighting
             shadow = pyrender.MetallicRoughnessMaterial(baseColorFactor=[0.2, 0.2, 0.24, alpha], alphaMode="BLEND")
             ground.add(pyrender.Mesh.from_trimesh(disc, material=shadow))
-        _framebuffer_samples[0] = 4  # drawn once: the floor always antialiased
+        pyrender_patch.check(self.renderer)
+        pyrender_patch.samples(4)  # drawn once: the floor always antialiased
         self.background = np.ascontiguousarray(self.renderer.render(ground)[0][..., :3])
-        self.renderer._platform.make_current()
-        self.renderer._renderer._delete_main_framebuffer()  # the body's framebuffer gets its own samples
+        pyrender_patch.drop_main_framebuffer(self.renderer)  # the body's framebuffer gets its own samples
         self.samples = 4 if antialias else 0
 
         # The body: one mesh; its vertex buffer (position, normal, colour per vertex, pyrender's
@@ -211,9 +164,8 @@ class SceneRenderer:
         RGBA (coverage) when antialiasing (pyrender reads colour and depth and converts the depth,
         which this renderer never uses)."""
         from OpenGL import GL
-        from pyrender.shader_program import ShaderProgramCache
 
-        self.renderer._platform.make_current()
+        pyrender_patch.make_current(self.renderer)
         width, height = self.size
         GL.glPixelStorei(GL.GL_UNPACK_ALIGNMENT, 1)
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
@@ -226,20 +178,8 @@ class SceneRenderer:
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.background_framebuffer)
         GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0, GL.GL_TEXTURE_2D, self.background_texture, 0)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
-        inner = self.renderer._renderer
-        channels, layout = (4, GL.GL_RGBA) if self.samples else (3, GL.GL_RGB)
-        inner._program_cache.clear()  # the floor was drawn with pyrender's shaders; the body uses the project's
-        inner._program_cache = ShaderProgramCache(shader_dir=str(SHADERS))
-
-        def read_colour(scene, flags):
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
-            GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
-            GL.glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
-            pixels = GL.glReadPixels(0, 0, width, height, layout, GL.GL_UNSIGNED_BYTE)
-            return np.frombuffer(pixels, np.uint8).reshape(height, width, channels)[::-1], None
-
-        inner._read_main_framebuffer = read_colour  # this instance only
+        pyrender_patch.use_shaders(self.renderer, str(SHADERS))  # the floor was drawn with pyrender's shaders; the body uses the project's
+        pyrender_patch.read_colour_only(self.renderer, width, height, rgba=bool(self.samples))
 
     def render(self, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
         """One frame of the body mesh -> (height, width, 3) uint8."""
@@ -266,20 +206,13 @@ class SceneRenderer:
             )
             self.body_node = self.scene.add(pyrender.Mesh([primitive]))
         else:
-            from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
-
-            self.renderer._platform.make_current()
-            glBindBuffer(GL_ARRAY_BUFFER, self.body_node.mesh.primitives[0]._buffers[0])  # the interleaved vertex buffer
-            glBufferSubData(GL_ARRAY_BUFFER, 0, self.vertex_data.nbytes, self.vertex_data)
-        _framebuffer_samples[0] = self.samples
+            pyrender_patch.overwrite_vertices(self.renderer, self.body_node.mesh.primitives[0], self.vertex_data)
+        pyrender_patch.samples(self.samples)
         # Single-sampled, the body is drawn straight over the background. Multisampled, it is
         # drawn over nothing (OpenGL cannot copy a picture into a multisampled framebuffer) and
         # laid over the background here, through its coverage, within the box it covers.
-        _drawing_over[0] = None if self.samples else (self.background_framebuffer, *self.size)
-        try:
+        with pyrender_patch.drawing_over(None if self.samples else self.background_framebuffer, *self.size):
             colour, _ = self.renderer.render(self.scene)
-        finally:
-            _drawing_over[0] = None
         if not self.samples:
             return np.ascontiguousarray(colour)
         frame = self.background.copy()
