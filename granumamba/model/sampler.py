@@ -83,24 +83,25 @@ class CodeSampler:
         frames = audio.shape[1]
         offsets = [self.state.fine_steps_done // f for f in factors]
         steps = [frames // (gen.frames_per_latent * f) for f in factors]
-        gumbel = None  # the span's sampling noise, drawn for all its steps at once
+        uniform = None  # the span's sampling noise: one number per part and step, drawn for all steps at once
         if self.temperature > 0:
             uniform = [
-                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), config.codebook_size)
+                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), 1)
                 for level, (o, n) in enumerate(zip(offsets, steps))
             ]
-            gumbel = [-torch.log(-torch.log(u)) for u in uniform]
         indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
         seed_indices, codebooks, temperature = self.seed_indices, self.codebooks, self.temperature
+        codes = config.codebook_size
 
         def choose(level, step, logits, latents):
             position = offsets[level] + step
             if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
                 chosen = seed_indices[level][:, :, position : position + 1]
-            elif gumbel is None:
+            elif uniform is None:
                 chosen = logits.argmax(-1)
-            else:
-                chosen = (logits / temperature + gumbel[level][:, :, step : step + 1]).argmax(-1)  # Gumbel-max sampling
+            else:  # inverse-CDF sampling: the first code whose cumulative probability passes the step's number
+                cdf = torch.softmax(logits / temperature, dim=-1).cumsum_(-1)
+                chosen = torch.searchsorted(cdf, uniform[level][:, :, step : step + 1] * cdf[..., -1:])[..., 0].clamp_(max=codes - 1)
             indices[level].append(chosen)
             return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
 
