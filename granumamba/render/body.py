@@ -1,9 +1,12 @@
 """Bodies that turn BEAT2 motion into a triangle mesh per frame.
 
-`Mannequin` is the project's own license-free body: rigid pieces (capsules, ellipsoids, boxes)
-on the SMPL-X kinematic tree and the project's rest skeleton, with a torso, hands with all 30
-finger joints, feet, and a head with a jaw that opens. It is one mesh skinned rigidly on the
-CPU (each vertex follows one joint), which draws in one call: cheaper than one node per piece.
+`Mannequin` is the project's own license-free body: pieces (capsules, ellipsoids, boxes) on the
+SMPL-X kinematic tree and the project's rest skeleton, with a torso, hands with all 30 finger
+joints, feet, and a head with a jaw that opens. It is one mesh with linear-blend skin weights on
+the 55 joints: near a joint a limb's surface blends the two bones that meet there, so elbows,
+knees, wrists and knuckles bend smoothly instead of folding rigid pieces into each other. The
+offscreen renderer skins it on the CPU (`mesh`), the glTF export carries the same weights for
+Blender, game engines and the 3D view.
 
 `SMPLXBody` is the real SMPL-X mesh through the `smplx` package, for users with the model files.
 """
@@ -51,7 +54,7 @@ def _tint(name: str, base: np.ndarray) -> np.ndarray:
     return base
 
 
-def _segment(start: np.ndarray, end: np.ndarray, radius: float, sections: int = 10) -> trimesh.Trimesh:
+def _segment(start: np.ndarray, end: np.ndarray, radius: float, sections: int = 16) -> trimesh.Trimesh:
     """A capsule from start to end (in the owning joint's frame)."""
     direction = end - start
     length = float(np.linalg.norm(direction))
@@ -70,6 +73,39 @@ def _ellipsoid(centre, radii, subdivisions: int = 2) -> trimesh.Trimesh:
     return mesh
 
 
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+BLEND = 0.3  # of a bone's length, each side of a joint, over which two bones' influences cross
+
+
+def _bone_weights(points: np.ndarray, joint: int, child: int | None, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Skin weights of a piece's rest-pose vertices (V, 3) -> joints (V, 3), weights (V, 3).
+
+    A bone piece (from `joint` to its `child`) blends into the child's bone near the child joint
+    and into the bone above (`joint`'s parent) near `joint`, half and half at each joint, so the
+    two pieces that meet at a joint deform alike there. Other pieces follow `joint` alone."""
+    count = len(points)
+    joints = np.tile([joint, joint, joint], (count, 1))
+    weights = np.zeros((count, 3), np.float32)
+    weights[:, 0] = 1.0
+    if child is None:
+        return joints, weights
+    start, end = rest[joint], rest[child]
+    axis = end - start
+    t = (points - start) @ axis / max(float(axis @ axis), 1e-12)  # 0 at `joint`, 1 at the child
+    to_child = _smoothstep((t - (1 - BLEND)) / (2 * BLEND))
+    parent = PARENTS[joint]
+    to_parent = _smoothstep(((BLEND) - t) / (2 * BLEND)) if parent >= 0 else np.zeros(count)
+    joints[:, 1], joints[:, 2] = child, max(parent, 0)
+    weights[:, 1], weights[:, 2] = to_child, to_parent
+    weights[:, 0] = 1.0 - to_child - to_parent
+    order = np.argsort(-weights, axis=1)  # the strongest influence first
+    return np.take_along_axis(joints, order, 1), np.take_along_axis(weights, order, 1)
+
+
 def _box(centre, extents) -> trimesh.Trimesh:
     mesh = trimesh.creation.box(extents=extents)
     mesh.apply_translation(centre)
@@ -82,7 +118,7 @@ class Mannequin:
     name = "mannequin"
 
     def __init__(self):
-        pieces: list[tuple[int, trimesh.Trimesh, np.ndarray]] = []  # (joint it follows, mesh in joint frame, colour)
+        pieces: list[tuple] = []  # (joint it follows, mesh in joint frame, colour[, the bone's child joint])
         offsets = REST_OFFSETS
         radius = {
             "spine1": 0.12,
@@ -106,16 +142,16 @@ class Mannequin:
             if "thumb" in name or "index" in name or "middle" in name or "ring" in name or "pinky" in name:
                 r = 0.0105 if name.endswith("1") else 0.0095
                 start = np.zeros(3) if not name.endswith("1") else offsets[j] * 0.35
-                pieces.append((parent, _segment(start, offsets[j], r, 6), _tint(name, SKIN)))
+                pieces.append((parent, _segment(start, offsets[j], r, 8), _tint(name, SKIN), j))
                 if name.endswith("3"):  # fingertip: carry the last segment on past the joint
                     tip = offsets[j] / np.linalg.norm(offsets[j]) * 0.022
-                    pieces.append((j, _segment(np.zeros(3), tip, 0.0088, 6), _tint(name, SKIN)))
+                    pieces.append((j, _segment(np.zeros(3), tip, 0.0088, 8), _tint(name, SKIN)))
                 continue
             r = radius.get(key, 0.05)
             colour = TORSO if name.startswith("spine") or name in ("neck",) or key in ("left_hip", "left_collar") else _tint(name, SKIN)
             if key in ("left_hip",):
                 colour = TORSO
-            pieces.append((parent, _segment(np.zeros(3), offsets[j], r), colour))
+            pieces.append((parent, _segment(np.zeros(3), offsets[j], r), colour, j))
         pelvis = JOINT_INDEX["pelvis"]
         pieces.append((pelvis, _ellipsoid([0, 0.02, -0.01], [0.17, 0.11, 0.12]), TORSO))
         chest = JOINT_INDEX["spine3"]
@@ -135,28 +171,48 @@ class Mannequin:
             ankle = JOINT_INDEX[f"{side}_ankle"]
             foot = JOINT_INDEX[f"{side}_foot"]
             pieces.append((ankle, _box(offsets[foot] * 0.5 + [0, -0.02, 0.0], [0.09, 0.06, 0.2]), TORSO * 0.6))
-        vertices, faces, joint_of, colours, normals = [], [], [], [], []
+        vertices, faces, joint_of, colours, normals, skin_joints, skin_weights = [], [], [], [], [], [], []
         count = 0
         rest = rest_joint_positions()
-        for joint, mesh, colour in pieces:
-            vertices.append(np.asarray(mesh.vertices, dtype=np.float32))
+        for joint, mesh, colour, *child in pieces:
+            local = np.asarray(mesh.vertices, dtype=np.float32)
+            vertices.append(local)
             normals.append(np.asarray(mesh.vertex_normals, dtype=np.float32))
             faces.append(np.asarray(mesh.faces) + count)
-            joint_of.append(np.full(len(mesh.vertices), joint))
-            colours.append(np.tile(np.append(colour, 1.0), (len(mesh.vertices), 1)))
-            count += len(mesh.vertices)
-        self.local_vertices = np.concatenate(vertices)  # in the frame of the joint each vertex follows
+            joint_of.append(np.full(len(local), joint))
+            colours.append(np.tile(np.append(colour, 1.0), (len(local), 1)))
+            influence, weight = _bone_weights(local + rest[joint], joint, child[0] if child else None, rest)
+            skin_joints.append(influence)
+            skin_weights.append(weight)
+            count += len(local)
+        self.local_vertices = np.concatenate(vertices)  # in the frame of the joint each vertex mostly follows
         self.local_normals = np.concatenate(normals)
         self.faces = np.concatenate(faces).astype(np.int32)
         self.joint_of = np.concatenate(joint_of)
         self.colours = np.concatenate(colours).astype(np.float32)
         self.rest_positions = rest
+        self.rest_vertices = (self.local_vertices + rest[self.joint_of]).astype(np.float32)  # the bind pose (rest rotations are identity)
+        self.skin_joints = np.concatenate(skin_joints).astype(np.int64)  # (V, 3): the joints each vertex follows
+        self.skin_weights = np.concatenate(skin_weights).astype(np.float32)  # (V, 3), summing to 1
+        # the vertices that do not simply follow the joint they are placed on: near a joint
+        self._blended = np.flatnonzero((self.skin_weights[:, 0] < 1.0) | (self.skin_joints[:, 0] != self.joint_of))
 
     def mesh(self, rotations: np.ndarray, positions: np.ndarray) -> FrameMesh:
-        """Global joint rotations (55, 3, 3) and positions (55, 3) of one frame -> its mesh."""
+        """Global joint rotations (55, 3, 3) and positions (55, 3) of one frame -> its mesh, by
+        linear blend skinning: v = sum_k w_k (R_k (v_rest - rest_k) + p_k). Vertices that follow
+        one joint alone (most) take the rigid shortcut."""
         R = rotations[self.joint_of]  # (V, 3, 3)
         vertices = np.einsum("vij,vj->vi", R, self.local_vertices) + positions[self.joint_of]
         normals = np.einsum("vij,vj->vi", R, self.local_normals)
+        blend = self._blended
+        if blend.size:
+            joints, weights = self.skin_joints[blend], self.skin_weights[blend]  # (B, 3)
+            offsets = positions - np.einsum("kij,kj->ki", rotations, self.rest_positions)  # p_k - R_k rest_k
+            M = np.einsum("bk,bkij->bij", weights, rotations[joints])  # blended rotation parts (B, 3, 3)
+            t = np.einsum("bk,bki->bi", weights, offsets[joints])
+            vertices[blend] = np.einsum("bij,bj->bi", M, self.rest_vertices[blend]) + t
+            n = np.einsum("bij,bj->bi", M, self.local_normals[blend])
+            normals[blend] = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
         return FrameMesh(vertices.astype(np.float32), normals.astype(np.float32))
 
     def frames(self, motion: Motion):

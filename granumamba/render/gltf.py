@@ -1,4 +1,5 @@
-"""A motion as glTF 2.0 binary (.glb): the built-in body as one skinned mesh on the 55 SMPL-X
+"""A motion as glTF 2.0 binary (.glb): the built-in body as one skinned mesh (its linear-blend
+skin weights, as the renderer uses them) on the 55 SMPL-X
 joints (named as SMPL-X names them), and the motion as one animation at 30 fps, jaw included.
 Blender, game engines and three.js open it; the offscreen renderer draws the same mesh.
 
@@ -69,12 +70,13 @@ def write_glb(path: str | os.PathLike, motion: Motion, body: Mannequin | None = 
         if parent >= 0:
             gltf.nodes[parent].children.append(j)
 
-    # the body: every vertex bound to the one joint it follows
-    positions = (body.local_vertices + rest[body.joint_of]).astype(np.float32)
+    # the body: every vertex with the skin weights the renderer uses (up to 3 joints, glTF takes 4)
+    positions = body.rest_vertices
     joints = np.zeros((len(positions), 4), np.uint16)
-    joints[:, 0] = body.joint_of
     weights = np.zeros((len(positions), 4), np.float32)
-    weights[:, 0] = 1.0
+    influences = body.skin_joints.shape[1]
+    joints[:, :influences] = np.where(body.skin_weights > 0, body.skin_joints, 0)
+    weights[:, :influences] = body.skin_weights
     attributes = gl.Attributes(
         POSITION=packer.add(positions, gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER, bounds=True),
         NORMAL=packer.add(body.local_normals.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER),
