@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,13 @@ def speech_wav(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
     soundfile.write(path, audio, 16000, subtype="PCM_16")
     return path
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1, subtype: str = "PCM_16") -> Path:

@@ -16,18 +16,12 @@ import soundfile
 from granumamba.data import load_motion
 from granumamba.pipeline import DEFAULT_TEMPERATURE
 
-from .conftest import ROOT, probe_video
+from .conftest import ROOT, free_port, probe_video
 
 BUNDLED = ROOT / "assets" / "granumamba-demo"
 pytestmark = pytest.mark.skipif(
     not (BUNDLED / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built (python -m train.make_demo)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ WebSocket client (the `websockets` package) with bad clients, limits and disconn
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from granumamba.live import DECODE_CONTEXT_BLOCKS, LiveSession, join
 from granumamba.model.sampler import SampledCodes, decode
 from granumamba.motion.parts import PART_NAMES, merge_parts
 from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
+
+from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "assets" / "examples" / "welcome_us_female.wav"
@@ -128,12 +129,6 @@ def test_live_session_refuses_bad_settings_and_samples(pipe):
 
 
 # ----- the WebSocket endpoint, served by uvicorn, used by the `websockets` client -------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
