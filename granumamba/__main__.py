@@ -4,7 +4,7 @@ python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [
                               [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
 python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
 python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
-python -m granumamba export --motion M.npz --out M.glb|M.bvh|M.npz [--in-place]
+python -m granumamba export --motion M.npz --out M.glb|M.bvh|M.npz [--in-place] [--body smplx --smplx DIR]
 python -m granumamba live --audio A.wav|--mic [--url ws://127.0.0.1:7860/live/ws] [--out M.npz] [--fast]
 """
 
@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--motion", type=Path, required=True)
     exp.add_argument("--out", type=Path, required=True, help=f"the file to write: {', '.join(EXPORT_FORMATS)}")
     exp.add_argument("--in-place", action="store_true", help="keep the character in place: no horizontal root travel (height kept)")
+    exp.add_argument("--body", choices=("mannequin", "smplx"), default="mannequin", help="the .glb's body: built-in, or the SMPL-X mesh")
+    exp.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX), for --body smplx")
 
     live = commands.add_parser("live", help="stream speech to a running demo's live endpoint, receive the motion as it is made")
     speech = live.add_mutually_exclusive_group(required=True)
@@ -197,15 +199,25 @@ def export(args) -> int:
     from .render.gltf import write_glb
 
     _check_output(args.out, EXPORT_FORMATS)
+    suffix = args.out.suffix.lower()
+    if args.body == "smplx" and suffix != ".glb":
+        raise ValueError(f"--body smplx shapes the .glb's mesh; a {suffix} holds no mesh (write a .glb, or leave --body out)")
+    body = None
+    if args.body == "smplx":
+        from .render.body import SMPLXBody
+
+        body = SMPLXBody(args.smplx, batch=1)
     motion = load_motion(args.motion)
     if args.in_place:
         motion = in_place(motion)
-    suffix = args.out.suffix.lower()
     # written beside the target under a temporary name, then renamed: a killed export leaves no half file
     handle, tmp = tempfile.mkstemp(prefix=f".{args.out.stem}.", suffix=suffix, dir=args.out.parent)
     os.close(handle)
     try:
-        {".glb": write_glb, ".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
+        if suffix == ".glb":
+            write_glb(tmp, motion, body)
+        else:
+            {".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
         os.replace(tmp, args.out)
     finally:
         Path(tmp).unlink(missing_ok=True)

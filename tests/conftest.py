@@ -95,3 +95,37 @@ def read_frames(path):
     meta = next(reader)
     width, height = meta["size"]
     return np.stack([np.frombuffer(f, np.uint8).reshape(height, width, 3) for f in reader])
+
+
+def write_fake_smplx(folder, vertices=10475, faces=2000, seed=0):
+    """An SMPL-X model file with the real structure and random numbers (real ones need registration)."""
+    rng = np.random.default_rng(seed)
+    template = rng.normal(0, 0.2, (vertices, 3)) + [0, 0.3, 0]
+    weights = rng.random((vertices, 55)) ** 8
+    weights /= weights.sum(1, keepdims=True)
+    regressor = np.zeros((55, vertices))
+    regressor[np.arange(55), rng.choice(vertices, 55, replace=False)] = 1.0
+    parents = np.array(
+        [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
+        + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
+        + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
+    )
+    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(55)]).astype(np.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        folder / "SMPLX_NEUTRAL.npz",
+        f=rng.integers(0, vertices, (faces, 3)).astype(np.int64),
+        v_template=template,
+        shapedirs=rng.normal(0, 0.01, (vertices, 3, 400)).astype(np.float32),
+        posedirs=np.zeros((vertices, 3, 486), np.float32),
+        J_regressor=regressor,
+        kintree_table=kintree,
+        weights=weights,
+        hands_componentsl=np.eye(45),
+        hands_componentsr=np.eye(45),
+        hands_meanl=np.zeros(45),
+        hands_meanr=np.zeros(45),
+        lmk_faces_idx=np.zeros(51, np.int64),
+        lmk_bary_coords=np.full((51, 3), 1 / 3),
+    )
+    return folder

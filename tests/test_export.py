@@ -13,6 +13,8 @@ from granumamba.__main__ import main
 from granumamba.data import load_motion, save_motion
 from granumamba.motion import JOINT_NAMES, RELAXED_POSE, Motion
 
+from .conftest import write_fake_smplx
+
 JS = Path(__file__).resolve().parent / "js"
 FRAMES = 75
 
@@ -33,12 +35,50 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_the_glb_passes_the_khronos_validator_with_no_errors(exported):
+def validate(path: Path) -> dict:
     if shutil.which("node") is None or not (JS / "node_modules" / "gltf-validator").is_dir():
         pytest.skip("the glTF validator is not installed (scripts/setup.sh --dev: npm install in tests/js)")
-    proc = subprocess.run(["node", str(JS / "validate_gltf.mjs"), str(exported[".glb"])], capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout)
+    proc = subprocess.run(["node", str(JS / "validate_gltf.mjs"), str(path)], capture_output=True, text=True, timeout=120)
+    return json.loads(proc.stdout)
+
+
+def test_the_glb_passes_the_khronos_validator_with_no_errors(exported):
+    report = validate(exported[".glb"])
     assert report["errors"] == 0 and report["warnings"] == 0, report
+
+
+def test_with_smplx_model_files_the_glb_carries_the_smplx_mesh_with_the_takes_betas(exported, tmp_path, capsys):
+    """--body smplx: the SMPL-X mesh shaped by the take's betas, its skeleton where SMPL-X's joint
+    regressor puts the joints for that shape, SMPL-X's skin weights; the validator accepts it."""
+    import pygltflib
+
+    folder = write_fake_smplx(tmp_path / "smplx")
+    model = np.load(folder / "SMPLX_NEUTRAL.npz")
+    take = load_motion(exported[".glb"].with_suffix(".npz"))
+    meshes = {}
+    for name, betas in (("shaped", np.linspace(-2, 2, 300)), ("mean", np.zeros(300))):
+        save_motion(tmp_path / f"{name}.npz", Motion(take.poses, take.trans, take.expressions, betas.astype(np.float32)))
+        out = tmp_path / f"{name}.glb"
+        assert (
+            main(["export", "--motion", str(tmp_path / f"{name}.npz"), "--out", str(out), "--body", "smplx", "--smplx", str(folder)]) == 0
+        )
+        gltf = pygltflib.GLTF2().load(str(out))
+        blob = gltf.binary_blob()
+        position = gltf.accessors[gltf.meshes[0].primitives[0].attributes.POSITION]
+        view = gltf.bufferViews[position.bufferView]
+        meshes[name] = np.frombuffer(blob[view.byteOffset : view.byteOffset + view.byteLength], np.float32).reshape(-1, 3)
+        shape_count = model["shapedirs"].shape[-1] - 100  # SMPL-X: shape components, then 100 expression ones
+        shaped = model["v_template"] + np.einsum("l,mkl->mk", betas[:shape_count], model["shapedirs"][..., :shape_count])
+        joints = model["J_regressor"] @ shaped
+        np.testing.assert_allclose(meshes[name], shaped, atol=1e-5)
+        np.testing.assert_allclose(gltf.nodes[JOINT_NAMES.index("left_knee")].translation, joints[4] - joints[1], atol=1e-5)
+    assert meshes["shaped"].shape == (10475, 3) and np.abs(meshes["shaped"] - meshes["mean"]).max() > 1e-3
+    report = validate(tmp_path / "shaped.glb")
+    assert report["errors"] == 0, report
+    bvh = main(
+        ["export", "--motion", str(tmp_path / "shaped.npz"), "--out", str(tmp_path / "x.bvh"), "--body", "smplx", "--smplx", str(folder)]
+    )
+    assert bvh == 2 and "holds no mesh" in capsys.readouterr().err
 
 
 def blender(path: Path, tmp_path: Path) -> dict:

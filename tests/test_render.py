@@ -10,7 +10,7 @@ from granumamba.motion import JOINT_INDEX, RELAXED_POSE, Motion
 from granumamba.render.body import SMPLXBody, SMPLXError, find_smplx_model
 from granumamba.render.video import render_video
 
-from .conftest import SAMPLE_TAKE, probe_video, read_frames
+from .conftest import SAMPLE_TAKE, probe_video, read_frames, write_fake_smplx
 
 
 def still(frames: int) -> Motion:
@@ -178,40 +178,6 @@ def test_grid_has_one_cell_per_motion_and_audio_matches_video_length(tmp_path):
     with pytest.raises(ValueError, match="outside 256 to 1080"):
         render_video(motion, None, tmp_path / "x.mp4", size=100)
     assert not list(tmp_path.glob(".*partial*"))
-
-
-def write_fake_smplx(folder, vertices=10475, faces=2000, seed=0):
-    """An SMPL-X model file with the real structure and random numbers (real ones need registration)."""
-    rng = np.random.default_rng(seed)
-    template = rng.normal(0, 0.2, (vertices, 3)) + [0, 0.3, 0]
-    weights = rng.random((vertices, 55)) ** 8
-    weights /= weights.sum(1, keepdims=True)
-    regressor = np.zeros((55, vertices))
-    regressor[np.arange(55), rng.choice(vertices, 55, replace=False)] = 1.0
-    parents = np.array(
-        [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15]
-        + [20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38]
-        + [21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53]
-    )
-    kintree = np.stack([np.where(parents < 0, 4294967295, parents), np.arange(55)]).astype(np.int64)
-    folder.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        folder / "SMPLX_NEUTRAL.npz",
-        f=rng.integers(0, vertices, (faces, 3)).astype(np.int64),
-        v_template=template,
-        shapedirs=rng.normal(0, 0.01, (vertices, 3, 400)).astype(np.float32),
-        posedirs=np.zeros((vertices, 3, 486), np.float32),
-        J_regressor=regressor,
-        kintree_table=kintree,
-        weights=weights,
-        hands_componentsl=np.eye(45),
-        hands_componentsr=np.eye(45),
-        hands_meanl=np.zeros(45),
-        hands_meanr=np.zeros(45),
-        lmk_faces_idx=np.zeros(51, np.int64),
-        lmk_bary_coords=np.full((51, 3), 1 / 3),
-    )
-    return folder
 
 
 def test_smplx_body_renders_from_a_model_folder(tmp_path):

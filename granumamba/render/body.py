@@ -41,6 +41,32 @@ DARK = np.array([0.15, 0.13, 0.13])
 
 
 @dataclass
+class SkinnedMesh:
+    """A body in its bind pose (every joint rotation zero) with its skin, as glTF stores it:
+    vertices, normals, colours (V, 4), faces, up to four joints and weights per vertex (V, 4),
+    and the joints' bind positions (55, 3), root translation excluded."""
+
+    vertices: np.ndarray
+    normals: np.ndarray
+    colours: np.ndarray
+    faces: np.ndarray
+    joints: np.ndarray
+    weights: np.ndarray
+    joint_positions: np.ndarray
+    name: str
+
+
+def _four(joints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(V, k) influences -> the four strongest per vertex, weights summing to 1 (glTF's limit)."""
+    order = np.argsort(-weights, axis=1)[:, :4]
+    joints, weights = np.take_along_axis(joints, order, 1), np.take_along_axis(weights, order, 1)
+    pad = 4 - joints.shape[1]
+    joints, weights = np.pad(joints, ((0, 0), (0, pad))), np.pad(weights, ((0, 0), (0, pad)))
+    weights = weights / weights.sum(1, keepdims=True)
+    return np.where(weights > 0, joints, 0).astype(np.uint16), weights.astype(np.float32)
+
+
+@dataclass
 class FrameMesh:
     vertices: np.ndarray  # (V, 3) float32
     normals: np.ndarray  # (V, 3) float32
@@ -215,6 +241,20 @@ class Mannequin:
             normals[blend] = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
         return FrameMesh(vertices.astype(np.float32), normals.astype(np.float32))
 
+    def skinned(self, motion: Motion | None = None) -> SkinnedMesh:
+        """The body as glTF stores it (the mannequin has no shape parameters: `motion` unused)."""
+        joints, weights = _four(self.skin_joints, self.skin_weights)
+        return SkinnedMesh(
+            self.rest_vertices,
+            self.local_normals,
+            self.colours,
+            self.faces,
+            joints,
+            weights,
+            self.rest_positions.astype(np.float32),
+            "mannequin",
+        )
+
     def frames(self, motion: Motion):
         """Yield a FrameMesh per frame of `motion`."""
         rotations, positions = pose_motion(motion)
@@ -292,16 +332,37 @@ class SMPLXBody:
         self.colours = np.tile(np.append(SKIN, 1.0), (shapes["v_template"][0], 1)).astype(np.float32)
         self.batch = batch
 
+    def _betas(self, motion: Motion | None) -> np.ndarray:
+        betas = np.zeros(self.num_betas, dtype=np.float32)
+        if motion is not None and motion.betas is not None:
+            n = min(self.num_betas, motion.betas.shape[0])
+            betas[:n] = motion.betas[:n]
+        return betas
+
+    @torch.no_grad()
+    def skinned(self, motion: Motion | None = None) -> SkinnedMesh:
+        """The SMPL-X mesh with the take's betas in its bind pose, its joints where SMPL-X's
+        regressor puts them for that shape, and its skin weights (the four strongest of 55)."""
+        model = self.model
+        betas = torch.from_numpy(self._betas(motion))
+        shaped = model.v_template + torch.einsum("l,mkl->mk", betas, model.shapedirs[..., : self.num_betas])
+        joints = (model.J_regressor @ shaped)[:NUM_JOINTS]
+        vertices = shaped.numpy().astype(np.float32)
+        normals = np.asarray(trimesh.Trimesh(vertices, self.faces, process=False).vertex_normals, dtype=np.float32)
+        normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # a vertex in no face: glTF wants unit normals
+        influence = np.tile(np.arange(NUM_JOINTS), (len(vertices), 1))
+        skin_joints, skin_weights = _four(influence, model.lbs_weights.numpy()[:, :NUM_JOINTS])
+        return SkinnedMesh(
+            vertices, normals, self.colours, self.faces, skin_joints, skin_weights, joints.numpy().astype(np.float32), "smplx"
+        )
+
     @torch.no_grad()
     def frames(self, motion: Motion):
         frames = motion.num_frames
         poses = torch.as_tensor(motion.poses, dtype=torch.float32).reshape(frames, NUM_JOINTS, 3)
         trans = torch.as_tensor(motion.trans, dtype=torch.float32)
         expressions = torch.as_tensor(motion.expressions, dtype=torch.float32)[:, : self.num_expressions]
-        betas = np.zeros(self.num_betas, dtype=np.float32)
-        if motion.betas is not None:
-            n = min(self.num_betas, motion.betas.shape[0])
-            betas[:n] = motion.betas[:n]
+        betas = self._betas(motion)
         for start in range(0, frames, self.batch):
             stop = min(start + self.batch, frames)
             n = self.batch  # smplx's module has a fixed batch: pad the last one with its final frame

@@ -21,7 +21,7 @@ import torch
 
 from .. import FPS
 from ..motion.parts import Motion
-from ..motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, REST_OFFSETS, rest_joint_positions
+from ..motion.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 from .body import Mannequin
 
 
@@ -53,44 +53,40 @@ def _quaternions(motion: Motion) -> np.ndarray:
     return q.astype(np.float32)
 
 
-def write_glb(path: str | os.PathLike, motion: Motion, body: Mannequin | None = None) -> None:
-    """Write `motion` on the built-in body as a .glb (mesh, skin, skeleton, one animation)."""
-    body = body or Mannequin()
+def write_glb(path: str | os.PathLike, motion: Motion, body=None) -> None:
+    """Write `motion` on a body (the built-in mannequin by default, or an `SMPLXBody`: its mesh
+    with the take's betas) as a .glb: mesh, skin, skeleton, one animation."""
+    skin = (body or Mannequin()).skinned(motion)
     frames = motion.num_frames
-    rest = rest_joint_positions().astype(np.float32)  # bind pose, root translation excluded
+    bind = skin.joint_positions.astype(np.float32)  # joint positions in the bind pose, root translation excluded
     gltf = gl.GLTF2(asset=gl.Asset(generator="GranuMamba", version="2.0"))
     packer = _Packer(gltf)
 
-    # the skeleton: one node per joint, children by the SMPL-X tree
+    # the skeleton: one node per joint, children by the SMPL-X tree, placed where the body's joints are
+    offsets = bind - np.where(np.array(PARENTS)[:, None] >= 0, bind[np.maximum(PARENTS, 0)], 0.0)
     trans = np.asarray(motion.trans, np.float32)
     for j in range(NUM_JOINTS):
-        translation = REST_OFFSETS[j] + (trans[0] if j == 0 else 0.0)
+        translation = offsets[j] + (trans[0] if j == 0 else 0.0)
         gltf.nodes.append(gl.Node(name=JOINT_NAMES[j], translation=[float(v) for v in translation]))
     for j, parent in enumerate(PARENTS):
         if parent >= 0:
             gltf.nodes[parent].children.append(j)
 
-    # the body: every vertex with the skin weights the renderer uses (up to 3 joints, glTF takes 4)
-    positions = body.rest_vertices
-    joints = np.zeros((len(positions), 4), np.uint16)
-    weights = np.zeros((len(positions), 4), np.float32)
-    influences = body.skin_joints.shape[1]
-    joints[:, :influences] = np.where(body.skin_weights > 0, body.skin_joints, 0)
-    weights[:, :influences] = body.skin_weights
+    # the body with its skin weights (up to four joints a vertex)
     attributes = gl.Attributes(
-        POSITION=packer.add(positions, gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER, bounds=True),
-        NORMAL=packer.add(body.local_normals.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER),
-        COLOR_0=packer.add(body.colours.astype(np.float32), gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
-        JOINTS_0=packer.add(joints, gl.VEC4, gl.UNSIGNED_SHORT, gl.ARRAY_BUFFER),
-        WEIGHTS_0=packer.add(weights, gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
+        POSITION=packer.add(skin.vertices.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER, bounds=True),
+        NORMAL=packer.add(skin.normals.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER),
+        COLOR_0=packer.add(skin.colours.astype(np.float32), gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
+        JOINTS_0=packer.add(skin.joints.astype(np.uint16), gl.VEC4, gl.UNSIGNED_SHORT, gl.ARRAY_BUFFER),
+        WEIGHTS_0=packer.add(skin.weights.astype(np.float32), gl.VEC4, gl.FLOAT, gl.ARRAY_BUFFER),
     )
-    indices = packer.add(body.faces.reshape(-1).astype(np.uint32), gl.SCALAR, gl.UNSIGNED_INT, gl.ELEMENT_ARRAY_BUFFER)
+    indices = packer.add(skin.faces.reshape(-1).astype(np.uint32), gl.SCALAR, gl.UNSIGNED_INT, gl.ELEMENT_ARRAY_BUFFER)
     gltf.materials.append(
-        gl.Material(name="mannequin", pbrMetallicRoughness=gl.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=0.7))
+        gl.Material(name=skin.name, pbrMetallicRoughness=gl.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=0.7))
     )
-    gltf.meshes.append(gl.Mesh(name="mannequin", primitives=[gl.Primitive(attributes=attributes, indices=indices, material=0)]))
+    gltf.meshes.append(gl.Mesh(name=skin.name, primitives=[gl.Primitive(attributes=attributes, indices=indices, material=0)]))
     inverse_bind = np.tile(np.eye(4, dtype=np.float32), (NUM_JOINTS, 1, 1))
-    inverse_bind[:, 3, :3] = -rest  # glTF matrices are column-major: the translation is the fourth row here
+    inverse_bind[:, 3, :3] = -bind  # glTF matrices are column-major: the translation is the fourth row here
     gltf.skins.append(
         gl.Skin(name="smplx", joints=list(range(NUM_JOINTS)), skeleton=0, inverseBindMatrices=packer.add(inverse_bind, gl.MAT4, gl.FLOAT))
     )
@@ -107,7 +103,7 @@ def write_glb(path: str | os.PathLike, motion: Motion, body: Mannequin | None = 
             gl.AnimationSampler(input=times, output=packer.add(quaternions[:, j], gl.VEC4, gl.FLOAT), interpolation="LINEAR")
         )
         animation.channels.append(gl.AnimationChannel(sampler=j, target=gl.AnimationChannelTarget(node=j, path="rotation")))
-    root = packer.add((trans + REST_OFFSETS[0]).astype(np.float32), gl.VEC3, gl.FLOAT)
+    root = packer.add((trans + offsets[0]).astype(np.float32), gl.VEC3, gl.FLOAT)
     animation.samplers.append(gl.AnimationSampler(input=times, output=root, interpolation="LINEAR"))
     animation.channels.append(gl.AnimationChannel(sampler=NUM_JOINTS, target=gl.AnimationChannelTarget(node=0, path="translation")))
     gltf.animations.append(animation)
