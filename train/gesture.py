@@ -364,12 +364,16 @@ def plan_hands(
         # retraction when the speech pauses long after the unit, else a hold into the next unit
         end_of_speech = speech_end[speech_end >= unit[-1].t].min(initial=unit[-1].t)
         next_start = units[u + 1][0].t - 0.7 if u + 1 < len(units) else duration
-        if next_start - end_of_speech > 1.5 or rng.random() < 0.08:
+        long_pause = next_start - end_of_speech > 1.5
+        if long_pause or rng.random() < 0.08:
+            # into a long silence the hands hold about a second first, as people do: a pause
+            # never shows at its start whether it will be long, so a short one changes nothing
+            wait = rng.uniform(0.8, 1.2) if long_pause else 0.0
             for side in SIDES:
                 last = keys[side][-1]
                 if np.allclose(last.position, rest_position(style, side)):
                     continue
-                hold_end = max(last.t + rng.uniform(0.2, 0.5), end_of_speech)
+                hold_end = max(last.t + rng.uniform(0.2, 0.5), end_of_speech + wait)
                 arrive = hold_end + rng.uniform(0.6, 1.0)
                 if arrive < min(next_start, duration - 0.1):
                     keys[side].append(Key(hold_end, last.position, True, last.shape, last.palm))
