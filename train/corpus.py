@@ -60,7 +60,10 @@ class SpeakerStyle(GestureStyle):
 
 _VOICE_NAMES = ("en-us", "en-us+f3", "en-gb", "en-us+m3", "en-gb-x-rp+f2", "en-us+m7", "en-gb-scotland", "en-us+f4")
 PIPER_SHARE = 0.4  # of the takes spoken by piper, where it is installed (the rest by the speaker's espeak-ng voice)
-PAUSED_SHARE = 0.4  # of the takes with one or two long silences (1.5 to 5 s), in which the body goes to rest
+# Takes with one or two long silences (1.5 to 5 s), in which the body goes to rest. Off by default:
+# a demo trained with 0.4 rested in silence but moved at 0.57 x real capture's wrist speed on real
+# speech, against 0.74 x without (measured; see the README), and on real speech life comes first.
+PAUSED_SHARE = 0.0
 
 
 def speaker_style(speaker: int) -> SpeakerStyle:
@@ -105,11 +108,13 @@ def frame_pitch(audio: np.ndarray) -> np.ndarray:
     return np.where(features[:, -1] > 0.5, 2.0 ** features[:, -2], 0.0)
 
 
-def speak_with_pauses(sentences: list[str], voice: Voice, rng: np.random.Generator) -> tuple[np.ndarray, list[Word]]:
-    """The sentences spoken, in PAUSED_SHARE of the takes split by one or two long silences:
+def speak_with_pauses(
+    sentences: list[str], voice: Voice, rng: np.random.Generator, paused_share: float = PAUSED_SHARE
+) -> tuple[np.ndarray, list[Word]]:
+    """The sentences spoken, in `paused_share` of the takes split by one or two long silences:
     people stop talking now and then, and the gesture then goes back to rest."""
     groups = [sentences]
-    if len(sentences) > 1 and rng.random() < PAUSED_SHARE:
+    if paused_share > 0 and len(sentences) > 1 and rng.random() < paused_share:
         cuts = sorted(rng.choice(np.arange(1, len(sentences)), size=min(len(sentences) - 1, int(rng.integers(1, 3))), replace=False))
         groups = [sentences[a:b] for a, b in zip([0, *cuts], [*cuts, len(sentences)])]
     pieces, words, offset = [], [], 0.0
@@ -125,7 +130,15 @@ def speak_with_pauses(sentences: list[str], voice: Voice, rng: np.random.Generat
     return np.concatenate(pieces), words
 
 
-def make_take(out: Path, name: str, speaker: int, seconds: float, rng: np.random.Generator, augmented: bool = False) -> float:
+def make_take(
+    out: Path,
+    name: str,
+    speaker: int,
+    seconds: float,
+    rng: np.random.Generator,
+    augmented: bool = False,
+    paused_share: float = PAUSED_SHARE,
+) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
     gesture always follows the clean speech."""
@@ -134,7 +147,7 @@ def make_take(out: Path, name: str, speaker: int, seconds: float, rng: np.random
     sentences: list[str] = []
     while len(" ".join(sentences).split()) < seconds * voice.rate / 60 * 0.8:
         sentences.append(make_sentence(rng))
-    audio, words = speak_with_pauses(sentences, voice, rng)
+    audio, words = speak_with_pauses(sentences, voice, rng, paused_share)
     frames = num_frames(audio.shape[0])
     parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]

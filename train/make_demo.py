@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=100.0, help="minutes of synthetic speech to train on")
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--paused-share", type=float, default=0.0, help="share of takes with long silences (the body rests in them)")
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, [f"seed={args.seed}", *args.overrides])
         corpus = Path(cfg.data.root)
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            make_corpus(corpus, args.minutes, args.seed, args.speakers)
+            make_corpus(corpus, args.minutes, args.seed, args.speakers, paused_share=args.paused_share)
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):
