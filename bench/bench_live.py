@@ -111,6 +111,30 @@ def live_bc(model_dir: Path, data: Path, lookaheads: list[int]) -> list[list]:
     return rows
 
 
+def speech_and_silence(model_dir: Path) -> list[list]:
+    """Arm motion per frame in the live path while speech plays and in settled silence (from 1.5 s
+    after the speech to 1 s before the next), on project-made speech with 6 s silences between."""
+    from granumamba.live import LiveSession, join
+    from granumamba.pipeline import GranuMambaPipeline
+
+    model = GranuMambaPipeline.from_pretrained(model_dir).model
+    rows = []
+    for seed in (0, 1):
+        clips = [speech(12), np.zeros(6 * SAMPLE_RATE, np.float32), speech(12)[::-1].copy(), np.zeros(6 * SAMPLE_RATE, np.float32)]
+        audio = np.concatenate(clips)
+        session = LiveSession(model, seed=seed)
+        given = []
+        for piece in pieces_of(audio):
+            given += session.push(piece)
+        poses = join(given + session.finish()).poses.reshape(-1, 55, 3)
+        arms = np.abs(np.diff(poses[:, 16:22], axis=0)).sum((1, 2))
+        t = np.arange(len(arms)) / 30
+        silent = ((t > 13.5) & (t < 17)) | (t > 31.5)
+        spoken = (t < 12) | ((t > 18) & (t < 30))
+        rows.append([seed, arms[spoken].mean(), arms[silent].mean(), arms[spoken].mean() / arms[silent].mean()])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="speech per latency run")
@@ -223,6 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    table(
+        "Live motion while speech plays and in settled silence (arm joints' rotation change per frame, rad)",
+        ["seed", "speech", "silence", "speech / silence"],
+        speech_and_silence(args.model),
+    )
     if args.data:
         table(
             "BC of the live path on the synthetic test split, by look-ahead (the model was trained with 6)",
