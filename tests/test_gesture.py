@@ -28,8 +28,8 @@ def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
 def _speech(seconds: float, pause_after: float | None = None) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
     words, t = [], 0.3
     while t < seconds:
-        if pause_after is not None and pause_after <= t < pause_after + 3.0:
-            t = pause_after + 3.0
+        if pause_after is not None and pause_after <= t < pause_after + 4.0:
+            t = pause_after + 4.0
         words.append(Word("word", t, t + 0.28))
         t += 0.36
     frames = int((seconds + 0.5) * FPS)
@@ -54,10 +54,10 @@ def test_hands_gesture_while_speaking_and_rest_in_a_long_silence():
     speed = np.linalg.norm(np.diff(wrists, axis=0), axis=-1).mean(1) * FPS
     t = np.arange(len(speed)) / FPS
     talking = speed[(t > 1.0) & (t < 4.0)].mean()
-    silent = speed[(t > 5.3) & (t < 6.2)].mean()  # inside the 3 s pause: after the retraction, before the next preparation
+    silent = speed[(t > 6.3) & (t < 7.2)].mean()  # inside the 4 s pause: after the hold and the retraction, before the next preparation
     assert talking > 0.2 and silent < 0.1 * talking, (talking, silent)
     # in the silence both hands are back at the speaker's rest pose
-    middle = int(5.8 * FPS)
+    middle = int(6.8 * FPS)
     for k, side in enumerate(SIDES):
         assert np.linalg.norm(wrists[middle, k] - rest_position(style, side)) < 0.08
 
