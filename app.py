@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     print(f"GranuMamba demo on http://{args.host}:{args.port} (live WebSocket: /live/ws)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)  # open streams do not hold a stop
 
 
 def body_glb() -> bytes:
