@@ -137,3 +137,34 @@ def test_augmented_speech_keeps_length_and_timing_and_changes_the_sound():
     assert max(peaks) / min(peaks) > 3  # loudness varies from quiet to loud
     assert sum(np.sqrt(np.mean(o[~on] ** 2)) > 1e-4 for o in outputs) >= 6  # most carry background noise
     assert np.array_equal(augment(clean, np.random.default_rng(3)), outputs[3])
+
+
+def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tmp_path):
+    """--paused-share: the speech stops for 1.5 to 5 s between sentences, the words keep their
+    times, and the arms come to rest in the silence; with the default of 0 nothing changes."""
+    need_espeak()
+    from granumamba.text.tts import Voice
+    from train.corpus import make_sentence, speak_with_pauses
+
+    rng = np.random.default_rng(3)
+    sentences = [make_sentence(rng) for _ in range(4)]
+    plain, plain_words = speak_with_pauses(sentences, Voice(), np.random.default_rng(0), paused_share=0.0)
+    paused, words = speak_with_pauses(sentences, Voice(), np.random.default_rng(0), paused_share=1.0)
+    gaps = [b.start - a.end for a, b in zip(words, words[1:])]
+    assert 1.5 <= max(gaps) <= 5.5 and max(b.start - a.end for a, b in zip(plain_words, plain_words[1:])) < 1.0
+    assert len(words) == len(plain_words) and paused.size > plain.size + 1.4 * 16000
+    start = int((words[int(np.argmax(gaps))].end + 0.1) * 16000)
+    assert np.abs(paused[start : start + 16000]).max() == 0.0  # the silence is in the audio where the words say
+
+    out = tmp_path / "paused"
+    make_corpus(out, minutes=1.5, seed=2, speakers=1, take_seconds=30, progress=False, paused_share=1.0)
+    rests, talks = [], []
+    for take in index_beat2(out).takes:
+        spoken = read_words(take.textgrid)
+        poses = load_motion(take.motion).poses.reshape(-1, 55, 3)
+        arms = np.abs(np.diff(poses[:, 16:22], axis=0)).sum((1, 2))
+        for a, b in zip(spoken, spoken[1:]):
+            if b.start - a.end > 3.2:  # settled: after the hold and the retraction, before the next preparation
+                rests.append(arms[int((a.end + 2.3) * 30) : int((b.start - 0.8) * 30)].mean())
+        talks.append(arms[int(spoken[0].start * 30) : int(spoken[-1].end * 30)].mean())
+    assert rests and np.mean(rests) < 0.3 * np.mean(talks), (rests, talks)
