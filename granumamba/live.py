@@ -36,9 +36,9 @@ import torch
 from . import SAMPLE_RATE
 from .audio.features import FEATURE_DIM, StreamingFeatures
 from .model.granumamba import GranuMamba
-from .model.sampler import CodeSampler, SampledCodes, decode
-from .motion.parts import PART_NAMES, Motion, merge_parts
-from .pipeline import DEFAULT_TEMPERATURE, check_gains
+from .model.sampler import CodeSampler, SampledCodes
+from .motion.parts import Motion
+from .pipeline import DEFAULT_TEMPERATURE, check_gains, decode_motion
 
 MIN_RATE, MAX_RATE = 8000, 192000
 DECODE_CONTEXT_BLOCKS = 6  # earlier blocks a block's decoding sees: more than the decoder's reach (24 fine latents)
@@ -166,12 +166,8 @@ class LiveSession:
         if stop <= self.frames_given:
             return []
         window_start = self._sampled - self._codes[-1].shape[2] * self.model.generator.frames_per_latent * self.model.config.factors[-1]
-        first = self.frames_given - window_start
-        start = first // self.block * self.block
         codes = SampledCodes(self._codes, stop - window_start)
-        parts = decode(self.model, codes, self.gains, frames=(start, stop - window_start))
-        normalizer = self.model.normalizer
-        motion = merge_parts({p: normalizer.denormalize(p, parts[p][first - start :]) for p in PART_NAMES}, self._start_xz)
+        motion = decode_motion(self.model, codes, self.gains, (self.frames_given - window_start, stop - window_start), self._start_xz)
         self._start_xz = (float(motion.trans[-1, 0]), float(motion.trans[-1, 2]))
         frames = LiveFrames(self.frames_given, motion, self.speech_received_s)
         self.frames_given += motion.num_frames

@@ -130,6 +130,17 @@ def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = Tru
         return LoadedModel(GranuMamba.from_pretrained(BUNDLED_MODEL), str(BUNDLED_MODEL), reason)
 
 
+def decode_motion(
+    model: GranuMamba, codes: SampledCodes, gains: tuple[float, float, float], frames: tuple[int, int], start_xz: tuple[float, float]
+) -> Motion:
+    """Frames (start, stop) of the codes' motion, decoded with `gains`, denormalised and merged,
+    the root's horizontal path continuing from `start_xz` (the frame before's x and z)."""
+    start, stop = frames
+    first = start // model.frame_multiple * model.frame_multiple  # the decoder's windows start on whole blocks
+    parts = decode(model, codes, gains, frames=(first, stop))
+    return merge_parts({p: model.normalizer.denormalize(p, parts[p][start - first :]) for p in PART_NAMES}, start_xz)
+
+
 def check_gains(gains) -> tuple[float, float, float]:
     gains = tuple(float(g) for g in gains)
     if len(gains) != 3 or not all(GAIN_RANGE[0] <= g <= GAIN_RANGE[1] for g in gains):
@@ -199,13 +210,11 @@ class GranuMambaPipeline:
     def _motion(self, codes: SampledCodes, gains: tuple[float, float, float], start_xz: tuple[float, float]) -> Motion:
         """Decoded and merged a minute at a time into preallocated arrays, so that the rotation
         conversions' temporaries do not grow with the length of the speech."""
-        normalizer = self.model.normalizer
         frames = codes.frames
         motion = Motion(np.zeros((frames, 165), np.float32), np.zeros((frames, 3)), np.zeros((frames, 100)), np.zeros(300, np.float32))
         step = MERGE_FRAMES // self.model.frame_multiple * self.model.frame_multiple
         for start in range(0, frames, step):
-            parts = decode(self.model, codes, gains, frames=(start, start + step))
-            piece = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
+            piece = decode_motion(self.model, codes, gains, (start, start + step), start_xz)
             stop = start + piece.num_frames
             motion.poses[start:stop], motion.trans[start:stop], motion.expressions[start:stop] = piece.poses, piece.trans, piece.expressions
             start_xz = (float(piece.trans[-1, 0]), float(piece.trans[-1, 2]))
