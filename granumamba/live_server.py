@@ -52,9 +52,10 @@ from fastapi import Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from . import SAMPLE_RATE
-from .live import LiveFrames, LiveSession
+from .live import DEFAULT_DELAY, LiveFrames, LiveSession
 from .model.granumamba import GranuMamba
 from .motion.skeleton import JOINT_NAMES
+from .pipeline import DEFAULT_TEMPERATURE
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,11 @@ def open_session(model: GranuMamba, settings: dict) -> tuple[LiveSession, np.dty
             sample_rate=_number(settings, "sample_rate", 16000, 8000, 192000, int),
             speaker=_number(settings, "speaker", config.default_speaker, 0, config.num_speakers - 1, int),
             gains=_gains(settings.get("gains", [1, 1, 1])),
-            temperature=_number(settings, "temperature", 1.0, 0, 2),
+            temperature=_number(settings, "temperature", DEFAULT_TEMPERATURE, 0, 2),
             seed=_number(settings, "seed", 0, 0, 2**31 - 1, int),
             loudness_gain=_number(settings, "loudness_gain", None, 1e-4, 1e4),
             lookahead=_number(settings, "lookahead", model.generator.lookahead, 0, model.generator.lookahead, int),
-            delay=_number(settings, "delay", 8, 0, model.frame_multiple, int),
+            delay=_number(settings, "delay", DEFAULT_DELAY, 0, model.frame_multiple, int),
         )
     except ValueError as err:
         raise Closing(PROTOCOL, f"start: {err}"[:120]) from None
@@ -215,13 +216,14 @@ class LiveServer:
                 pass
 
     async def _receive(self, websocket, deadline: float):
-        loop = asyncio.get_running_loop()
-        if loop.time() > deadline:
-            raise Closing(LIMIT, f"a live session lasts at most {2 * self.limits.max_seconds:g} s")
+        """The next message, or None when the client has gone; Closing at the idle or wall-time limit."""
+        remaining = deadline - asyncio.get_running_loop().time()
         try:
-            message = await asyncio.wait_for(websocket.receive(), min(self.limits.idle_seconds, max(0.0, deadline - loop.time()) + 0.01))
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            message = await asyncio.wait_for(websocket.receive(), min(self.limits.idle_seconds, remaining + 0.01))
         except asyncio.TimeoutError:
-            if loop.time() > deadline:
+            if asyncio.get_running_loop().time() > deadline:
                 raise Closing(LIMIT, f"a live session lasts at most {2 * self.limits.max_seconds:g} s") from None
             raise Closing(LIMIT, f"nothing received for {self.limits.idle_seconds:g} s: the session is closed") from None
         if message["type"] == "websocket.disconnect":
