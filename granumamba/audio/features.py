@@ -27,11 +27,16 @@ FEATURE_VERSION = 3  # bump when any of the above changes: it keys the feature c
 def loudness_gain(audio: np.ndarray) -> float:
     """The gain that puts the speech (frames within 40 dB of the loudest) at TARGET_RMS_DB."""
     frame_rms = np.sqrt(np.mean(_frames(audio, 400) ** 2, axis=1) + 1e-12) if audio.size >= 400 else np.array([0.0])
-    peak = frame_rms.max()
+    return _gain_of(frame_rms)
+
+
+def _gain_of(frame_rms: np.ndarray, quietest: float = 0.0) -> float:
+    """loudness_gain from the RMS of 400-sample frames; a speech level under `quietest` counts as it."""
+    peak = frame_rms.max(initial=0.0)
     if peak < 1e-5:  # silence: nothing to normalise
         return 1.0
     speech = frame_rms[frame_rms > peak * 0.01]
-    return float(10 ** (TARGET_RMS_DB / 20) / np.sqrt(np.mean(speech**2)))
+    return float(10 ** (TARGET_RMS_DB / 20) / max(float(np.sqrt(np.mean(speech**2))), quietest))
 
 
 def normalize_loudness(audio: np.ndarray) -> np.ndarray:
@@ -144,16 +149,8 @@ class StreamingFeatures:
         if self.gain is not None:
             return self.gain
         power = np.concatenate(self._frame_power) if self._frame_power else np.zeros(0)
-        if power.size == 0:
-            return 1.0
         self._frame_power = [power]
-        rms = np.sqrt(power + 1e-12)
-        peak = rms.max()
-        if peak < 1e-5:
-            return 1.0
-        speech = rms[rms > peak * 0.01]
-        level = max(float(np.sqrt(np.mean(speech**2))), 10 ** (QUIET_SPEECH_DB / 20))
-        return float(10 ** (TARGET_RMS_DB / 20) / level)
+        return _gain_of(np.sqrt(power + 1e-12), quietest=10 ** (QUIET_SPEECH_DB / 20))
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
