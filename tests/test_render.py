@@ -268,3 +268,63 @@ def test_render_and_export_commands(tmp_path):
     assert (tmp_path / "m.bvh").read_text().startswith("HIERARCHY")
     (tmp_path / "bad.npz").write_text("nope")
     assert main(["render", "--motion", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "b.mp4")]) == 2
+
+
+def _reversals(profile: np.ndarray, tolerance: float) -> int:
+    """How often a profile turns from growing to shrinking or back by more than `tolerance`."""
+    turns, extreme, direction = 0, profile[0], 0
+    for value in profile[1:]:
+        step = value - extreme
+        if direction >= 0 and value > extreme or direction <= 0 and value < extreme:
+            extreme = value  # still going the same way (or not yet started)
+            direction = direction or (1 if step > 0 else -1 if step < 0 else 0)
+        elif abs(step) > tolerance:
+            turns += direction != 0
+            direction, extreme = -direction or (1 if step > 0 else -1), value
+    return turns
+
+
+def test_the_mannequin_is_closed_smooth_surfaces_without_lumps_along_the_torso():
+    """The body is closed surfaces whose normals face out, and seen from the front in its bind
+    pose the torso's outline from the crotch to below the arms widens and narrows only at the hips,
+    the waist and the chest: no bulging pieces along it."""
+    import trimesh
+
+    from granumamba.motion.skeleton import NUM_JOINTS, forward_kinematics
+    from granumamba.render.body import Mannequin
+    from granumamba.render.scene import SceneRenderer, look_at
+
+    body = Mannequin()
+    mesh = trimesh.Trimesh(body.rest_vertices, body.faces, process=False)
+    assert mesh.is_watertight and mesh.is_winding_consistent
+    assert all(piece.volume > 0 for piece in mesh.split(only_watertight=True))  # every piece wound outward
+    assert np.mean(np.sum(body.rest_normals * mesh.vertex_normals, axis=1) > 0.5) > 0.99  # normals of its faces
+    assert np.allclose(body.skin_weights.sum(1), 1, atol=1e-5)
+
+    import torch
+
+    positions, rotations = forward_kinematics(torch.eye(3).expand(1, NUM_JOINTS, 3, 3), torch.zeros(1, 3))
+    frame = body.mesh(rotations[0].numpy(), positions[0].numpy())
+    assert np.allclose(frame.vertices, body.rest_vertices, atol=1e-5)  # the bind pose reproduces the rest mesh
+    size, height, distance, yfov = 512, -0.25, 2.5, 0.55
+    scene = SceneRenderer(size, size, body.faces, body.colours, look_at(np.array([0, height, distance]), np.array([0, height, 0.0])), -1.4, yfov)
+    background = scene.render(body.rest_vertices + [100.0, 0, 0], body.rest_normals)  # the body out of sight
+    image = scene.render(frame.vertices, frame.normals)
+    scene.close()
+    inside = np.abs(image.astype(int) - background.astype(int)).sum(-1) > 12
+    per_metre = size / (2 * distance * np.tan(yfov / 2))  # pixels per metre at the body's depth
+
+    def rows(y: float) -> int:
+        return int(round(size / 2 - (y - height) * per_metre))
+
+    centre = size // 2
+    widths = []
+    for row in range(rows(-0.05), rows(-0.45)):  # below the outstretched arms, above the crotch
+        line = inside[row]
+        assert line[centre], f"row {row}: the torso has a gap"
+        left = centre - np.argmin(line[centre::-1])
+        right = centre + np.argmin(line[centre:])
+        widths.append(right - left)
+    widths = np.asarray(widths, float)
+    assert widths.min() > 0.2 * per_metre  # a torso, not a stick
+    assert _reversals(widths, tolerance=2.0) <= 2, widths  # chest, waist, hips: two turns at most

@@ -1,8 +1,9 @@
 """Bodies that turn BEAT2 motion into a triangle mesh per frame.
 
-`Mannequin` is the project's own license-free body: pieces (capsules, ellipsoids, boxes) on the
-SMPL-X kinematic tree and the project's rest skeleton, with a torso, hands with all 30 finger
-joints, feet, and a head with a jaw that opens. It is one mesh with linear-blend skin weights on
+`Mannequin` is the project's own license-free body, an artist's mannequin on the SMPL-X kinematic
+tree and the project's rest skeleton: a torso swept as one smooth surface from hips to shoulders,
+tapered limbs with round ends, palms and feet, hands with all 30 finger joints, and a head with a
+jaw that opens. It is one mesh with linear-blend skin weights on
 the 55 joints: near a joint a limb's surface blends the two bones that meet there, so elbows,
 knees, wrists and knuckles bend smoothly instead of folding rigid pieces into each other. The
 offscreen renderer skins it on the CPU (`mesh`), the glTF export carries the same weights for
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import torch
 import trimesh
 
@@ -80,23 +82,64 @@ def _tint(name: str, base: np.ndarray) -> np.ndarray:
     return base
 
 
-def _segment(start: np.ndarray, end: np.ndarray, radius: float, sections: int = 16) -> trimesh.Trimesh:
-    """A capsule from start to end (in the owning joint's frame)."""
-    direction = end - start
-    length = float(np.linalg.norm(direction))
-    mesh = trimesh.creation.capsule(height=max(length, 1e-4), radius=radius, count=[sections, sections])
-    mesh.apply_translation([0, 0, length / 2])  # capsule along +z from 0 to length
-    if length > 1e-6:
-        mesh.apply_transform(trimesh.geometry.align_vectors([0, 0, 1], direction / length))
-    mesh.apply_translation(start)
-    return mesh
-
-
 def _ellipsoid(centre, radii, subdivisions: int = 2) -> trimesh.Trimesh:
     mesh = trimesh.creation.icosphere(subdivisions=subdivisions)
     mesh.apply_scale(radii)
     mesh.apply_translation(centre)
     return mesh
+
+
+def _loft(
+    origin, axis, width, depth, s, a, b, offset=None, caps=(0.0, 0.0), around: int = 32, step: float = 0.008, cap_rings: int = 6
+) -> trimesh.Trimesh:
+    """A smooth closed surface swept along `axis` from `origin`: elliptical sections with half-extents
+    `a` along `width` and `b` along `depth`, centred `offset` along `depth`, given at distances `s`
+    and interpolated by monotone cubics (so a profile never bulges past the values it is given);
+    each end is closed by a rounded cap `caps` deep. trimesh's primitives are spheres, capsules and
+    boxes of one radius; a body's torso, tapered limbs, palms and feet need this one sweep."""
+    from scipy.interpolate import PchipInterpolator
+
+    origin, axis, width, depth = (np.asarray(v, dtype=np.float64) for v in (origin, axis, width, depth))
+    s = np.asarray(s, dtype=np.float64)
+    profile = np.stack([a, b, np.zeros(len(s)) if offset is None else offset], axis=1).astype(np.float64)
+    along = np.linspace(s[0], s[-1], max(2, int(np.ceil((s[-1] - s[0]) / step)) + 1))
+    sections = PchipInterpolator(s, profile)(along) if len(s) > 2 else np.stack([np.interp(along, s, p) for p in profile.T], 1)
+    rings = [(x, *sec) for x, sec in zip(along, sections)]
+    for end, sign in ((0, -1.0), (-1, 1.0)):
+        x, sa, sb, so = rings[end]
+        cap = [(x + sign * caps[end] * np.sin(t), sa * np.cos(t), sb * np.cos(t), so) for t in np.linspace(0, np.pi / 2, cap_rings + 1)[1:-1]]
+        rings = cap[::-1] + rings if end == 0 else rings + cap
+    poles = [s[0] - caps[0], s[-1] + caps[1]]
+    phi = np.linspace(0, 2 * np.pi, around, endpoint=False)
+    cos, sin = np.cos(phi)[:, None], np.sin(phi)[:, None]
+    points = [origin + x * axis + (ra * cos) * width + (rb * sin + ro) * depth for x, ra, rb, ro in rings]
+    first, last = rings[0][3], rings[-1][3]
+    vertices = np.concatenate([np.vstack(points), [origin + poles[0] * axis + first * depth, origin + poles[1] * axis + last * depth]])
+    n, k = len(rings), np.arange(around)
+    faces = []
+    for i in range(n - 1):
+        lo, hi = i * around + k, (i + 1) * around + k
+        lo1, hi1 = i * around + (k + 1) % around, (i + 1) * around + (k + 1) % around
+        faces += [np.stack([lo, lo1, hi1], 1), np.stack([lo, hi1, hi], 1)]
+    bottom, top = n * around, n * around + 1
+    faces.append(np.stack([np.full(around, bottom), (k + 1) % around, k], 1))
+    last_ring = (n - 1) * around
+    faces.append(np.stack([np.full(around, top), last_ring + k, last_ring + (k + 1) % around], 1))
+    mesh = trimesh.Trimesh(vertices, np.concatenate(faces), process=False)
+    if mesh.volume < 0:  # wind the faces so that normals point outward
+        mesh = trimesh.Trimesh(vertices, mesh.faces[:, ::-1], process=False)
+    return mesh
+
+
+def _limb(start: np.ndarray, end: np.ndarray, radii: tuple[float, float], around: int = 20, cap_rings: int = 4) -> trimesh.Trimesh:
+    """A tapered capsule from start to end: round ends of the two radii. Its sections are 2.5 cm
+    apart, enough for the skin to bend it smoothly at the joints."""
+    direction = np.asarray(end, dtype=np.float64) - start
+    length = float(np.linalg.norm(direction))
+    axis = direction / length
+    width = np.cross(axis, [0.0, 0.0, 1.0] if abs(axis[2]) < 0.9 else [1.0, 0.0, 0.0])
+    width /= np.linalg.norm(width)
+    return _loft(start, axis, width, np.cross(axis, width), [0.0, length], radii, radii, caps=radii, around=around, step=0.025, cap_rings=cap_rings)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -128,14 +171,73 @@ def _bone_weights(points: np.ndarray, joint: int, child: int | None, rest: np.nd
     joints[:, 1], joints[:, 2] = child, max(parent, 0)
     weights[:, 1], weights[:, 2] = to_child, to_parent
     weights[:, 0] = 1.0 - to_child - to_parent
-    order = np.argsort(-weights, axis=1)  # the strongest influence first
-    return np.take_along_axis(joints, order, 1), np.take_along_axis(weights, order, 1)
+    return joints, weights
 
 
-def _box(centre, extents) -> trimesh.Trimesh:
-    mesh = trimesh.creation.box(extents=extents)
-    mesh.apply_translation(centre)
-    return mesh
+@dataclass
+class _Piece:
+    """One closed surface of the body in the bind pose and its skin: up to four joints and
+    weights per vertex."""
+
+    mesh: trimesh.Trimesh
+    colour: np.ndarray
+    joints: np.ndarray  # (V, 4)
+    weights: np.ndarray  # (V, 4), summing to 1
+
+
+def _piece(mesh: trimesh.Trimesh, colour, joint: int, child: int | None = None, rest=None) -> _Piece:
+    """A piece placed in `joint`'s frame (moved to the bind pose here) that follows `joint`, or the
+    bone from `joint` to `child` with the blends of `_bone_weights`."""
+    rest = rest_joint_positions() if rest is None else rest
+    mesh = mesh.copy()
+    mesh.apply_translation(rest[joint])
+    joints, weights = _bone_weights(np.asarray(mesh.vertices), joint, child, rest)
+    return _Piece(mesh, colour, np.pad(joints, ((0, 0), (0, 1))), np.pad(weights, ((0, 0), (0, 1))))
+
+
+TORSO_PROFILE = np.array(
+    [  # height in the bind pose (m), half-width, half-depth, forward offset: hips, waist, chest, shoulders
+        (-0.47, 0.118, 0.085, -0.005),
+        (-0.43, 0.150, 0.100, -0.005),
+        (-0.37, 0.162, 0.104, -0.010),
+        (-0.30, 0.150, 0.097, -0.010),
+        (-0.22, 0.134, 0.090, -0.005),
+        (-0.13, 0.143, 0.095, 0.000),
+        (-0.04, 0.160, 0.103, 0.010),
+        (0.04, 0.170, 0.100, 0.006),
+        (0.095, 0.164, 0.086, -0.008),
+    ]
+)
+
+
+def _torso(rest: np.ndarray) -> _Piece:
+    """Pelvis, waist, chest and shoulders as one smooth surface. Each vertex follows the spine bone
+    at its height, blending into the next across each joint; the shoulders' tops follow the collars
+    a little, so a shrug lifts them with the arm."""
+    h, a, b, z = TORSO_PROFILE.T
+    mesh = _loft([0.0, 0.0, 0.0], [0, 1, 0], [1, 0, 0], [0, 0, 1], h, a, b, z, caps=(0.05, 0.055), around=40, step=0.015)
+    points = np.asarray(mesh.vertices)
+    chain = [JOINT_INDEX[n] for n in ("pelvis", "spine1", "spine2", "spine3", "neck")]
+    band = np.clip(np.searchsorted(rest[chain[1:-1], 1], points[:, 1]), 0, len(chain) - 2)
+    joints, weights = np.zeros((len(points), 4), np.int64), np.zeros((len(points), 4), np.float32)
+    for i in range(len(chain) - 1):
+        rows = band == i
+        joints[rows, :3], weights[rows, :3] = _bone_weights(points[rows], chain[i], chain[i + 1], rest)
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        collar = JOINT_INDEX[f"{side}_collar"]
+        share = _smoothstep((sign * points[:, 0] - 0.08) / 0.08) * _smoothstep(points[:, 1] / 0.08)
+        rows = share > 0
+        weights[rows, :3] *= 1 - share[rows, None]
+        joints[rows, 3], weights[rows, 3] = collar, share[rows]
+    return _Piece(mesh, TORSO, joints, weights)
+
+
+LIMB_RADII = {  # (at the joint, at the child joint) of the left side's bones; the right mirrors them
+    ("left_shoulder", "left_elbow"): (0.056, 0.043),
+    ("left_elbow", "left_wrist"): (0.044, 0.033),
+    ("left_hip", "left_knee"): (0.086, 0.060),
+    ("left_knee", "left_ankle"): (0.060, 0.043),
+}
 
 
 class Mannequin:
@@ -144,109 +246,83 @@ class Mannequin:
     name = "mannequin"
 
     def __init__(self):
-        pieces: list[tuple] = []  # (joint it follows, mesh in joint frame, colour[, the bone's child joint])
-        offsets = REST_OFFSETS
-        radius = {
-            "spine1": 0.12,
-            "spine2": 0.125,
-            "spine3": 0.13,
-            "neck": 0.055,
-            "left_hip": 0.09,
-            "left_knee": 0.07,
-            "left_ankle": 0.055,
-            "left_collar": 0.06,
-            "left_shoulder": 0.06,
-            "left_elbow": 0.047,
-            "left_wrist": 0.04,
-        }
-        for j in range(1, NUM_JOINTS):
+        offsets, rest = REST_OFFSETS, rest_joint_positions()
+        pieces = [_torso(rest)]
+        for (joint, child), radii in LIMB_RADII.items():
+            for side in ("left", "right"):
+                j, c = JOINT_INDEX[joint.replace("left", side)], JOINT_INDEX[child.replace("left", side)]
+                pieces.append(_piece(_limb(np.zeros(3), offsets[c], radii), _tint(side + "_", SKIN), j, c, rest))
+        for j in range(1, NUM_JOINTS):  # fingers: three segments each, the first reaching into the palm
             name = JOINT_NAMES[j]
-            parent = PARENTS[j]
-            if name in ("jaw", "left_eye", "right_eye") or name.startswith(("left_foot", "right_foot")):
+            if not any(finger in name for finger in ("thumb", "index", "middle", "ring", "pinky")):
                 continue
-            key = name.replace("right_", "left_")
-            if "thumb" in name or "index" in name or "middle" in name or "ring" in name or "pinky" in name:
-                r = 0.0105 if name.endswith("1") else 0.0095
-                start = np.zeros(3) if not name.endswith("1") else offsets[j] * 0.35
-                pieces.append((parent, _segment(start, offsets[j], r, 8), _tint(name, SKIN), j))
-                if name.endswith("3"):  # fingertip: carry the last segment on past the joint
-                    tip = offsets[j] / np.linalg.norm(offsets[j]) * 0.022
-                    pieces.append((j, _segment(np.zeros(3), tip, 0.0088, 8), _tint(name, SKIN)))
-                continue
-            r = radius.get(key, 0.05)
-            colour = TORSO if name.startswith("spine") or name in ("neck",) or key in ("left_hip", "left_collar") else _tint(name, SKIN)
-            if key in ("left_hip",):
-                colour = TORSO
-            pieces.append((parent, _segment(np.zeros(3), offsets[j], r), colour, j))
-        pelvis = JOINT_INDEX["pelvis"]
-        pieces.append((pelvis, _ellipsoid([0, 0.02, -0.01], [0.17, 0.11, 0.12]), TORSO))
-        chest = JOINT_INDEX["spine3"]
-        pieces.append((chest, _ellipsoid([0, 0.1, 0.0], [0.18, 0.13, 0.11]), TORSO))
-        head = JOINT_INDEX["head"]
-        pieces.append((head, _ellipsoid([0, 0.09, 0.02], [0.085, 0.11, 0.1], 3), SKIN))
-        pieces.append((head, _segment(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), 0.012, 6), SKIN))  # nose
+            r = 0.0105 if name.endswith("1") else 0.0095
+            start = np.zeros(3) if not name.endswith("1") else offsets[j] * 0.35
+            pieces.append(_piece(_limb(start, offsets[j], (r, r), 8, 2), _tint(name, SKIN), PARENTS[j], j, rest))
+            if name.endswith("3"):  # fingertip: carry the last segment on past the joint
+                tip = offsets[j] / np.linalg.norm(offsets[j]) * 0.022
+                pieces.append(_piece(_limb(np.zeros(3), tip, (0.0092, 0.0085), 8, 2), _tint(name, SKIN), j, rest=rest))
+        neck, head, jaw = JOINT_INDEX["neck"], JOINT_INDEX["head"], JOINT_INDEX["jaw"]
+        pieces.append(_piece(_limb(np.array([0.0, -0.06, 0.01]), offsets[head], (0.046, 0.04), 24), SKIN, neck, head, rest))
+        pieces.append(_piece(_ellipsoid([0, 0.09, 0.02], [0.085, 0.11, 0.1], 3), SKIN, head, rest=rest))
+        pieces.append(_piece(_limb(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), (0.012, 0.01), 12, 3), SKIN, head, rest=rest))  # nose
         for side in (-1, 1):
-            pieces.append((head, _ellipsoid([0.032 * side, 0.1, 0.098], [0.011, 0.009, 0.006], 1), DARK))  # eyes
-        jaw = JOINT_INDEX["jaw"]
-        pieces.append((jaw, _ellipsoid([0, -0.025, 0.06], [0.06, 0.03, 0.065], 2), SKIN * 0.92))  # lower jaw, opens
-        pieces.append((head, _ellipsoid([0, 0.025, 0.088], [0.035, 0.012, 0.02], 1), DARK * 2))  # mouth cavity behind the jaw
-        for side in ("left", "right"):
-            wrist = JOINT_INDEX[f"{side}_wrist"]
-            sign = 1 if side == "left" else -1
-            pieces.append((wrist, _box([sign * 0.05, -0.005, 0.0], [0.09, 0.025, 0.08]), _tint(f"{side}_", SKIN)))
-            ankle = JOINT_INDEX[f"{side}_ankle"]
-            foot = JOINT_INDEX[f"{side}_foot"]
-            pieces.append((ankle, _box(offsets[foot] * 0.5 + [0, -0.02, 0.0], [0.09, 0.06, 0.2]), TORSO * 0.6))
-        vertices, faces, joint_of, colours, normals, skin_joints, skin_weights = [], [], [], [], [], [], []
-        count = 0
-        rest = rest_joint_positions()
-        for joint, mesh, colour, *child in pieces:
-            local = np.asarray(mesh.vertices, dtype=np.float32)
-            vertices.append(local)
-            normals.append(np.asarray(mesh.vertex_normals, dtype=np.float32))
-            faces.append(np.asarray(mesh.faces) + count)
-            joint_of.append(np.full(len(local), joint))
-            colours.append(np.tile(np.append(colour, 1.0), (len(local), 1)))
-            influence, weight = _bone_weights(local + rest[joint], joint, child[0] if child else None, rest)
-            skin_joints.append(influence)
-            skin_weights.append(weight)
-            count += len(local)
-        self.local_vertices = np.concatenate(vertices)  # in the frame of the joint each vertex mostly follows
-        self.local_normals = np.concatenate(normals)
-        self.faces = np.concatenate(faces).astype(np.int32)
-        self.joint_of = np.concatenate(joint_of)
-        self.colours = np.concatenate(colours).astype(np.float32)
+            pieces.append(_piece(_ellipsoid([0.032 * side, 0.1, 0.098], [0.011, 0.009, 0.006], 1), DARK, head, rest=rest))  # eyes
+        pieces.append(_piece(_ellipsoid([0, 0.025, 0.045], [0.05, 0.03, 0.04], 2), SKIN * 0.92, jaw, rest=rest))  # lower jaw, opens
+        pieces.append(_piece(_ellipsoid([0, 0.025, 0.088], [0.035, 0.012, 0.02], 1), DARK * 2, head, rest=rest))  # mouth behind the jaw
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            wrist, ankle = JOINT_INDEX[f"{side}_wrist"], JOINT_INDEX[f"{side}_ankle"]
+            palm = _loft(
+                [0.0, -0.005, -0.005], [sign, 0, 0], [0, 0, 1], [0, 1, 0],
+                [0.0, 0.03, 0.065, 0.09], [0.03, 0.04, 0.043, 0.041], [0.017, 0.016, 0.014, 0.012], caps=(0.012, 0.01), around=24, step=0.015, cap_rings=4,
+            )
+            pieces.append(_piece(palm, _tint(f"{side}_", SKIN), wrist, rest=rest))
+            toe = offsets[JOINT_INDEX[f"{side}_foot"]]
+            foot = _loft(  # heel to toes, the sole flat
+                [toe[0] * 0.3, -0.0775, -0.03], [0, 0, 1], [1, 0, 0], [0, 1, 0],
+                [0.0, 0.05, 0.12, 0.17], [0.036, 0.042, 0.048, 0.042], [0.045, 0.04, 0.03, 0.022], [0.045, 0.04, 0.03, 0.022],
+                caps=(0.035, 0.03), around=24, step=0.015, cap_rings=4,
+            )
+            pieces.append(_piece(foot, TORSO * 0.6, ankle, rest=rest))
+        self._assemble(pieces, rest)
+
+    def _assemble(self, pieces: list[_Piece], rest: np.ndarray) -> None:
+        counts = np.cumsum([0] + [len(p.mesh.vertices) for p in pieces])
+        self.rest_vertices = np.concatenate([p.mesh.vertices for p in pieces]).astype(np.float32)  # the bind pose
+        self.rest_normals = np.concatenate([p.mesh.vertex_normals for p in pieces]).astype(np.float32)
+        self.faces = np.concatenate([p.mesh.faces + c for p, c in zip(pieces, counts)]).astype(np.int32)
+        self.colours = np.concatenate([np.tile(np.append(p.colour, 1.0), (len(p.mesh.vertices), 1)) for p in pieces]).astype(np.float32)
         self.rest_positions = rest
-        self.rest_vertices = (self.local_vertices + rest[self.joint_of]).astype(np.float32)  # the bind pose (rest rotations are identity)
-        self.skin_joints = np.concatenate(skin_joints).astype(np.int64)  # (V, 3): the joints each vertex follows
-        self.skin_weights = np.concatenate(skin_weights).astype(np.float32)  # (V, 3), summing to 1
-        # the vertices that do not simply follow the joint they are placed on: near a joint
-        self._blended = np.flatnonzero((self.skin_weights[:, 0] < 1.0) | (self.skin_joints[:, 0] != self.joint_of))
+        joints = np.concatenate([p.joints for p in pieces]).astype(np.int64)
+        weights = np.concatenate([p.weights for p in pieces]).astype(np.float32)
+        order = np.argsort(-weights, axis=1, kind="stable")  # the strongest influence first
+        self.skin_joints = np.take_along_axis(joints, order, 1)  # (V, 4): the joints each vertex follows
+        self.skin_weights = np.take_along_axis(weights, order, 1)  # (V, 4), summing to 1
+        self.skin_joints[self.skin_weights == 0] = 0
+        rows = np.repeat(np.arange(len(weights)), weights.shape[1])
+        self._skin = scipy.sparse.csr_array((self.skin_weights.ravel(), (rows, self.skin_joints.ravel())), shape=(len(weights), NUM_JOINTS))
 
     def mesh(self, rotations: np.ndarray, positions: np.ndarray) -> FrameMesh:
         """Global joint rotations (55, 3, 3) and positions (55, 3) of one frame -> its mesh, by
-        linear blend skinning: v = sum_k w_k (R_k (v_rest - rest_k) + p_k). Vertices that follow
-        one joint alone (most) take the rigid shortcut."""
-        R = rotations[self.joint_of]  # (V, 3, 3)
-        vertices = np.einsum("vij,vj->vi", R, self.local_vertices) + positions[self.joint_of]
-        normals = np.einsum("vij,vj->vi", R, self.local_normals)
-        blend = self._blended
-        if blend.size:
-            joints, weights = self.skin_joints[blend], self.skin_weights[blend]  # (B, 3)
-            offsets = positions - np.einsum("kij,kj->ki", rotations, self.rest_positions)  # p_k - R_k rest_k
-            M = np.einsum("bk,bkij->bij", weights, rotations[joints])  # blended rotation parts (B, 3, 3)
-            t = np.einsum("bk,bki->bi", weights, offsets[joints])
-            vertices[blend] = np.einsum("bij,bj->bi", M, self.rest_vertices[blend]) + t
-            n = np.einsum("bij,bj->bi", M, self.local_normals[blend])
-            normals[blend] = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-8)
-        return FrameMesh(vertices.astype(np.float32), normals.astype(np.float32))
+        linear blend skinning: v = sum_k w_k (R_k (v_rest - rest_k) + p_k), the weighted sum of the
+        joints' 3 x 4 transforms taken once per vertex as a sparse product."""
+        transforms = np.concatenate(
+            [rotations.reshape(NUM_JOINTS, 9), positions - np.einsum("kij,kj->ki", rotations, self.rest_positions)], axis=1
+        ).astype(np.float32)
+        M = self._skin @ transforms  # (V, 12): each vertex's blended rotation (row-major) and offset
+        columns = M[:, 0:9:3], M[:, 1:9:3], M[:, 2:9:3]
+        v, n = self.rest_vertices, self.rest_normals
+        vertices = columns[0] * v[:, :1] + columns[1] * v[:, 1:2] + columns[2] * v[:, 2:3] + M[:, 9:]
+        normals = columns[0] * n[:, :1] + columns[1] * n[:, 1:2] + columns[2] * n[:, 2:3]
+        normals /= np.maximum(np.sqrt((normals * normals).sum(1, keepdims=True)), 1e-8)
+        return FrameMesh(vertices, normals)
 
     def skinned(self, motion: Motion | None = None) -> SkinnedMesh:
         """The body as glTF stores it (the mannequin has no shape parameters: `motion` unused)."""
         joints, weights = _four(self.skin_joints, self.skin_weights)
         return SkinnedMesh(
             self.rest_vertices,
-            self.local_normals,
+            self.rest_normals,
             self.colours,
             self.faces,
             joints,
