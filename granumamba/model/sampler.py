@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -69,10 +70,12 @@ class CodeSampler:
         self.speaker = torch.tensor([config.default_speaker if speaker is None else speaker])
         if not 0 <= int(self.speaker) < config.num_speakers:
             raise ValueError(f"speaker {int(self.speaker)} is out of range 0..{config.num_speakers - 1}")
-        self.seed_indices, self.seed_codes = seed_indices, seed_codes
-        # Each level's codebooks side by side (parts, K, C): one gather per step picks every part's code.
+        self.seed_codes = seed_codes
+        self._seed_indices = None if seed_indices is None else [i.detach().cpu().numpy() for i in seed_indices]
+        # Each level's codebooks side by side (parts, K, C), as numpy arrays for the step loop
+        # (`Generator._step_heads` says why): one fancy index per step picks every part's code.
         every_code = torch.arange(config.codebook_size).expand(1, len(PART_NAMES), -1)
-        self.codebooks = [model.lookup_codes(level, every_code)[0] for level in range(len(LEVELS))]
+        self._codebooks = [model.lookup_codes(level, every_code)[0].detach().cpu().numpy() for level in range(len(LEVELS))]
         self.state = GenerationState()
 
     @torch.no_grad()
@@ -86,30 +89,31 @@ class CodeSampler:
         uniform = None  # the span's sampling noise: one number per part and step, drawn for all steps at once
         if self.temperature > 0:
             uniform = [
-                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), 1)
+                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), 1)[..., 0].numpy()
                 for level, (o, n) in enumerate(zip(offsets, steps))
             ]
-        indices: list[list[torch.Tensor]] = [[] for _ in LEVELS]
-        seed_indices, codebooks, temperature = self.seed_indices, self.codebooks, self.temperature
-        codes = config.codebook_size
+        indices: list[list[np.ndarray]] = [[] for _ in LEVELS]
+        seed_indices, codebooks, scale = self._seed_indices, self._codebooks, 1.0 / max(self.temperature, 1e-6)
+        parts, last_code = np.arange(len(PART_NAMES)), config.codebook_size - 1
 
-        def choose(level, step, logits, latents):
+        def choose(level, step, logits, latents):  # numpy: logits (1, parts, K) -> code vectors (1, parts, C)
             position = offsets[level] + step
             if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
-                chosen = seed_indices[level][:, :, position : position + 1]
+                chosen = seed_indices[level][:, :, position]
             elif uniform is None:
                 chosen = logits.argmax(-1)
             else:  # inverse-CDF sampling: the first code whose cumulative probability passes the step's number
-                cdf = torch.softmax(logits / temperature, dim=-1).cumsum_(-1)
-                chosen = torch.searchsorted(cdf, uniform[level][:, :, step : step + 1] * cdf[..., -1:])[..., 0].clamp_(max=codes - 1)
+                scaled = logits * scale
+                cdf = np.cumsum(np.exp(scaled - scaled.max(-1, keepdims=True)), axis=-1)
+                chosen = np.minimum((cdf < uniform[level][:, :, step, None] * cdf[..., -1:]).sum(-1), last_code)
             indices[level].append(chosen)
-            return codebooks[level].gather(1, chosen[0, :, :, None].expand(-1, -1, codebooks[level].shape[-1]))[None]
+            return codebooks[level][parts, chosen[0]][None]
 
         span_seed = None if self.seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(self.seed_codes, offsets, steps)]
         with one_thread():
             cond = gen.condition(audio.float(), words.long(), self.speaker)
             _, _, _, self.state = gen.run(cond, choose, span_seed, self.state)
-        return [torch.cat(i, dim=2) for i in indices]
+        return [torch.from_numpy(np.stack(i, axis=2)).long() for i in indices]
 
 
 @torch.no_grad()

@@ -65,12 +65,17 @@ class LinearRecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, decay: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
-        states = inputs.clone()
+    def run(decay: torch.Tensor, states: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+        """The recurrence in place: `states` holds the inputs and leaves holding the states."""
         steps, decays = states.unbind(0), decay.unbind(0)  # views made once, not per step
         steps[0].addcmul_(decays[0], initial)
         for t in range(1, len(steps)):
             steps[t].addcmul_(decays[t], steps[t - 1])
+        return states
+
+    @staticmethod
+    def forward(ctx, decay: torch.Tensor, inputs: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+        states = LinearRecurrence.run(decay, inputs.clone(), initial)
         ctx.save_for_backward(decay, states, initial)
         return states
 
@@ -115,7 +120,10 @@ def selective_scan(
         Bt = B[:, :, start:stop].permute(2, 0, 1).contiguous()  # (L, batch, n)
         dA = (dt[..., None] * A).exp_()  # (L, batch, d, n)
         dBu = (dt * ut)[..., None] * Bt[:, :, None, :]
-        states = LinearRecurrence.apply(dA, dBu, h)  # (L, batch, d, n)
+        if torch.is_grad_enabled():
+            states = LinearRecurrence.apply(dA, dBu, h)  # (L, batch, d, n)
+        else:  # nothing to keep for a gradient: the states overwrite their inputs, a copy saved
+            states = LinearRecurrence.run(dA, dBu, h)
         h = states[-1].clone()
         Ct = C[:, :, start:stop].permute(2, 0, 1).contiguous()  # (L, batch, n)
         y[:, :, start:stop] = torch.matmul(states, Ct[..., None])[..., 0].permute(1, 2, 0)
