@@ -367,3 +367,40 @@ def test_decoding_a_span_of_frames_equals_cutting_the_whole_decoding():
             assert torch.allclose(piece[part], x[start:stop], atol=1e-6), (part, start, stop)
     with pytest.raises(ValueError, match="multiple"):
         decode(model, codes, frames=(3, 20))
+
+
+def test_streams_split_over_threads_give_each_rows_own_result(monkeypatch):
+    """At inference a level's rows run in groups on threads; each row's output and state are
+    what the whole batch in one call gives, and generation does not depend on the worker count."""
+    from granumamba.model import generator as generator_module
+    from granumamba.model import threads
+
+    torch.manual_seed(8)
+    model = GranuMamba(TINY).eval()
+    gen = model.generator
+    x = torch.randn(6, 12, TINY["d_model"])
+    with torch.no_grad():
+        whole, whole_state = gen.local_streams[1](x, None)
+        monkeypatch.setattr(generator_module, "WORKERS", 3)
+        monkeypatch.setattr(threads, "WORKERS", 3)
+        with threads.one_thread():
+            split, split_state = gen._local_stream(1, x, None)
+            again, _ = gen._local_stream(1, x, split_state)  # carrying a split state
+        reference, _ = gen.local_streams[1](x, whole_state)
+    assert torch.allclose(split, whole, atol=1e-6)
+    for (c1, s1), (c2, s2) in zip(split_state, whole_state):
+        assert torch.allclose(c1, c2, atol=1e-6) and torch.allclose(s1, s2, atol=1e-6)
+    assert torch.allclose(again, reference, atol=1e-6)
+    audio = torch.randn(96, 68)
+    many = model.generate(audio, rng_seed=3)
+    monkeypatch.setattr(generator_module, "WORKERS", 1)
+    monkeypatch.setattr(threads, "WORKERS", 1)
+    one = model.generate(audio, rng_seed=3)
+    assert all(torch.allclose(many[p], one[p], atol=1e-5) for p in one)
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    before = torch.get_num_threads()
+    with threads.one_thread():
+        with pytest.raises(ZeroDivisionError):
+            threads.in_threads(lambda i: 1 / i, [1, 0])
+        assert threads.in_threads(lambda i: i * i, range(5)) == [0, 1, 4, 9, 16]
+    assert torch.get_num_threads() == before

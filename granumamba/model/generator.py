@@ -35,6 +35,7 @@ from scipy.special import erf
 from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
 from .quantizer import LEVELS, downsample
+from .threads import WORKERS, in_threads
 
 
 @dataclass
@@ -201,6 +202,20 @@ class Generator(nn.Module):
             steps_codes.append(last)
         return tuple(torch.from_numpy(np.stack(t, axis=2)).to(h.device) for t in (steps_logits, steps_latents, steps_codes))
 
+    def _local_stream(self, level: int, x: torch.Tensor, state: list[MambaState] | None):
+        """A level's stream over its rows (batch x parts, L, d). At inference the rows are
+        independent work: they run in groups side by side on the cores (`in_threads`), with the
+        same result row by row."""
+        stream = self.local_streams[level]
+        groups = min(WORKERS, x.shape[0])
+        if torch.is_grad_enabled() or groups < 2:
+            return stream(x, state)
+        rows = torch.arange(x.shape[0]).tensor_split(groups)
+        pieces = in_threads(lambda r: stream(x[r], None if state is None else [(c[r], s[r]) for c, s in state]), rows)
+        h = torch.cat([piece[0] for piece in pieces])
+        layers = zip(*(piece[1] for piece in pieces))  # per layer, each group's (conv, ssm) state
+        return h, [(torch.cat([c for c, _ in layer]), torch.cat([s for _, s in layer])) for layer in layers]
+
     def run(
         self,
         cond_fine: torch.Tensor,
@@ -232,7 +247,7 @@ class Generator(nn.Module):
         for level in range(len(self.factors)):
             x = self._level_input(level, cond_fine, g, previous, None if seed_codes is None else seed_codes[level])
             batch, parts, length, d = x.shape
-            h, level_state = self.local_streams[level](x.reshape(batch * parts, length, d), state.local[level])
+            h, level_state = self._local_stream(level, x.reshape(batch * parts, length, d), state.local[level])
             h = h.reshape(batch, parts, length, d)
             last = state.last_codes[level]
             if last is None:
