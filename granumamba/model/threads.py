@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import threadpoolctl
 import torch
 
 _lock = threading.Lock()
@@ -22,15 +23,19 @@ _pool: ThreadPoolExecutor | None = None
 WORKERS = max(1, int(os.environ.get("GRANUMAMBA_WORKERS", min(4, os.cpu_count() or 1))))
 
 
+_blas_limit = None  # numpy's BLAS held to one thread, while generation runs
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block (restored after the last concurrent
-    user leaves)."""
-    global _users, _saved
+    """Run torch, and numpy's BLAS (the heads' step loop), on one thread inside the block
+    (restored after the last concurrent user leaves)."""
+    global _users, _saved, _blas_limit
     with _lock:
         if _users == 0:
             _saved = torch.get_num_threads()
             torch.set_num_threads(1)
+            _blas_limit = threadpoolctl.ThreadpoolController().select(user_api="blas").limit(limits=1)
         _users += 1
     try:
         yield
@@ -39,6 +44,7 @@ def one_thread() -> Iterator[None]:
             _users -= 1
             if _users == 0:
                 torch.set_num_threads(_saved)
+                _blas_limit.restore_original_limits()
 
 
 def _one_intra_op_thread() -> None:
