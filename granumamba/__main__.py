@@ -268,7 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     from .audio.io import AudioError
     from .data.beat2 import DataError
     from .model.granumamba import ModelLoadError
-    from .render.body import SMPLXError
     from .text.textgrid import TextGridError
     from .text.tts import SpeechError
 
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return {"generate": generate, "render": render, "export": export, "live": live}[args.command](args)
-    except (AudioError, DataError, ModelLoadError, SMPLXError, TextGridError, SpeechError, ValueError, OSError) as err:
+    except (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, ValueError, OSError) as err:  # SMPLXError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
