@@ -128,7 +128,7 @@ def test_the_glb_animation_reproduces_the_motion(exported):
     for channel in animation.channels:
         out = array(animation.samplers[channel.sampler].output, 4 if channel.target.path == "rotation" else 3)
         if channel.target.path == "rotation":
-            rotvec = roma.unitquat_to_rotvec(torch.as_tensor(out, dtype=torch.float64)).numpy()
+            rotvec = roma.unitquat_to_rotvec(torch.tensor(out, dtype=torch.float64)).numpy()  # a copy: the buffer is read-only
             want = roma.rotvec_to_rotmat(torch.as_tensor(motion.poses.reshape(FRAMES, 55, 3)[:, channel.target.node], dtype=torch.float64))
             assert torch.allclose(roma.rotvec_to_rotmat(torch.as_tensor(rotvec)), want, atol=1e-5)
         else:

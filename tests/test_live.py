@@ -266,14 +266,14 @@ def test_a_client_that_disconnects_mid_stream_frees_its_session(live_server):
     from websockets.sync.client import connect
 
     url, server = live_server
-    ws = connect(url)
-    ws.send(json.dumps({"type": "start"}))
-    ws.recv(timeout=10)
-    for _ in range(20):
-        ws.send(np.random.default_rng(0).normal(0, 0.1, 1600).astype("<f4").tobytes())
-    assert server.active
-    ws.socket.close()  # gone without a closing handshake, as a crashed client or a dropped network
-    wait_idle(server, 10)
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "start"}))
+        ws.recv(timeout=10)
+        for _ in range(20):
+            ws.send(np.random.default_rng(0).normal(0, 0.1, 1600).astype("<f4").tobytes())
+        assert server.active
+        ws.socket.close()  # gone without a closing handshake, as a crashed client or a dropped network
+        wait_idle(server, 10)
 
 
 def test_gains_sent_mid_stream_change_only_the_frames_still_to_come(live_server, speech):
