@@ -378,7 +378,7 @@ def test_streams_split_over_threads_give_each_rows_own_result(monkeypatch):
     torch.manual_seed(8)
     model = GranuMamba(TINY).eval()
     gen = model.generator
-    x = torch.randn(6, 12, TINY["d_model"])
+    x = torch.randn(6, 20, TINY["d_model"])  # at least PARALLEL_STEPS steps: split
     with torch.no_grad():
         whole, whole_state = gen.local_streams[1](x, None)
         monkeypatch.setattr(generator_module, "WORKERS", 3)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..motion.parts import PART_NAMES
 from .generator import GenerationState, position_uniform
 from .quantizer import LEVELS
-from .threads import in_threads, one_thread
+from .threads import PARALLEL_STEPS, in_threads, one_thread
 
 @dataclass
 class SampledCodes:
@@ -150,9 +150,10 @@ def decode(
         raise ValueError(f"a decoded span starts on a multiple of {model.frame_multiple} frames")
     per = model.generator.frames_per_latent
     span = (start // per, -(-stop // model.frame_multiple) * model.frame_multiple // per)
-    with one_thread():  # the parts' decoders are independent: side by side on the cores
-        decoded = in_threads(
-            lambda p: model.decode_part(PART_NAMES[p], [i[:, p] for i in codes.indices], gains, overlap, span=span)[: stop - start],
-            range(len(PART_NAMES)),
-        )
+    def part(p: int) -> torch.Tensor:
+        return model.decode_part(PART_NAMES[p], [i[:, p] for i in codes.indices], gains, overlap, span=span)[: stop - start]
+
+    with one_thread():  # the parts' decoders are independent: side by side on the cores, when long enough to pay
+        parts = range(len(PART_NAMES))
+        decoded = in_threads(part, parts) if span[1] - span[0] >= PARALLEL_STEPS * 4 else [part(p) for p in parts]
     return dict(zip(PART_NAMES, decoded))

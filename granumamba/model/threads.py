@@ -21,6 +21,10 @@ _users = 0
 _saved = 1
 _pool: ThreadPoolExecutor | None = None
 WORKERS = max(1, int(os.environ.get("GRANUMAMBA_WORKERS", min(4, os.cpu_count() or 1))))
+# Work shorter than this many steps (a live session's 16-frame block) runs in the calling thread:
+# handing it to a worker costs more than it saves, and concurrent live sessions already fill the
+# cores (measured: 3 sessions fell behind real time with it split, 4 kept up without).
+PARALLEL_STEPS = 16
 
 
 _blas_limit = None  # numpy's BLAS held to one thread, while generation runs
