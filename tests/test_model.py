@@ -18,7 +18,7 @@ from granumamba.model import (
     selective_scan_reference,
 )
 from granumamba.model.configs import VQConfig
-from granumamba.model.losses import position_losses, stage1_loss
+from granumamba.model.losses import foot_contact_loss, position_losses, stage1_loss
 
 TINY = {
     "vq_hidden": 32,
@@ -216,6 +216,47 @@ def test_stage1_position_terms_add_the_upper_bodys_joint_errors_in_centimetres()
     assert float(position) == pytest.approx(2.5**2 / 132, rel=0.02)
     assert float(velocity) == pytest.approx(2.5**2 / (66 * 3), rel=0.02)  # one step of 2.5 cm among 3 frame pairs
     assert float(acceleration) == pytest.approx(2.5**2 / 66, rel=0.02)  # +2.5 then -2.5 cm/frame^2: both of 2 frame triples
+
+
+def test_stage1_foot_contact_term_is_the_planted_feets_sliding_in_centimetres():
+    """The lower part alone places the feet as forward kinematics of the merged motion does; the
+    contact term is the decoded planted feet's squared horizontal speed (cm per frame), zero for
+    a still foot and for a foot the ground truth has in the air."""
+    import numpy as np
+
+    from granumamba.motion import PART_DIMS, Motion, merge_parts, split_parts
+    from granumamba.motion.parts import FOOT_JOINTS, lower_body_feet
+    from granumamba.motion.rotations import axis_angle_to_matrix
+    from granumamba.motion.skeleton import forward_kinematics
+
+    torch.manual_seed(0)
+    frames = 32
+    poses = torch.randn(frames, 165) * 0.2
+    trans = torch.cumsum(torch.randn(frames, 3) * 0.01, 0) + torch.tensor([0.3, 0.9, -0.2])
+    motion = Motion(poses.numpy(), trans.numpy(), np.zeros((frames, 100)))
+    parts = split_parts(motion)
+    start = (float(trans[0, 0] - parts["lower"][0, -3]), float(trans[0, 2] - parts["lower"][0, -1]))
+    merged = merge_parts(parts, start)
+    positions = forward_kinematics(axis_angle_to_matrix(torch.as_tensor(merged.poses).reshape(frames, 55, 3)), torch.as_tensor(merged.trans, dtype=torch.float32))[0]
+    feet = lower_body_feet(parts["lower"]) + torch.tensor([start[0], 0.0, start[1]])
+    assert torch.allclose(feet, positions[:, list(FOOT_JOINTS)], atol=1e-4)
+
+    model = GranuMamba(TINY).eval()
+    still = Motion(np.zeros((frames, 165), np.float32), np.tile([0.0, 0.9, 0.0], (frames, 1)), np.zeros((frames, 100)))
+    lower = split_parts(still)["lower"][None]  # every foot joint planted: contacts 1
+    assert float(lower[0, :, 54:58].min()) == 1.0
+    sliding = lower.clone()
+    sliding[..., -3] = 0.02  # the root, and so each planted foot, 2 cm a frame along x
+    normalize = lambda x: model.normalizer.normalize("lower", x)  # noqa: E731
+    assert float(foot_contact_loss(model, normalize(lower), normalize(lower))) == pytest.approx(0.0, abs=1e-6)
+    assert float(foot_contact_loss(model, normalize(lower), normalize(sliding))) == pytest.approx(4.0, rel=1e-3)
+    airborne = lower.clone()
+    airborne[..., 54:58] = 0.0  # the truth has the feet in the air: sliding costs nothing
+    assert float(foot_contact_loss(model, normalize(airborne), normalize(sliding))) == pytest.approx(0.0, abs=1e-6)
+    batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
+    plain, weighted = stage1_loss(model, batch), stage1_loss(model, batch, foot_contact_weight=0.5)
+    assert "lower/foot_contact" not in plain
+    assert torch.allclose(weighted["total"], plain["total"] + 0.5 * weighted["lower/foot_contact"])
 
 
 def test_a_gain_of_zero_removes_exactly_that_level():

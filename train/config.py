@@ -55,6 +55,7 @@ class Stage1Config(StageConfig):
     position_weight: float = 0.0  # upper-body joint positions (cm) by forward kinematics
     position_velocity_weight: float = 0.0  # their velocities (cm per frame)
     position_acceleration_weight: float = 0.0  # and accelerations (cm per frame^2)
+    foot_contact_weight: float = 0.0  # planted feet's horizontal sliding (cm per frame)^2, lower part
 
 
 @dataclass

@@ -79,6 +79,19 @@ def upper_body_positions(upper: torch.Tensor) -> torch.Tensor:
     return forward_kinematics(rotmats)[0]  # the body's 22 joints only: fingers and face do not move these
 
 
+def lower_body_feet(lower: torch.Tensor) -> torch.Tensor:
+    """(..., T, 61) lower parts -> (..., T, 4, 3) positions (metres) of the ankles and toes
+    (FOOT_JOINTS order), the root's horizontal path integrated from the origin: where the lower
+    part alone puts the feet, which is what a foot that carries the weight must keep still."""
+    lead = lower.shape[:-1]
+    joints = list(PART_JOINTS["lower"])
+    rotmats = torch.eye(3, dtype=lower.dtype, device=lower.device).expand(*lead, BODY_JOINTS, 3, 3).clone()
+    rotmats[..., joints, :, :] = sixd_to_matrix(lower[..., : len(joints) * 6].reshape(*lead, len(joints), 6))
+    root = lower[..., -3:]
+    trans = torch.stack([root[..., 0].cumsum(-1), root[..., 1], root[..., 2].cumsum(-1)], dim=-1)
+    return forward_kinematics(rotmats, trans)[0][..., list(FOOT_JOINTS), :]
+
+
 def split_parts(motion: Motion) -> dict[str, torch.Tensor]:
     """BEAT2 arrays -> {part: (T, PART_DIMS[part])} float32 tensors."""
     poses = torch.as_tensor(motion.poses, dtype=torch.float32).reshape(-1, NUM_JOINTS * 3)
