@@ -237,7 +237,9 @@ def test_stage1_foot_contact_term_is_the_planted_feets_sliding_in_centimetres():
     parts = split_parts(motion)
     start = (float(trans[0, 0] - parts["lower"][0, -3]), float(trans[0, 2] - parts["lower"][0, -1]))
     merged = merge_parts(parts, start)
-    positions = forward_kinematics(axis_angle_to_matrix(torch.as_tensor(merged.poses).reshape(frames, 55, 3)), torch.as_tensor(merged.trans, dtype=torch.float32))[0]
+    positions = forward_kinematics(
+        axis_angle_to_matrix(torch.as_tensor(merged.poses).reshape(frames, 55, 3)), torch.as_tensor(merged.trans, dtype=torch.float32)
+    )[0]
     feet = lower_body_feet(parts["lower"]) + torch.tensor([start[0], 0.0, start[1]])
     assert torch.allclose(feet, positions[:, list(FOOT_JOINTS)], atol=1e-4)
 

@@ -307,7 +307,9 @@ def test_the_mannequin_is_closed_smooth_surfaces_without_lumps_along_the_torso()
     frame = body.mesh(rotations[0].numpy(), positions[0].numpy())
     assert np.allclose(frame.vertices, body.rest_vertices, atol=1e-5)  # the bind pose reproduces the rest mesh
     size, height, distance, yfov = 512, -0.25, 2.5, 0.55
-    scene = SceneRenderer(size, size, body.faces, body.colours, look_at(np.array([0, height, distance]), np.array([0, height, 0.0])), -1.4, yfov)
+    scene = SceneRenderer(
+        size, size, body.faces, body.colours, look_at(np.array([0, height, distance]), np.array([0, height, 0.0])), -1.4, yfov
+    )
     background = scene.render(body.rest_vertices + [100.0, 0, 0], body.rest_normals)  # the body out of sight
     image = scene.render(frame.vertices, frame.normals)
     scene.close()

@@ -23,14 +23,13 @@ exact result of one pass (`GenerationState`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.special import erf
+from scipy.special import ndtr
 
 from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
@@ -51,8 +50,8 @@ class GenerationState:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """torch's default (exact) GELU, x * Phi(x), on numpy arrays."""
-    return 0.5 * x * (1.0 + erf(x * (1 / math.sqrt(2))))
+    """torch's default (exact) GELU, x * Phi(x), on numpy arrays (scipy's ndtr is Phi)."""
+    return x * ndtr(x)
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:

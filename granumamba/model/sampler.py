@@ -19,6 +19,7 @@ from .generator import GenerationState, position_uniform
 from .quantizer import LEVELS
 from .threads import PARALLEL_STEPS, in_threads, one_thread
 
+
 @dataclass
 class SampledCodes:
     """Per level, the code indices (1, parts, L_level) of one generation, and its frame count."""
@@ -150,6 +151,7 @@ def decode(
         raise ValueError(f"a decoded span starts on a multiple of {model.frame_multiple} frames")
     per = model.generator.frames_per_latent
     span = (start // per, -(-stop // model.frame_multiple) * model.frame_multiple // per)
+
     def part(p: int) -> torch.Tensor:
         return model.decode_part(PART_NAMES[p], [i[:, p] for i in codes.indices], gains, overlap, span=span)[: stop - start]
 

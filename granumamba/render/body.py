@@ -107,7 +107,9 @@ def _loft(
     rings = [(x, *sec) for x, sec in zip(along, sections)]
     for end, sign in ((0, -1.0), (-1, 1.0)):
         x, sa, sb, so = rings[end]
-        cap = [(x + sign * caps[end] * np.sin(t), sa * np.cos(t), sb * np.cos(t), so) for t in np.linspace(0, np.pi / 2, cap_rings + 1)[1:-1]]
+        cap = [
+            (x + sign * caps[end] * np.sin(t), sa * np.cos(t), sb * np.cos(t), so) for t in np.linspace(0, np.pi / 2, cap_rings + 1)[1:-1]
+        ]
         rings = cap[::-1] + rings if end == 0 else rings + cap
     poles = [s[0] - caps[0], s[-1] + caps[1]]
     phi = np.linspace(0, 2 * np.pi, around, endpoint=False)
@@ -139,7 +141,9 @@ def _limb(start: np.ndarray, end: np.ndarray, radii: tuple[float, float], around
     axis = direction / length
     width = np.cross(axis, [0.0, 0.0, 1.0] if abs(axis[2]) < 0.9 else [1.0, 0.0, 0.0])
     width /= np.linalg.norm(width)
-    return _loft(start, axis, width, np.cross(axis, width), [0.0, length], radii, radii, caps=radii, around=around, step=0.025, cap_rings=cap_rings)
+    return _loft(
+        start, axis, width, np.cross(axis, width), [0.0, length], radii, radii, caps=radii, around=around, step=0.025, cap_rings=cap_rings
+    )
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -265,7 +269,9 @@ class Mannequin:
         neck, head, jaw = JOINT_INDEX["neck"], JOINT_INDEX["head"], JOINT_INDEX["jaw"]
         pieces.append(_piece(_limb(np.array([0.0, -0.06, 0.01]), offsets[head], (0.046, 0.04), 24), SKIN, neck, head, rest))
         pieces.append(_piece(_ellipsoid([0, 0.09, 0.02], [0.085, 0.11, 0.1], 3), SKIN, head, rest=rest))
-        pieces.append(_piece(_limb(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), (0.012, 0.01), 12, 3), SKIN, head, rest=rest))  # nose
+        pieces.append(
+            _piece(_limb(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), (0.012, 0.01), 12, 3), SKIN, head, rest=rest)
+        )  # nose
         for side in (-1, 1):
             pieces.append(_piece(_ellipsoid([0.032 * side, 0.1, 0.098], [0.011, 0.009, 0.006], 1), DARK, head, rest=rest))  # eyes
         pieces.append(_piece(_ellipsoid([0, 0.025, 0.045], [0.05, 0.03, 0.04], 2), SKIN * 0.92, jaw, rest=rest))  # lower jaw, opens
@@ -273,15 +279,33 @@ class Mannequin:
         for side, sign in (("left", 1.0), ("right", -1.0)):
             wrist, ankle = JOINT_INDEX[f"{side}_wrist"], JOINT_INDEX[f"{side}_ankle"]
             palm = _loft(
-                [0.0, -0.005, -0.005], [sign, 0, 0], [0, 0, 1], [0, 1, 0],
-                [0.0, 0.03, 0.065, 0.09], [0.03, 0.04, 0.043, 0.041], [0.017, 0.016, 0.014, 0.012], caps=(0.012, 0.01), around=24, step=0.015, cap_rings=4,
+                [0.0, -0.005, -0.005],
+                [sign, 0, 0],
+                [0, 0, 1],
+                [0, 1, 0],
+                [0.0, 0.03, 0.065, 0.09],
+                [0.03, 0.04, 0.043, 0.041],
+                [0.017, 0.016, 0.014, 0.012],
+                caps=(0.012, 0.01),
+                around=24,
+                step=0.015,
+                cap_rings=4,
             )
             pieces.append(_piece(palm, _tint(f"{side}_", SKIN), wrist, rest=rest))
             toe = offsets[JOINT_INDEX[f"{side}_foot"]]
             foot = _loft(  # heel to toes, the sole flat
-                [toe[0] * 0.3, -0.0775, -0.03], [0, 0, 1], [1, 0, 0], [0, 1, 0],
-                [0.0, 0.05, 0.12, 0.17], [0.036, 0.042, 0.048, 0.042], [0.045, 0.04, 0.03, 0.022], [0.045, 0.04, 0.03, 0.022],
-                caps=(0.035, 0.03), around=24, step=0.015, cap_rings=4,
+                [toe[0] * 0.3, -0.0775, -0.03],
+                [0, 0, 1],
+                [1, 0, 0],
+                [0, 1, 0],
+                [0.0, 0.05, 0.12, 0.17],
+                [0.036, 0.042, 0.048, 0.042],
+                [0.045, 0.04, 0.03, 0.022],
+                [0.045, 0.04, 0.03, 0.022],
+                caps=(0.035, 0.03),
+                around=24,
+                step=0.015,
+                cap_rings=4,
             )
             pieces.append(_piece(foot, TORSO * 0.6, ankle, rest=rest))
         self._assemble(pieces, rest)
