@@ -189,10 +189,9 @@ class _Piece:
     weights: np.ndarray  # (V, 4), summing to 1
 
 
-def _piece(mesh: trimesh.Trimesh, colour, joint: int, child: int | None = None, rest=None) -> _Piece:
-    """A piece placed in `joint`'s frame (moved to the bind pose here) that follows `joint`, or the
-    bone from `joint` to `child` with the blends of `_bone_weights`."""
-    rest = rest_joint_positions() if rest is None else rest
+def _piece(mesh: trimesh.Trimesh, colour, joint: int, child: int | None = None, *, rest: np.ndarray) -> _Piece:
+    """A piece placed in `joint`'s frame (moved to the bind pose `rest` here) that follows `joint`,
+    or the bone from `joint` to `child` with the blends of `_bone_weights`."""
     mesh = mesh.copy()
     mesh.apply_translation(rest[joint])
     joints, weights = _bone_weights(np.asarray(mesh.vertices), joint, child, rest)
@@ -255,19 +254,19 @@ class Mannequin:
         for (joint, child), radii in LIMB_RADII.items():
             for side in ("left", "right"):
                 j, c = JOINT_INDEX[joint.replace("left", side)], JOINT_INDEX[child.replace("left", side)]
-                pieces.append(_piece(_limb(np.zeros(3), offsets[c], radii), _tint(side + "_", SKIN), j, c, rest))
+                pieces.append(_piece(_limb(np.zeros(3), offsets[c], radii), _tint(side + "_", SKIN), j, c, rest=rest))
         for j in range(1, NUM_JOINTS):  # fingers: three segments each, the first reaching into the palm
             name = JOINT_NAMES[j]
             if not any(finger in name for finger in ("thumb", "index", "middle", "ring", "pinky")):
                 continue
             r = 0.0105 if name.endswith("1") else 0.0095
             start = np.zeros(3) if not name.endswith("1") else offsets[j] * 0.35
-            pieces.append(_piece(_limb(start, offsets[j], (r, r), 8, 2), _tint(name, SKIN), PARENTS[j], j, rest))
+            pieces.append(_piece(_limb(start, offsets[j], (r, r), 8, 2), _tint(name, SKIN), PARENTS[j], j, rest=rest))
             if name.endswith("3"):  # fingertip: carry the last segment on past the joint
                 tip = offsets[j] / np.linalg.norm(offsets[j]) * 0.022
                 pieces.append(_piece(_limb(np.zeros(3), tip, (0.0092, 0.0085), 8, 2), _tint(name, SKIN), j, rest=rest))
         neck, head, jaw = JOINT_INDEX["neck"], JOINT_INDEX["head"], JOINT_INDEX["jaw"]
-        pieces.append(_piece(_limb(np.array([0.0, -0.06, 0.01]), offsets[head], (0.046, 0.04), 24), SKIN, neck, head, rest))
+        pieces.append(_piece(_limb(np.array([0.0, -0.06, 0.01]), offsets[head], (0.046, 0.04), 24), SKIN, neck, head, rest=rest))
         pieces.append(_piece(_ellipsoid([0, 0.09, 0.02], [0.085, 0.11, 0.1], 3), SKIN, head, rest=rest))
         pieces.append(
             _piece(_limb(np.array([0, 0.075, 0.1]), np.array([0, 0.05, 0.128]), (0.012, 0.01), 12, 3), SKIN, head, rest=rest)
