@@ -34,7 +34,7 @@ from scipy.special import ndtr
 from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
 from .quantizer import LEVELS, downsample
-from .threads import PARALLEL_STEPS, WORKERS, in_threads
+from .threads import WORKERS, in_threads, worth_threads
 
 
 @dataclass
@@ -207,7 +207,7 @@ class Generator(nn.Module):
         same result row by row."""
         stream = self.local_streams[level]
         groups = min(WORKERS, x.shape[0])
-        if torch.is_grad_enabled() or groups < 2 or x.shape[1] < PARALLEL_STEPS:  # a live block's few steps: not worth a thread
+        if torch.is_grad_enabled() or groups < 2 or not worth_threads(x.shape[1]):  # a live block's few steps run here
             return stream(x, state)
         rows = torch.arange(x.shape[0]).tensor_split(groups)
         pieces = in_threads(lambda r: stream(x[r], None if state is None else [(c[r], s[r]) for c, s in state]), rows)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..motion.parts import PART_NAMES
 from .generator import GenerationState, position_uniform
 from .quantizer import LEVELS
-from .threads import PARALLEL_STEPS, in_threads, one_thread
+from .threads import in_threads, one_thread, worth_threads
 
 
 @dataclass
@@ -157,5 +157,6 @@ def decode(
 
     with one_thread():  # the parts' decoders are independent: side by side on the cores, when long enough to pay
         parts = range(len(PART_NAMES))
-        decoded = in_threads(part, parts) if span[1] - span[0] >= PARALLEL_STEPS * 4 else [part(p) for p in parts]
+        coarse_steps = (span[1] - span[0]) // model.config.factors[0]
+        decoded = in_threads(part, parts) if worth_threads(coarse_steps) else [part(p) for p in parts]
     return dict(zip(PART_NAMES, decoded))

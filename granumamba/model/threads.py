@@ -27,19 +27,22 @@ WORKERS = max(1, int(os.environ.get("GRANUMAMBA_WORKERS", min(4, os.cpu_count() 
 PARALLEL_STEPS = 16
 
 
-_blas_limit = None  # numpy's BLAS held to one thread, while generation runs
+_blas = None  # numpy's BLAS libraries (found once: inspecting the loaded libraries takes about 1 ms)
+_blas_limit = None  # their one-thread limit while generation runs
 
 
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Run torch, and numpy's BLAS (the heads' step loop), on one thread inside the block
     (restored after the last concurrent user leaves)."""
-    global _users, _saved, _blas_limit
+    global _users, _saved, _blas, _blas_limit
     with _lock:
         if _users == 0:
             _saved = torch.get_num_threads()
             torch.set_num_threads(1)
-            _blas_limit = threadpoolctl.ThreadpoolController().select(user_api="blas").limit(limits=1)
+            if _blas is None:
+                _blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+            _blas_limit = _blas.limit(limits=1)
         _users += 1
     try:
         yield
@@ -49,6 +52,11 @@ def one_thread() -> Iterator[None]:
             if _users == 0:
                 torch.set_num_threads(_saved)
                 _blas_limit.restore_original_limits()
+
+
+def worth_threads(steps: int) -> bool:
+    """Whether work of `steps` model steps per item is worth handing to worker threads."""
+    return WORKERS > 1 and steps >= PARALLEL_STEPS
 
 
 def _one_intra_op_thread() -> None:
