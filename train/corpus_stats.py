@@ -119,12 +119,14 @@ def motion_stats(motion: Motion) -> dict[str, float]:
     return stats
 
 
-def planted_ankle_speed(motion: Motion) -> dict[str, float]:
+def planted_ankle_speed(motion: Motion, positions: np.ndarray | None = None) -> dict[str, float]:
     """Median and 99th percentile of the horizontal speed (m/s) of the ankle that carries the
-    weight (the lower one) in each frame: a planted foot does not slide."""
+    weight (the lower one) in each frame: a planted foot does not slide. `positions`: the
+    motion's joint positions (train.metrics.motion_positions), where the caller has them."""
     from train.metrics import motion_positions
 
-    ankles = motion_positions(motion)[:, [_index("left_ankle"), _index("right_ankle")]]  # (T, 2, 3), with translation
+    positions = motion_positions(motion) if positions is None else positions
+    ankles = positions[:, [_index("left_ankle"), _index("right_ankle")]]  # (T, 2, 3), with translation
     lower = ankles[..., 1].argmin(1)[1:]
     speed = np.linalg.norm(np.diff(ankles[..., [0, 2]], axis=0), axis=-1)[np.arange(len(lower)), lower] * FPS
     return {"planted_ankle_speed_p50": float(np.median(speed)), "planted_ankle_speed_p99": float(np.percentile(speed, 99))}

@@ -38,7 +38,7 @@ from granumamba.motion.parts import Motion, merge_parts, split_parts
 from granumamba.pipeline import DEFAULT_TEMPERATURE, GranuMambaPipeline
 from granumamba.text import read_words
 
-from .corpus_stats import mean_stats, motion_stats
+from .corpus_stats import mean_stats, motion_stats, planted_ankle_speed
 from .fgd_autoencoder import MotionAutoencoder
 from .metrics import (
     audio_onsets,
@@ -86,6 +86,11 @@ def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[
     return {bc_column(k, s): float(np.sum(take_bcs(positions, onsets, s) > take_bcs(others, onsets, s))) for k, s in enumerate(sigmas)}
 
 
+def planted_foot_cm_s(motions: list[Motion], positions: list[np.ndarray]) -> float:
+    """The supporting ankle's median horizontal speed (cm/s), averaged over takes."""
+    return float(np.mean([planted_ankle_speed(m, p)["planted_ankle_speed_p50"] for m, p in zip(motions, positions)]) * 100)
+
+
 def score(
     motions: list[Motion],
     truths: list[Motion],
@@ -99,6 +104,7 @@ def score(
     positions = positions if positions is not None else [motion_positions(m) for m in motions]
     out = bc_columns(positions, onsets, sigmas)
     out["diversity"] = float(np.mean([l1_diversity(p) for p in positions]))
+    out["planted_foot"] = planted_foot_cm_s(motions, positions)
     face = [face_errors(m.poses[:, 66:69], m.expressions, t.poses[:, 66:69], t.expressions) for m, t in zip(motions, truths)]
     out.update({k: float(np.mean([f[k] for f in face])) for k in face[0]})
     if fgd_model is not None:
@@ -217,7 +223,7 @@ def evaluate_real(
             if wav.stem in truths:
                 truth_positions.append(motion_positions(truths[wav.stem]))
                 truth_onsets.append((o, audio))
-        capture = {"wrist_speed": row["wrist_speed"], "wrist_spread": row["wrist_spread"]}
+        capture = {"wrist_speed": row["wrist_speed"], "wrist_spread": row["wrist_spread"], "planted_foot": row["planted_ankle_speed_p50"] * 100}
         if truth_positions:
             capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas)
             capture["speech_motion_corr"] = float(
@@ -228,6 +234,7 @@ def evaluate_real(
     results["model on real speech"] = {
         "wrist_speed": float(np.mean([s["wrist_speed"] for s in per_take])),
         "wrist_spread": float(np.mean([s["wrist_spread"] for s in per_take])),
+        "planted_foot": float(np.mean([s["planted_ankle_speed_p50"] for s in per_take]) * 100),
         **bc_columns(positions, onsets, sigmas),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(audios, positions)])),
     }
@@ -239,9 +246,10 @@ def evaluate_real(
 
 
 def real_table(results: dict[str, dict[str, float]]) -> str:
-    columns = ["wrist_speed", "wrist_spread", *sorted({k for r in results.values() for k in r if k.startswith("bc")}), "speech_motion_corr"]
-    titles = ["wrist speed (body heights/s)", "wrist spread (body heights)"]
-    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in columns[2:-1]]
+    bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
+    columns = ["wrist_speed", "wrist_spread", "planted_foot", *bcs, "speech_motion_corr"]
+    titles = ["wrist speed (body heights/s)", "wrist spread (body heights)", "planted foot (cm/s)"]
+    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs]
     titles += ["speech energy ~ arm speed r"]
     lines = ["| real speech | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
@@ -253,8 +261,9 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
     extra = sorted(
         {k for row in results.values() for k in row if k.startswith("bc_sigma")}, key=lambda k: -float(k.removeprefix("bc_sigma"))
     )
-    columns = ["fgd", "bc", *extra, "diversity", "face_mse", "lvd"]
+    columns = ["fgd", "bc", *extra, "diversity", "face_mse", "lvd", "planted_foot"]
     titles = ["FGD ↓", "BC ↑", *(f"BC, σ = {k.removeprefix('bc_sigma')} s ↑" for k in extra), "L1div", "face MSE ↓", "LVD ↓"]
+    titles += ["planted foot, cm/s ↓"]
     lines = ["| | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4g}" if c in row else "-" for c in columns) + " |")
