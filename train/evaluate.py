@@ -223,7 +223,11 @@ def evaluate_real(
             if wav.stem in truths:
                 truth_positions.append(motion_positions(truths[wav.stem]))
                 truth_onsets.append((o, audio))
-        capture = {"wrist_speed": row["wrist_speed"], "wrist_spread": row["wrist_spread"], "planted_foot": row["planted_ankle_speed_p50"] * 100}
+        capture = {
+            "wrist_speed": row["wrist_speed"],
+            "wrist_spread": row["wrist_spread"],
+            "planted_foot": row["planted_ankle_speed_p50"] * 100,
+        }
         if truth_positions:
             capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas)
             capture["speech_motion_corr"] = float(
