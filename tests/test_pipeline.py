@@ -177,7 +177,9 @@ def test_evaluate_reports_fgd_out_of_the_box_and_a_real_speech_block(pipe, synth
     assert (BUNDLED_MODEL / "fgd" / "model.safetensors").is_file(), "make_demo ships the FGD autoencoder beside the checkpoint"
     results = evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2)
     assert results["model"]["fgd"] > 0 and results["ground truth"]["fgd"] == 0
-    real = evaluate_real(BUNDLED_MODEL, beat2_sample)
+    with pytest.raises(ValueError, match="at least one seed"):
+        evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=0)
+    real = evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=2)
     assert set(real) == {"real capture", "model on real speech", "model, against another recording's speech"}
     assert abs(real["real capture"]["wrist_speed"] - 0.40) < 0.02  # the reference figure of the shared take
     assert {"wrist_speed", "wrist_spread", "planted_foot", "bc", "bc_sigma0.1", "speech_motion_corr"} <= set(real["model on real speech"])

@@ -13,7 +13,8 @@ reconstruction of the ground truth from its own codes (what the motion priors ca
 BC is computed at the first --sigma ("bc") and at any further ones ("bc_sigma<value>").
 
 --real DIR adds a block on real recordings (a BEAT2-layout folder; audio-only takes are enough):
-the model generates from each recording at default settings, and its wrist speed and wrist
+the model generates from each recording at default settings (under --real-seeds seeds, 3 unless
+told, its figures the mean), and its wrist speed and wrist
 height spread (train.corpus_stats, body heights) are compared with the folder's real capture;
 BC against the recording's own speech and against another recording's; and the correlation of
 the speech's energy with the arms' speed, for its own recording and for another.
@@ -198,21 +199,32 @@ def evaluate(
 
 
 def evaluate_real(
-    model_dir, real, seed: int = 0, sigmas: tuple[float, ...] = (0.3, 0.1), temperature: float = DEFAULT_TEMPERATURE
+    model_dir,
+    real,
+    seed: int = 0,
+    sigmas: tuple[float, ...] = (0.3, 0.1),
+    temperature: float = DEFAULT_TEMPERATURE,
+    seeds: int = 3,
 ) -> dict[str, dict[str, float]]:
     """The model on real recordings (a BEAT2-layout folder's wave16k/*.wav) at default settings,
     beside the folder's real capture (smplxflame_30/*.npz): rows of wrist speed and spread, BC
-    against the own and another recording's speech, and the speech-motion correlation."""
+    against the own and another recording's speech, and the speech-motion correlation. The
+    model's figures are means over `seeds` random seeds from `seed` on (one sample is noisy)."""
     real = Path(real)
     wavs = sorted((real / "wave16k").glob("*.wav"))
     if len(wavs) < 2:
         raise ValueError(f"{real}: the real-speech block needs at least two recordings in wave16k/ (own against another's speech)")
+    if seeds < 1:
+        raise ValueError(f"the real-speech block needs at least one seed, got {seeds}")
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     audios = [load_audio(w) for w in wavs]
     onsets = [audio_onsets(a) for a in audios]
-    motions = [pipe(a, seed=seed, temperature=temperature).motion for a in audios]
+    # each recording under each seed, with another recording's speech to compare against
+    rotated = list(zip(audios[1:] + audios[:1], onsets[1:] + onsets[:1]))
+    runs = [(r, a, o, *other) for r in range(seed, seed + seeds) for a, o, other in zip(audios, onsets, rotated)]
+    motions = [pipe(a, seed=r, temperature=temperature).motion for r, a, *_ in runs]
     positions = [motion_positions(m) for m in motions]
-    others = audios[1:] + audios[:1]
+    run_audios, run_onsets, others, other_onsets = ([run[k] for run in runs] for k in range(1, 5))
     results = {}
     captures = sorted((real / "smplxflame_30").glob("*.npz"))
     if captures:
@@ -239,11 +251,11 @@ def evaluate_real(
         "wrist_speed": float(np.mean([s["wrist_speed"] for s in per_take])),
         "wrist_spread": float(np.mean([s["wrist_spread"] for s in per_take])),
         "planted_foot": float(np.mean([s["planted_ankle_speed_p50"] for s in per_take]) * 100),
-        **bc_columns(positions, onsets, sigmas),
-        "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(audios, positions)])),
+        **bc_columns(positions, run_onsets, sigmas),
+        "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(run_audios, positions)])),
     }
     results["model, against another recording's speech"] = {
-        **bc_columns(positions, onsets[1:] + onsets[:1], sigmas),
+        **bc_columns(positions, other_onsets, sigmas),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
     }
     return results
@@ -287,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature of every generated row")
     parser.add_argument("--real", type=Path, help="a BEAT2-layout folder of real recordings (and capture) for the real-speech block")
+    parser.add_argument("--real-seeds", type=int, default=3, help="random seeds (from --seed on) the real-speech block averages over")
     parser.add_argument("--no-split", action="store_true", help="only the real-speech block (with --real)")
     parser.add_argument(
         "--sigma",
@@ -310,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
         if args.real:
             sigmas = tuple(args.sigma) if len(args.sigma) > 1 else (0.3, 0.1)
-            real = evaluate_real(args.model, args.real, args.seed, sigmas, args.temperature)
+            real = evaluate_real(args.model, args.real, args.seed, sigmas, args.temperature, args.real_seeds)
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
