@@ -185,4 +185,3 @@ def test_evaluate_reports_fgd_out_of_the_box_and_a_real_speech_block(pipe, synth
     assert {"wrist_speed", "wrist_spread", "planted_foot", "bc", "bc_sigma0.1", "speech_motion_corr"} <= set(real["model on real speech"])
     assert "model on real speech" in real_table(real) and "planted foot" in real_table(real)
     assert results["ground truth"]["planted_foot"] < 0.5  # cm/s: the corpus's feet stand still while they carry weight
-
