@@ -219,12 +219,11 @@ def evaluate_real(
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     audios = [load_audio(w) for w in wavs]
     onsets = [audio_onsets(a) for a in audios]
-    # each recording under each seed, with another recording's speech to compare against
-    rotated = list(zip(audios[1:] + audios[:1], onsets[1:] + onsets[:1]))
-    runs = [(r, a, o, *other) for r in range(seed, seed + seeds) for a, o, other in zip(audios, onsets, rotated)]
-    motions = [pipe(a, seed=r, temperature=temperature).motion for r, a, *_ in runs]
+    # every recording under each seed in turn; each compared with the next recording's speech too
+    motions = [pipe(a, seed=r, temperature=temperature).motion for r in range(seed, seed + seeds) for a in audios]
     positions = [motion_positions(m) for m in motions]
-    run_audios, run_onsets, others, other_onsets = ([run[k] for run in runs] for k in range(1, 5))
+    run_audios, run_onsets = audios * seeds, onsets * seeds
+    others, other_onsets = (audios[1:] + audios[:1]) * seeds, (onsets[1:] + onsets[:1]) * seeds
     results = {}
     captures = sorted((real / "smplxflame_30").glob("*.npz"))
     if captures:
