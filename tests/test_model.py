@@ -18,7 +18,7 @@ from granumamba.model import (
     selective_scan_reference,
 )
 from granumamba.model.configs import VQConfig
-from granumamba.model.losses import foot_contact_loss, position_losses, stage1_loss
+from granumamba.model.losses import band_split_loss, foot_contact_loss, low_pass, position_losses, stage1_loss
 
 TINY = {
     "vq_hidden": 32,
@@ -447,3 +447,37 @@ def test_streams_split_over_threads_give_each_rows_own_result(monkeypatch):
             threads.in_threads(lambda i: 1 / i, [1, 0])
         assert threads.in_threads(lambda i: i * i, range(5)) == [0, 1, 4, 9, 16]
     assert torch.get_num_threads() == before
+
+
+def test_stage1_band_split_term_leaves_the_fast_motion_to_the_fine_level():
+    """The low-pass keeps half-hertz motion and removes 8 Hz motion; the term compares a part
+    decoded without its fine level against that low-passed motion, so the fine level does not
+    enter it and the coarser ones do; stage 1 adds it for the arms and the hands only."""
+    from granumamba.motion import PART_DIMS
+
+    t = torch.arange(150) / 30.0
+    slow, fast = torch.sin(2 * math.pi * 0.5 * t), torch.sin(2 * math.pi * 8.0 * t)
+    smoothed = low_pass(torch.stack([slow, fast], -1)[None], sigma=2.0)[0]
+    assert smoothed.shape == (150, 2)
+    inside = slice(8, -8)  # beyond the kernel's reach of the reflected ends
+    assert float((smoothed[inside, 0] - slow[inside]).abs().max()) < 0.03
+    assert float(smoothed[inside, 1].abs().max()) < 0.01
+
+    torch.manual_seed(0)
+    model = GranuMamba(TINY).eval()
+    vq = model.vqvae["hands"]
+    x = torch.randn(2, 32, vq.in_dim)
+    with torch.no_grad():
+        _, _, contributions, _ = vq(x)
+        loss = band_split_loss(vq, x, contributions)
+        other_fine = [*contributions[:-1], torch.randn_like(contributions[-1])]
+        assert float(band_split_loss(vq, x, other_fine)) == pytest.approx(float(loss), rel=1e-6)
+        other_coarse = [torch.randn_like(contributions[0]), *contributions[1:]]
+        assert abs(float(band_split_loss(vq, x, other_coarse)) - float(loss)) > 1e-4
+
+    batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
+    plain, weighted = stage1_loss(model, batch), stage1_loss(model, batch, band_split_weight=0.5)
+    terms = sorted(k for k in weighted if k.endswith("/band_split"))
+    assert terms == ["hands/band_split", "upper/band_split"]
+    assert not any(k.endswith("/band_split") for k in plain)
+    assert torch.allclose(weighted["total"], plain["total"] + 0.5 * sum(weighted[k] for k in terms))
