@@ -67,3 +67,7 @@ def test_paired_bc_wins_count_the_takes_where_the_beats_are_closer():
     assert bc_wins(late, on_beat, onsets, (0.3,)) == {"bc": 0.0}
     mixed = [on_beat[0], late[1], on_beat[2]]
     assert bc_wins(mixed, late, onsets, (0.1,)) == {"bc": 2.0}  # ties are no win
+    # two runs of the takes (two random seeds): each take compares its mean over the runs
+    assert bc_wins(on_beat + late, late + late, onsets, (0.1,)) == {"bc": 3.0}
+    assert bc_wins(mixed + late, late + late, onsets, (0.1,)) == {"bc": 2.0}
+    assert bc_wins(on_beat + late, on_beat + on_beat, onsets, (0.1,)) == {"bc": 0.0}

@@ -178,6 +178,11 @@ def test_evaluate_reports_fgd_out_of_the_box_and_a_real_speech_block(pipe, synth
     results = evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2)
     assert results["model"]["fgd"] > 0 and results["ground truth"]["fgd"] == 0
     with pytest.raises(ValueError, match="at least one seed"):
+        evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2, seeds=0)
+    two_seeds = evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2, seeds=2, untrained=True)
+    assert two_seeds["model"]["bc"] != results["model"]["bc"]  # seed 1's motions enter the mean
+    assert 0 <= two_seeds["takes (of 2) where the model's BC is above the untrained's"]["bc"] <= 2
+    with pytest.raises(ValueError, match="at least one seed"):
         evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=0)
     real = evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=2)
     assert set(real) == {"real capture", "model on real speech", "model, against another recording's speech"}

@@ -11,6 +11,8 @@ the trained stage 1 with a random generator (what stage 2 adds), and for each of
 counting the takes where the model's BC is above theirs; with --reconstruction stage 1's
 reconstruction of the ground truth from its own codes (what the motion priors can carry).
 BC is computed at the first --sigma ("bc") and at any further ones ("bc_sigma<value>").
+With --seeds N the generated rows are over N random seeds from --seed on, and the take counts
+compare each take's mean BC over them (one sample of a take is noisy).
 
 --real DIR adds a block on real recordings (a BEAT2-layout folder; audio-only takes are enough):
 the model generates from each recording at default settings (under --real-seeds seeds, 3 unless
@@ -83,8 +85,14 @@ def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tu
 
 def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
     """In the BC columns: on how many takes the first motions' BC is above the others' (a paired
-    count, which says more than the two means do whether a margin is real)."""
-    return {bc_column(k, s): float(np.sum(take_bcs(positions, onsets, s) > take_bcs(others, onsets, s))) for k, s in enumerate(sigmas)}
+    count, which says more than the two means do whether a margin is real). `positions` and
+    `others` may hold several runs of the takes in turn (one per random seed): each take's BC is
+    then the mean over its runs."""
+
+    def per_take(motions: list[np.ndarray], sigma: float) -> np.ndarray:
+        return take_bcs(motions, onsets * (len(motions) // len(onsets)), sigma).reshape(-1, len(onsets)).mean(0)
+
+    return {bc_column(k, s): float(np.sum(per_take(positions, s) > per_take(others, s))) for k, s in enumerate(sigmas)}
 
 
 def planted_foot_cm_s(motions: list[Motion], positions: list[np.ndarray]) -> float:
@@ -127,10 +135,15 @@ def evaluate(
     sigma: float | tuple[float, ...] = 0.3,
     reconstructions: bool = False,
     temperature: float = DEFAULT_TEMPERATURE,
+    seeds: int = 1,
 ) -> dict[str, dict[str, float]]:
+    """The split's table (see the module's docstring); the generated rows' figures are over
+    `seeds` random seeds from `seed` on (each take once per seed)."""
     sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
     if not sigmas or min(sigmas) <= 0:
         raise ValueError(f"BC's sigma must be positive seconds, got {list(sigmas)}")
+    if seeds < 1:
+        raise ValueError(f"the evaluation needs at least one seed, got {seeds}")
     pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
     takes = index_beat2(data, split=split if (Path(data) / "train_test_split.csv").is_file() else None).takes[:max_takes]
     if not takes:
@@ -171,22 +184,26 @@ def evaluate(
     positions: dict[str, list[np.ndarray]] = {}
     for name, p, options in runs:
         motions = []
-        for take, audio, w, truth in zip(takes, audios, words, truths):
-            result = p(
-                audio,
-                words=None if options.get("no_words") else w,
-                speaker=take.speaker,
-                gains=options.get("gains", (1.0, 1.0, 1.0)),
-                seed=seed,
-                temperature=temperature,
-            )
-            frames = min(result.motion.num_frames, truth.num_frames)
-            motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
+        for rng_seed in range(seed, seed + seeds):
+            for take, audio, w, truth in zip(takes, audios, words, truths):
+                result = p(
+                    audio,
+                    words=None if options.get("no_words") else w,
+                    speaker=take.speaker,
+                    gains=options.get("gains", (1.0, 1.0, 1.0)),
+                    seed=rng_seed,
+                    temperature=temperature,
+                )
+                frames = min(result.motion.num_frames, truth.num_frames)
+                motions.append(Motion(result.motion.poses[:frames], result.motion.trans[:frames], result.motion.expressions[:frames]))
         positions[name] = [motion_positions(m) for m in motions]
         results[name] = score(
             motions,
-            [Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames]) for t, m in zip(truths, motions)],
-            onsets,
+            [
+                Motion(t.poses[: m.num_frames], t.trans[: m.num_frames], t.expressions[: m.num_frames])
+                for t, m in zip(truths * seeds, motions)
+            ],
+            onsets * seeds,
             fgd_model,
             sigmas,
             positions[name],
@@ -296,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained", action="store_true")
     parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="random seeds (from --seed on) the split's generated rows are over")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature of every generated row")
     parser.add_argument("--real", type=Path, help="a BEAT2-layout folder of real recordings (and capture) for the real-speech block")
     parser.add_argument("--real-seeds", type=int, default=3, help="random seeds (from --seed on) the real-speech block averages over")
@@ -318,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                 "sigma": tuple(args.sigma),
                 "reconstructions": args.reconstruction,
                 "temperature": args.temperature,
+                "seeds": args.seeds,
             }
             results = evaluate(args.model, args.data, args.split, args.fgd, args.ablations, args.untrained, **options)
         if args.real:
