@@ -2,7 +2,9 @@
 
 - Stage 1 (`stage1_loss`): per part, the seed's S6 objective (S3 reconstruction + S4 codebook +
   S5 beta-weighted commitment) with velocity and acceleration terms; for the upper body also its
-  joint positions, velocities and accelerations by forward kinematics (`position_losses`).
+  joint positions, velocities and accelerations by forward kinematics (`position_losses`);
+  optionally the planted feet's sliding (`foot_contact_loss`) and, for the arms and hands, the
+  part without its fine level against its low-passed motion (`band_split_loss`).
 - Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents.
 """
 
