@@ -45,8 +45,8 @@ def stage1_loss(
     speed, and so false motion beats); with the foot-contact weight, the decoded feet's
     sliding where the ground truth has them planted (`foot_contact_loss`); with the band-split
     weight, the arms and hands decoded without their fine level match their motion low-passed
-    below the fine level's rate (`band_split_loss`), so the fast motion is the fine level's in every
-    training run and the fine slider always has it to scale."""
+    at the mid level's Nyquist rate (`band_split_loss`), so what moves faster is the fine
+    level's to carry in stage 1."""
     position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
     out: dict[str, torch.Tensor] = {}
     total = None
