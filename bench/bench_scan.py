@@ -1,5 +1,6 @@
-"""Selective scan and Mamba block speed on this machine: the project's scan against the
-readable per-step reference (a naive loop) and against mambapy's pure-PyTorch scan if installed.
+"""Selective scan and Mamba block speed on this machine: the project's scan (generation's
+compiled loop, and training's torch loop with autograd on) against the readable per-step
+reference (a naive loop) and against mambapy's pure-PyTorch scan if installed.
 
     python -m bench.bench_scan
 """
@@ -43,10 +44,13 @@ def main() -> None:
             u, delta = torch.randn(1, d, length), torch.randn(1, d, length)
             A, B, C = -torch.rand(d, D_STATE), torch.randn(1, D_STATE, length), torch.randn(1, D_STATE, length)
             ours = timed(lambda: selective_scan(u, delta, A, B, C, delta_softplus=True))
+            u_grad = u.clone().requires_grad_()
+            with torch.enable_grad():  # training's path: the forward pass, ready for backward
+                training = timed(lambda: selective_scan(u_grad, delta, A, B, C, delta_softplus=True))
             naive = timed(lambda: selective_scan_reference(u, delta, A, B, C, delta_softplus=True), repeats=1)
             x = torch.randn(1, length, D_MODEL)
             ours_block = timed(lambda: block(x))
-            row = [length, ours, naive, naive / ours, ours_block]
+            row = [length, ours, training, naive, naive / ours, ours_block]
             if mambapy_mamba is not None:
                 config = mambapy_mamba.MambaConfig(d_model=D_MODEL, n_layers=1, d_state=D_STATE, pscan=True)
                 theirs = mambapy_mamba.MambaBlock(config).eval()
@@ -56,7 +60,7 @@ def main() -> None:
             rows.append(row)
     table(
         f"Selective scan, batch 1, d_inner {d}, d_state {D_STATE} ({machine()}); times in ms, best of 3",
-        ["frames", "scan (ours)", "per-step reference", "speed-up", "Mamba block (ours)", "mambapy block"],
+        ["frames", "scan (ours, generation)", "scan (ours, training)", "per-step reference", "speed-up (generation)", "Mamba block (ours)", "mambapy block"],
         rows,
     )
 

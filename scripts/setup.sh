@@ -49,4 +49,6 @@ if [ "$dev" = 1 ] && [ ! -d tests/js/node_modules/gltf-validator ]; then
   echo "[setup] installing the test's JavaScript clients (tests/js)"
   (cd tests/js && npm ci --silent --no-audit --no-fund)
 fi
+# numba compiles the generation's loops on first use (about 3 s); do it now, into its cache.
+.venv/bin/python -c "from granumamba.model.sampler import compile_kernels; compile_kernels()"
 echo "[setup] ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

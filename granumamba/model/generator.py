@@ -23,13 +23,14 @@ exact result of one pass (`GenerationState`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from scipy.special import ndtr
 
 from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
@@ -47,11 +48,6 @@ class GenerationState:
     local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
     last_codes: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
     fine_steps_done: int = 0
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """torch's default (exact) GELU, x * Phi(x), on numpy arrays (scipy's ndtr is Phi)."""
-    return x * ndtr(x)
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -73,6 +69,101 @@ def position_uniform(rng_seed: int, level: int, positions: torch.Tensor, parts: 
     x = _mix32(t * codes + k + _mix32(torch.tensor(rng_seed * 7919 + level * 104729 + 1)) + _mix32(p + 17) * 65537)
     x = _mix32(x ^ (rng_seed & 0xFFFFFFFF))
     return ((x.double() + 0.5) / 2**32).float()[None]
+
+
+@dataclass
+class StepSampling:
+    """How inference chooses each step's code, as arrays the compiled step loop reads, per level:
+    `codebooks` (parts, K, C) float32; `fixed` (batch, parts, L) int64, a code index where a seed
+    frame fixes the step's code and -1 elsewhere (None: none fixed); `uniform` (batch, parts, L)
+    float32, each step's number for inverse-CDF sampling at temperature 1 / `scale` (None: the
+    most likely code). The loop writes the chosen indices (batch, parts, L) into `indices`."""
+
+    codebooks: list[np.ndarray]
+    fixed: list[np.ndarray] | None = None
+    uniform: list[np.ndarray] | None = None
+    scale: float = 1.0
+    indices: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
+
+
+@numba.njit(cache=True, nogil=True)
+def _affine(x, weight, bias, out):  # pragma: no cover (compiled)
+    """out = x @ weight + bias. Loops, not `@`: numba compiles its BLAS binding for seconds on a
+    first run, and at a few hundred numbers the loop is as fast."""
+    for j in range(weight.shape[1]):
+        out[j] = bias[j]
+    for c in range(weight.shape[0]):
+        xc = x[c]
+        for j in range(weight.shape[1]):
+            out[j] += xc * weight[c, j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gelu_(x):  # pragma: no cover (compiled)
+    """torch's default (exact, erf) GELU, in place."""
+    for j in range(x.shape[0]):
+        x[j] = 0.5 * x[j] * (1.0 + math.erf(x[j] * 0.7071067811865476))
+
+
+@numba.njit(cache=True, nogil=True)
+def _step_loop(
+    stream, last, own_weight, own_bias, mix_weight, mix_bias, weight, bias, codebook, fixed, uniform, scale, logits, latents, codes, chosen
+):  # pragma: no cover (compiled; tested through Generator.run against the teacher-forced heads)
+    """The heads of `Generator._heads`, a step at a time, each step seeing the code its part
+    chose at the step before, and the choice (`StepSampling`): for every batch row and part,
+    z = h + gelu(gelu(h + own W_own + b_own) W_mix + b_mix); logits, latent = z W_part + b_part.
+
+    Written by hand (numba, already a dependency through librosa): the steps cannot be
+    batched, since each sees the code just chosen, and a step is a few products of a few
+    hundred numbers, which torch or numpy calls spend most of their time dispatching
+    (measured on a 2-core CPU: 227 microseconds a step in torch, 83 in numpy)."""
+    batch, parts, steps, d = stream.shape
+    codes_k = logits.shape[3]
+    a, m, out = np.empty(d, np.float32), np.empty(d, np.float32), np.empty(bias.shape[1], np.float32)
+    cdf = np.empty(codes_k, np.float32)
+    for b in range(batch):
+        for p in range(parts):
+            own = np.empty(last.shape[2], np.float32)
+            for j in range(own.shape[0]):
+                own[j] = last[b, p, j]
+            for s in range(steps):
+                h = stream[b, p, s]
+                _affine(own, own_weight, own_bias, a)
+                for j in range(d):
+                    a[j] += h[j]
+                _gelu_(a)
+                _affine(a, mix_weight, mix_bias, m)
+                _gelu_(m)
+                for j in range(d):
+                    m[j] += h[j]
+                _affine(m, weight[p], bias[p], out)
+                for j in range(out.shape[0]):
+                    if j < codes_k:
+                        logits[b, p, s, j] = out[j]
+                    else:
+                        latents[b, p, s, j - codes_k] = out[j]
+                k = 0
+                if fixed[b, p, s] >= 0:  # a seed frame fixes the code
+                    k = fixed[b, p, s]
+                elif uniform.shape[0] == 0:  # the most likely code (the first, on a tie)
+                    for j in range(1, codes_k):
+                        if out[j] > out[k]:
+                            k = j
+                else:  # inverse CDF: the first code whose cumulative probability passes the step's number
+                    top = out[0] * scale
+                    for j in range(1, codes_k):
+                        top = max(top, out[j] * scale)
+                    total = np.float32(0.0)
+                    for j in range(codes_k):
+                        total += np.exp(out[j] * scale - top)
+                        cdf[j] = total
+                    threshold = uniform[b, p, s] * total
+                    while k < codes_k - 1 and cdf[k] < threshold:
+                        k += 1
+                chosen[b, p, s] = k
+                for j in range(own.shape[0]):
+                    own[j] = codebook[p, k, j]
+                    codes[b, p, s, j] = own[j]
 
 
 class Generator(nn.Module):
@@ -140,28 +231,14 @@ class Generator(nn.Module):
         latents = torch.einsum("bpld,pdc->bplc", z, self.latent_weight[level])
         return logits, latents
 
-    def _step_heads(self, level: int):
-        """The heads of `_heads` for one step at a time, in numpy: (h (batch, parts, d), own
-        (batch, parts, C)) -> logits (batch, parts, K), latents (batch, parts, C), float arrays.
-        A step is a handful of products of a few hundred numbers, where each torch operation
-        costs several times its arithmetic to dispatch (measured: 227 against 83 microseconds a
-        step on this 2-core CPU), and the steps cannot be batched, since each sees the code
-        chosen just before it. So the step loop runs on numpy's lighter calls, on the same
-        weights and with the same exact (erf) GELU."""
+    def _step_weights(self, level: int) -> tuple[np.ndarray, ...]:
+        """The heads of `_heads` as float32 arrays for the compiled step loop: own-code input
+        (C, d) and bias, mixing layer (d, d) and bias, output (parts, d, K + C) and bias (parts, K + C)."""
         own_in, (_, mix, _) = self.own_code_in[level], self.head_mix[level]
-        array = lambda t: t.detach().cpu().numpy()  # noqa: E731
-        own_weight, own_bias = array(own_in.weight.t()), array(own_in.bias)
-        mix_weight, mix_bias = array(mix.weight.t()), array(mix.bias)
-        weight = array(torch.cat([self.logit_weight[level], self.latent_weight[level]], dim=2))  # (parts, d, K + C)
-        bias = array(F.pad(self.logit_bias[level], (0, self.latent_dim)))  # (parts, 1, K + C)
-        codes = self.codebook_size
-
-        def heads(h: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            z = h + _gelu(_gelu(h + own @ own_weight + own_bias) @ mix_weight + mix_bias)  # (batch, parts, d)
-            out = np.matmul(z[:, :, None, :], weight)[:, :, 0] + bias[:, 0]  # per part: (batch, parts, K + C)
-            return out[..., :codes], out[..., codes:]
-
-        return heads
+        array = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy())  # noqa: E731
+        weight = torch.cat([self.logit_weight[level], self.latent_weight[level]], dim=2)
+        bias = F.pad(self.logit_bias[level][:, 0], (0, self.latent_dim))
+        return array(own_in.weight.t()), array(own_in.bias), array(mix.weight.t()), array(mix.bias), array(weight), array(bias)
 
     def _level_input(self, level: int, cond_fine, g, previous, seed_codes) -> torch.Tensor:
         """A level's stream input (batch, parts, L, d): its span's fine conditioning side by side,
@@ -186,20 +263,33 @@ class Generator(nn.Module):
             own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
         return self._heads(level, h, own)
 
-    def _sampled_heads(self, level: int, h, last, choose_codes):
-        """Inference: the head steps through the span, each step seeing the code just chosen.
-        choose_codes(level, step, logits, latents) gets numpy arrays (batch, parts, K) and
-        (batch, parts, C) and returns the step's code vectors (batch, parts, C)."""
-        heads = self._step_heads(level)
-        stream, last = h.detach().cpu().numpy(), last.detach().cpu().numpy()
-        steps_logits, steps_latents, steps_codes = [], [], []
-        for step in range(stream.shape[2]):
-            step_logits, step_latents = heads(stream[:, :, step], last)
-            last = np.asarray(choose_codes(level, step, step_logits, step_latents), dtype=stream.dtype)
-            steps_logits.append(step_logits)
-            steps_latents.append(step_latents)
-            steps_codes.append(last)
-        return tuple(torch.from_numpy(np.stack(t, axis=2)).to(h.device) for t in (steps_logits, steps_latents, steps_codes))
+    def _sampled_heads(self, level: int, h, last, sampling: StepSampling):
+        """Inference: the head steps through the span, each step seeing the code just chosen
+        (`_step_loop`); the chosen indices go to `sampling.indices[level]`."""
+        stream = np.ascontiguousarray(h.detach().float().cpu().numpy())
+        batch, parts, steps, _ = stream.shape
+        codebook = sampling.codebooks[level]
+        logits = np.empty((batch, parts, steps, self.codebook_size), np.float32)
+        latents = np.empty((batch, parts, steps, self.latent_dim), np.float32)
+        codes = np.empty((batch, parts, steps, codebook.shape[2]), np.float32)
+        chosen = np.empty((batch, parts, steps), np.int64)
+        fixed = sampling.fixed[level] if sampling.fixed is not None else np.full((batch, parts, steps), -1, np.int64)
+        uniform = sampling.uniform[level] if sampling.uniform is not None else np.zeros((0, 0, 0), np.float32)
+        _step_loop(
+            stream,
+            np.ascontiguousarray(last.detach().float().cpu().numpy()),
+            *self._step_weights(level),
+            codebook,
+            fixed,
+            uniform,
+            np.float32(sampling.scale),
+            logits,
+            latents,
+            codes,
+            chosen,
+        )
+        sampling.indices[level] = torch.from_numpy(chosen)
+        return tuple(torch.from_numpy(t).to(h.device, h.dtype) for t in (logits, latents, codes))
 
     def _local_stream(self, level: int, x: torch.Tensor, state: list[MambaState] | None):
         """A level's stream over its rows (batch x parts, L, d). At inference the rows are
@@ -218,7 +308,7 @@ class Generator(nn.Module):
     def run(
         self,
         cond_fine: torch.Tensor,
-        choose_codes=None,
+        sampling: StepSampling | None = None,
         seed_codes: list[torch.Tensor] | None = None,
         state: GenerationState | None = None,
         teacher_codes: list[torch.Tensor] | None = None,
@@ -228,16 +318,16 @@ class Generator(nn.Module):
 
         cond_fine: (batch, L_fine, d). Either teacher_codes, per level (batch, parts, L_level, C):
         every step's head sees its level's previous teacher code, all steps in one pass
-        (training); or choose_codes(level, step, logits, latents) -> code vectors (batch, parts,
-        C) for one step of the span (sampled codes at inference; numpy arrays in and out, see
-        `_sampled_heads`), each level's head run step by step after its stream's one pass. seed_codes: per
+        (training); or `sampling` (`StepSampling`, inference): each level's head runs step by
+        step after its stream's one pass, each step choosing its code from the codebook, the
+        chosen indices left in `sampling.indices` for this span. seed_codes: per
         level (batch, parts, L_level, C+1), the last channel 1 where a seed frame fixes the code.
         own_code_keep < 1 drops each step's previous-code input with probability 1 - keep (in
         training mode only). Returns per level logits, latents, chosen code vectors, and the state
         after the span.
         """
-        if (teacher_codes is None) == (choose_codes is None):
-            raise ValueError("give either teacher_codes or choose_codes")
+        if (teacher_codes is None) == (sampling is None):
+            raise ValueError("give either teacher_codes or sampling")
         state = state or GenerationState()
         g, global_state = self.global_stream(downsample(cond_fine, self.factors[0]), state.global_stream)
         new_local, new_last = [], []
@@ -255,7 +345,7 @@ class Generator(nn.Module):
                 codes = teacher_codes[level]
                 logits, latents = self._teacher_heads(level, h, last, codes, own_code_keep)
             else:
-                logits, latents, codes = self._sampled_heads(level, h, last, choose_codes)
+                logits, latents, codes = self._sampled_heads(level, h, last, sampling)
             new_local.append(level_state)
             new_last.append(codes[:, :, -1])
             all_logits.append(logits)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..motion.parts import PART_NAMES
-from .generator import GenerationState, position_uniform
+from .generator import GenerationState, StepSampling, position_uniform
 from .quantizer import LEVELS
 from .threads import in_threads, one_thread, worth_threads
 
@@ -26,6 +26,13 @@ class SampledCodes:
 
     indices: list[torch.Tensor]
     frames: int
+
+
+def codebook_arrays(model) -> list[np.ndarray]:
+    """Each level's codebooks, the parts' side by side (parts, K, C), as the float32 arrays
+    that the compiled step loop (`StepSampling`) reads."""
+    every_code = torch.arange(model.config.codebook_size).expand(1, len(PART_NAMES), -1)
+    return [np.ascontiguousarray(model.lookup_codes(level, every_code)[0].detach().float().cpu().numpy()) for level in range(len(LEVELS))]
 
 
 class CodeSampler:
@@ -46,48 +53,35 @@ class CodeSampler:
             raise ValueError(f"speaker {int(self.speaker)} is out of range 0..{config.num_speakers - 1}")
         self.seed_codes = seed_codes
         self._seed_indices = None if seed_indices is None else [i.detach().cpu().numpy() for i in seed_indices]
-        # Each level's codebooks side by side (parts, K, C), as numpy arrays for the step loop
-        # (`Generator._step_heads` says why): one fancy index per step picks every part's code.
-        every_code = torch.arange(config.codebook_size).expand(1, len(PART_NAMES), -1)
-        self._codebooks = [model.lookup_codes(level, every_code)[0].detach().cpu().numpy() for level in range(len(LEVELS))]
+        self._codebooks = codebook_arrays(model)
         self.state = GenerationState()
 
     @torch.no_grad()
     def span(self, audio: torch.Tensor, words: torch.Tensor) -> list[torch.Tensor]:
         """(1, L, feature_dim) shifted features and (1, L) word ids, L a multiple of 16 frames ->
         per level the span's code indices (1, parts, L_level)."""
-        gen, config, factors = self.model.generator, self.model.config, self.model.config.factors
+        gen, factors = self.model.generator, self.model.config.factors
         frames = audio.shape[1]
         offsets = [self.state.fine_steps_done // f for f in factors]
         steps = [frames // (gen.frames_per_latent * f) for f in factors]
         uniform = None  # the span's sampling noise: one number per part and step, drawn for all steps at once
         if self.temperature > 0:
             uniform = [
-                position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), 1)[..., 0].numpy()
+                np.ascontiguousarray(position_uniform(self.rng_seed, level, torch.arange(o, o + n), len(PART_NAMES), 1)[..., 0].numpy())
                 for level, (o, n) in enumerate(zip(offsets, steps))
             ]
-        indices: list[list[np.ndarray]] = [[] for _ in LEVELS]
-        seed_indices, codebooks, scale = self._seed_indices, self._codebooks, 1.0 / max(self.temperature, 1e-6)
-        parts, last_code = np.arange(len(PART_NAMES)), config.codebook_size - 1
-
-        def choose(level, step, logits, latents):  # numpy: logits (1, parts, K) -> code vectors (1, parts, C)
-            position = offsets[level] + step
-            if seed_indices is not None and position < seed_indices[level].shape[2]:  # seed frames fix their codes
-                chosen = seed_indices[level][:, :, position]
-            elif uniform is None:
-                chosen = logits.argmax(-1)
-            else:  # inverse-CDF sampling: the first code whose cumulative probability passes the step's number
-                scaled = logits * scale
-                cdf = np.cumsum(np.exp(scaled - scaled.max(-1, keepdims=True)), axis=-1)
-                chosen = np.minimum((cdf < uniform[level][:, :, step, None] * cdf[..., -1:]).sum(-1), last_code)
-            indices[level].append(chosen)
-            return codebooks[level][parts, chosen[0]][None]
-
+        fixed = None
+        if self._seed_indices is not None:  # seed frames fix their codes
+            fixed = [np.full((1, len(PART_NAMES), n), -1, np.int64) for n in steps]
+            for f, seeded, o, n in zip(fixed, self._seed_indices, offsets, steps):
+                within = seeded[:, :, o : o + n]
+                f[:, :, : within.shape[2]] = within
+        sampling = StepSampling(self._codebooks, fixed, uniform, 1.0 / max(self.temperature, 1e-6))
         span_seed = None if self.seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(self.seed_codes, offsets, steps)]
         with one_thread():
             cond = gen.condition(audio.float(), words.long(), self.speaker)
-            _, _, _, self.state = gen.run(cond, choose, span_seed, self.state)
-        return [torch.from_numpy(np.stack(i, axis=2)).long() for i in indices]
+            _, _, _, self.state = gen.run(cond, sampling, span_seed, self.state)
+        return sampling.indices
 
 
 @torch.no_grad()
@@ -160,3 +154,14 @@ def decode(
         coarse_steps = (span[1] - span[0]) // model.config.factors[0]
         decoded = in_threads(part, parts) if worth_threads(coarse_steps) else [part(p) for p in parts]
     return dict(zip(PART_NAMES, decoded))
+
+
+def compile_kernels() -> None:
+    """Compile the generation's numba loops (the scan, the heads' step loop) into numba's cache,
+    by generating a few frames with a tiny random model: a first generation otherwise spends
+    about 3 s compiling them. `scripts/setup.sh` runs it once after installing."""
+    from .granumamba import GranuMamba
+
+    model = GranuMamba({"vq_hidden": 16, "latent_dim": 8, "codebook_size": 8, "d_model": 16, "n_global": 1, "n_local": 1}).eval()
+    for temperature in (1.0, 0.0):  # sampled and most likely codes
+        model.generate(torch.zeros(model.frame_multiple, model.config.feature_dim), temperature=temperature)
