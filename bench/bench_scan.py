@@ -60,7 +60,15 @@ def main() -> None:
             rows.append(row)
     table(
         f"Selective scan, batch 1, d_inner {d}, d_state {D_STATE} ({machine()}); times in ms, best of 3",
-        ["frames", "scan (ours, generation)", "scan (ours, training)", "per-step reference", "speed-up (generation)", "Mamba block (ours)", "mambapy block"],
+        [
+            "frames",
+            "scan (ours, generation)",
+            "scan (ours, training)",
+            "per-step reference",
+            "speed-up (generation)",
+            "Mamba block (ours)",
+            "mambapy block",
+        ],
         rows,
     )
 
