@@ -394,7 +394,18 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     print(f"GranuMamba demo on http://{args.host}:{args.port} (live WebSocket: /live/ws)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)  # open streams do not hold a stop
+    # No WebSocket keep-alive pings: a live client that sends faster than speech waits in TCP (the
+    # server reads its next message when it has answered the last), and a pong queued behind that
+    # backlog timed out uvicorn's 20 s ping and cut the stream. The live endpoint's own idle limit
+    # (GRANUMAMBA_LIVE_IDLE_SECONDS) ends a client that stops sending or is gone.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,  # open streams do not hold a stop
+        ws_ping_interval=None,
+    )
 
 
 def body_glb() -> bytes:

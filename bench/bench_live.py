@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         after = rss_mb(proc.pid)
         table(
             f"Server memory over {args.memory_minutes:.0f} minutes of continuous speech (one session, sent as fast as it is taken)",
-            ["RSS before MB", "after 1 minute MB", "at the end MB", "peak MB", "growth after the first minute MB", "frames"],
+            ["RSS before MB", "after 1 minute MB", "at the end MB", "peak MB", "growth after the first minute MB", "frames", "close"],
             [
                 [
                     before,
@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
                     max(samples),
                     after - marks.get("after one minute", after),
                     result.motion.num_frames,
+                    f"{result.close_code} {result.close_reason}",
                 ]
             ],
         )

@@ -21,6 +21,7 @@ from .live_server import decode_frames
 from .motion.parts import Motion
 
 PIECE_SECONDS = 0.02  # speech per message: what a browser's audio callback hands over
+AHEAD_SECONDS = 10.0  # sending at once: at most this much speech ahead of the frames received
 
 
 @dataclass
@@ -52,8 +53,10 @@ def stream_speech(
     pace: float | None = 1.0,
     open_timeout: float = 10.0,
 ) -> LiveResult:
-    """Send float32 mono `pieces` at `sample_rate`, `pace` times as fast as spoken (None: at once),
-    then "end"; receive every frame until the server closes."""
+    """Send float32 mono `pieces` at `sample_rate`, `pace` times as fast as spoken (None: as fast
+    as the server answers, never more than AHEAD_SECONDS of speech ahead of the frames received,
+    so that the backlog in the connection stays bounded), then "end"; receive every frame until
+    the server closes."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
@@ -92,6 +95,9 @@ def stream_speech(
                     wait = started + (total + piece.size) / sample_rate / pace - time.perf_counter()
                     if wait > 0:
                         time.sleep(wait)
+                else:
+                    while receiver.is_alive() and (total / sample_rate - AHEAD_SECONDS) * FPS > len(frames):
+                        time.sleep(0.005)
                 socket.send(piece.tobytes())
                 total += piece.size
                 sent.append((total, time.perf_counter()))
