@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from . import SAMPLE_RATE
-from .audio.features import FEATURE_DIM, StreamingFeatures
+from .audio.features import FEATURE_DIM, StreamingFeatures, frames_covered
 from .model.granumamba import GranuMamba
 from .model.sampler import CodeSampler, SampledCodes
 from .motion.parts import Motion
@@ -98,6 +98,8 @@ class LiveSession:
             import soxr  # librosa's own resampler, here in its streaming form
 
             self._resampler = soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        self._pending: list[np.ndarray] = []  # 16 kHz speech not yet analysed: it waits until it completes a block
+        self._received = 0  # 16 kHz samples received, analysed or pending
         self._skip = self.lookahead  # feature frames still to drop: frame t sees the speech of frame t + lookahead
         self._inputs = np.zeros((0, FEATURE_DIM), np.float32)  # shifted features not yet sampled
         self._codes: list[torch.Tensor] | None = None  # the recent blocks' code indices, per level (1, parts, L)
@@ -108,7 +110,7 @@ class LiveSession:
 
     @property
     def speech_received_s(self) -> float:
-        return self.features.received / SAMPLE_RATE
+        return self._received / SAMPLE_RATE
 
     def set_gains(self, gains: tuple[float, float, float]) -> None:
         """New granularity gains, for every frame given from now on."""
@@ -123,15 +125,26 @@ class LiveSession:
             raise ValueError("the speech holds samples that are not finite numbers")
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
-        return self._take(self.features.push(np.clip(samples, -1.0, 1.0)), final=False)
+        self._pending.append(np.clip(samples, -1.0, 1.0))
+        self._received += samples.size
+        # Analyse only once the speech completes the next block: the rows are the same for any
+        # split of the speech, and one analysis a block costs a sixteenth of one a frame.
+        wanted = self.features.frames_done + self._skip + max(0, self.block - self._inputs.shape[0])
+        if frames_covered(self._received) < wanted:
+            return []
+        return self._take(self.features.push(self._take_pending()), final=False)
+
+    def _take_pending(self) -> np.ndarray:
+        pending, self._pending = self._pending, []
+        return np.concatenate(pending) if pending else np.zeros(0, np.float32)
 
     def finish(self) -> list[LiveFrames]:
         """The speech has ended: the frames still to come, the end treated as `generate` treats it."""
         if self.finished:
             return []
-        rows = np.zeros((0, FEATURE_DIM), np.float32)
         if self._resampler is not None:
-            rows = self.features.push(np.clip(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
+            self._pending.append(np.clip(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0))
+        rows = self.features.push(self._take_pending())
         self.finished = True
         return self._take(np.concatenate([rows, self.features.finish()]), final=True)
 

@@ -11,6 +11,8 @@ first, so recordings made at different gains give comparable features.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import FPS, SAMPLE_RATE, num_frames
@@ -91,7 +93,7 @@ def _analysis_rows(segment: np.ndarray, known_loudest: np.ndarray) -> tuple[np.n
     import librosa
 
     power = np.abs(librosa.stft(segment, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
-    mel = librosa.feature.melspectrogram(S=power, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=40, fmax=7600)
+    mel = np.einsum("ft,mf->mt", power, _mel_basis(), optimize=True)  # librosa.feature.melspectrogram(S=power, ...)
     mel_db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)  # (mels, n)
     log_mel = mel_db / 20.0
     row_max, known = mel_db.max(axis=0), len(known_loudest)
@@ -116,6 +118,22 @@ def _pool(rows: np.ndarray, frames: int, whole: bool, first_frame: int) -> np.nd
     onset = pool_to_motion_frames(rows[:, N_MELS : N_MELS + 1], frames, reduce="max", whole=whole, first_frame=first_frame)
     pooled[:, N_MELS] = onset[:, 0]
     return pooled
+
+
+def frames_covered(received: int) -> int:
+    """How many motion frames' features `received` samples give (`StreamingFeatures.push`): those
+    whose analysis windows have arrived, a frame's audio and REACH samples after it."""
+    rows = (received - REACH) // HOP + 1 if received >= REACH else 0  # rows whose windows have arrived
+    return min(rows * FPS // (SAMPLE_RATE // HOP), num_frames(received))
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_basis() -> np.ndarray:
+    """The mel filterbank (N_MELS, N_FFT // 2 + 1), built once: librosa builds it anew on every
+    call, which cost live speech more than its spectra (one analysis per block)."""
+    import librosa
+
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=40, fmax=7600)
 
 
 class StreamingFeatures:
@@ -161,8 +179,7 @@ class StreamingFeatures:
             self._partial = whole[usable:]
         self._buffer = samples if self._buffer.size == 0 else np.concatenate([self._buffer, samples])
         self.received += samples.size
-        rows = (self.received - REACH) // HOP + 1 if self.received >= REACH else 0  # rows whose windows have arrived
-        return self._rows(min(rows * FPS // (SAMPLE_RATE // HOP), num_frames(self.received)), final=False)
+        return self._rows(frames_covered(self.received), final=False)
 
     def finish(self) -> np.ndarray:
         return self._rows(num_frames(self.received), final=True)
