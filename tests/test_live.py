@@ -46,6 +46,22 @@ def run_live(model, audio, piece=320, **settings):
     return session, given + session.finish()
 
 
+@pytest.mark.parametrize(("lookahead", "delay"), [(6, 8), (0, 0)])
+def test_each_block_comes_with_the_piece_that_completes_its_speech(pipe, speech, lookahead, delay):
+    """No frame waits longer than its block's speech: after every 20 ms piece, the frames given
+    are every block whose feature frames (a frame's analysis windows reach 32 ms past it) the
+    speech so far covers, less the decoding delay."""
+    session = LiveSession(pipe.model, lookahead=lookahead, delay=delay)
+    block, received = pipe.model.frame_multiple, 0
+    for start in range(0, speech.size, 320):
+        session.push(speech[start : start + 320])
+        received += speech[start : start + 320].size
+        covered = min((max(0, received - 512) // 160 + 1) * 30 // 100 if received >= 512 else 0, received * 30 // SAMPLE_RATE)
+        sampled = max(0, covered - lookahead) // block * block
+        assert session.frames_given == max(0, sampled - delay), start
+    assert session.frames_given > 0
+
+
 def test_live_frames_are_the_decoding_of_generates_codes_so_far(pipe, speech):
     """Same speech, seed and loudness gain: the live session samples exactly `generate`'s codes,
     and every run of frames it gives is the decoding of the codes sampled up to then."""
