@@ -28,10 +28,16 @@ class SampledCodes:
     frames: int
 
 
+def model_device(model) -> torch.device:
+    """Where the model's weights are: generation takes its inputs there (the heads' step loop
+    runs on the CPU whatever the device, see `Generator._sampled_heads`)."""
+    return next(model.parameters()).device
+
+
 def codebook_arrays(model) -> list[np.ndarray]:
     """Each level's codebooks, the parts' side by side (parts, K, C), as the float32 arrays
     that the compiled step loop (`StepSampling`) reads."""
-    every_code = torch.arange(model.config.codebook_size).expand(1, len(PART_NAMES), -1)
+    every_code = torch.arange(model.config.codebook_size, device=model_device(model)).expand(1, len(PART_NAMES), -1)
     return [np.ascontiguousarray(model.lookup_codes(level, every_code)[0].detach().float().cpu().numpy()) for level in range(len(LEVELS))]
 
 
@@ -48,7 +54,7 @@ class CodeSampler:
     def __init__(self, model, speaker: int | None = None, temperature: float = 1.0, rng_seed: int = 0, seed_indices=None, seed_codes=None):
         config = model.config
         self.model, self.temperature, self.rng_seed = model, temperature, rng_seed
-        self.speaker = torch.tensor([config.default_speaker if speaker is None else speaker])
+        self.speaker = torch.tensor([config.default_speaker if speaker is None else speaker], device=model_device(model))
         if not 0 <= int(self.speaker) < config.num_speakers:
             raise ValueError(f"speaker {int(self.speaker)} is out of range 0..{config.num_speakers - 1}")
         self.seed_codes = seed_codes
@@ -79,7 +85,8 @@ class CodeSampler:
         sampling = StepSampling(self._codebooks, fixed, uniform, 1.0 / max(self.temperature, 1e-6))
         span_seed = None if self.seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(self.seed_codes, offsets, steps)]
         with one_thread():
-            cond = gen.condition(audio.float(), words.long(), self.speaker)
+            device = self.speaker.device
+            cond = gen.condition(audio.float().to(device), words.long().to(device), self.speaker)
             _, _, _, self.state = gen.run(cond, sampling, span_seed, self.state)
         return sampling.indices
 
@@ -118,7 +125,8 @@ def sample_codes(
         if seed_frames == 0:
             raise ValueError(f"seed motion needs at least {multiple} frames")
         seed_frames = min(seed_frames, padded)
-        seed_indices, codes = model.teacher_codes({p: x[None, :seed_frames].float() for p, x in seed_parts.items()})
+        device = model_device(model)
+        seed_indices, codes = model.teacher_codes({p: x[None, :seed_frames].float().to(device) for p, x in seed_parts.items()})
         full = [F.pad(c, (0, 0, 0, padded // (gen.frames_per_latent * f) - c.shape[2])) for c, f in zip(codes, factors)]
         seed_codes = model.seed_conditioning(full, seed_frames, padded)
     sampler = CodeSampler(model, speaker, temperature, rng_seed, seed_indices, seed_codes)
@@ -146,8 +154,10 @@ def decode(
     per = model.generator.frames_per_latent
     span = (start // per, -(-stop // model.frame_multiple) * model.frame_multiple // per)
 
+    device = model_device(model)
+
     def part(p: int) -> torch.Tensor:
-        return model.decode_part(PART_NAMES[p], [i[:, p] for i in codes.indices], gains, overlap, span=span)[: stop - start]
+        return model.decode_part(PART_NAMES[p], [i[:, p].to(device) for i in codes.indices], gains, overlap, span=span)[: stop - start]
 
     with one_thread():  # the parts' decoders are independent: side by side on the cores, when long enough to pay
         parts = range(len(PART_NAMES))
