@@ -67,6 +67,17 @@ def test_fast_scan_matches_the_per_step_reference(length, grad):
     )
 
 
+def test_the_compiled_scans_exp_is_within_an_ulp_or_two_and_underflows_to_zero():
+    from granumamba.model.scan import _exp_nonpositive
+
+    x = np.concatenate([-np.geomspace(1e-8, 87.0, 4000), [0.0, -88.0, -200.0, -1e30]]).astype(np.float32)
+    got = np.array([_exp_nonpositive(v) for v in x], dtype=np.float64)
+    want = np.exp(x.astype(np.float64))
+    normal = x > -87
+    assert np.all(np.abs(got[normal] - want[normal]) <= 3e-7 * want[normal])  # float32's ulp is 6e-8 to 1.2e-7
+    assert np.all((got[~normal] >= 0) & (got[~normal] < 1e-37))
+
+
 def test_scan_gradients_are_exact():
     x = {k: v.requires_grad_() for k, v in scan_inputs(11, batch=1, d=4, n=3, dtype=torch.float64).items()}
     h0 = torch.randn(1, 4, 3, dtype=torch.float64, requires_grad=True)
