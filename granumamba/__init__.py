@@ -1,6 +1,13 @@
 """GranuMamba: multi-granularity selective state space model for co-speech 3D gesture."""
 
+import threading
+
 __version__ = "0.1.0"
+
+TERMINATED = threading.Event()
+"""Set by the CLI when it is told to stop (SIGTERM). Its handler raises SystemExit, but a
+library that imports under `except BaseException` (trimesh does) can swallow that: long loops
+(rendering) check this and stop at their next step, cleaning up as on any other exit."""
 
 FPS = 30
 """Motion frame rate (BEAT2's smplxflame_30)."""

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import TERMINATED
+
 EXIT_BAD_INPUT = 2
 EXPORT_FORMATS = (".glb", ".bvh", ".npz")
 SIZE_RANGE = (256, 1080)
@@ -264,6 +266,11 @@ def live(args) -> int:
     return 0
 
 
+def _terminate(*_) -> None:
+    TERMINATED.set()  # in case the SystemExit lands in a library that swallows it
+    sys.exit(128 + signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .audio.io import AudioError
     from .data.beat2 import DataError
@@ -273,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that partial outputs and temporary folders are removed
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return {"generate": generate, "render": render, "export": export, "live": live}[args.command](args)
     except (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, ValueError, OSError) as err:  # SMPLXError is a ValueError

@@ -157,6 +157,22 @@ def test_sigterm_during_export_and_render_leaves_no_partial_file(tmp_path):
     assert set(Path(tempfile.gettempdir()).glob("granumamba-render-*")) == temp_before
 
 
+def test_a_render_told_to_stop_stops_even_where_a_library_swallowed_the_exit(tmp_path):
+    """The CLI's SIGTERM handler raises SystemExit, which trimesh's imports (under `except
+    BaseException`) can swallow; the flag it also sets stops the render at its next chunk, with
+    no partial video left."""
+    import granumamba
+    from granumamba.render.video import render_video
+
+    granumamba.TERMINATED.set()  # as if the handler had run and its exit were lost
+    try:
+        with pytest.raises(SystemExit):
+            render_video(motion(60), None, tmp_path / "clip.mp4", size=256, workers=1)
+    finally:
+        granumamba.TERMINATED.clear()
+    assert list(tmp_path.iterdir()) == []
+
+
 # ----- the study tool --------------------------------------------------------------------------
 def plan_text(clip_id: str = "c1", condition: str = "ground_truth", extra: str = "") -> str:
     return (

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import FPS, SAMPLE_RATE
+from .. import FPS, SAMPLE_RATE, TERMINATED
 from ..motion.parts import Motion
 
 MIN_SIZE, MAX_SIZE = 256, 1080
@@ -234,6 +234,8 @@ def render_video(
             pending: dict[int, np.ndarray] = {}
             done = 0
             for (cell, start, stop), (chunk, posing, drawing) in zip(tasks, results):
+                if TERMINATED.is_set():  # told to stop while a library swallowed the SystemExit
+                    raise SystemExit(143)
                 stats.posing += posing
                 stats.drawing += drawing
                 if labels:
