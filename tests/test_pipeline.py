@@ -8,24 +8,15 @@ from granumamba.data import index_beat2, load_motion
 from granumamba.motion import JOINT_INDEX
 from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
 from train.evaluate import reconstruction
+from train.metrics import HAND_JOINTS, POSTURE_JOINTS, band_energy
 
 pytestmark = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
 GAINS = (0.0, 0.5, 1.0, 1.5, 2.0)
-HAND_JOINTS = [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"], *range(25, 55)]
-POSTURE = ("spine1", "spine2", "spine3", "neck", "left_shoulder", "right_shoulder", "left_collar", "right_collar")
-POSTURE_JOINTS = [JOINT_INDEX[n] for n in POSTURE]
 
 
 @pytest.fixture(scope="module")
 def pipe():
     return GranuMambaPipeline.from_pretrained(BUNDLED_MODEL)
-
-
-def band_energy(poses: np.ndarray, joints, low: float, high: float) -> float:
-    x = poses.reshape(len(poses), 55, 3)[:, joints].reshape(len(poses), -1)
-    spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / 30)
-    return float(spectrum[(freqs >= low) & (freqs < high)].sum() / len(x))
 
 
 def test_fine_gain_raises_hand_high_frequency_energy_monotonically(pipe, speech_wav):

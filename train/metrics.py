@@ -11,6 +11,9 @@
 - Speech-motion correlation: Pearson correlation between the speech's energy envelope and the
   wrists' speed, both smoothed over half a second; a motion follows its own speech when this is
   clearly higher than against another recording's speech.
+- Slider effect: the 3-15 Hz energy of wrists and fingers (what the fine gain should raise) and
+  the below-1 Hz energy of spine, neck and shoulders (what the coarse gain should raise), from the
+  rotations' spectrum.
 - Face: MSE of jaw rotation (axis-angle) and expressions against the ground truth; LVD, the
   mean L1 difference of their frame-to-frame velocities (a vertex-free form of lip vertex
   difference, since FLAME's mesh is not available here).
@@ -24,9 +27,23 @@ import torch
 from scipy.signal import argrelextrema
 
 from granumamba import FPS, SAMPLE_RATE
-from granumamba.motion import Motion, joint_positions
+from granumamba.motion import JOINT_INDEX, Motion, joint_positions
 
 UPPER_BEAT_JOINTS = (16, 17, 18, 19, 20, 21)  # shoulders, elbows, wrists
+HAND_JOINTS = (JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"], *range(25, 55))  # and the 30 finger joints
+POSTURE_JOINTS = tuple(
+    JOINT_INDEX[n] for n in ("spine1", "spine2", "spine3", "neck", "left_shoulder", "right_shoulder", "left_collar", "right_collar")
+)
+
+
+def band_energy(poses: np.ndarray, joints, low: float, high: float) -> float:
+    """Spectral energy of the joints' axis-angle rotations (T, 165) between `low` and `high` Hz,
+    per frame (the slider measures: fine gain -> 3-15 Hz of HAND_JOINTS, coarse gain -> 0.05-1 Hz
+    of POSTURE_JOINTS)."""
+    x = poses.reshape(len(poses), 55, 3)[:, list(joints)].reshape(len(poses), -1)
+    spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / FPS)
+    return float(spectrum[(freqs >= low) & (freqs < high)].sum() / len(x))
 
 
 def motion_positions(motion: Motion) -> np.ndarray:
