@@ -42,6 +42,9 @@ if [ ! -e "$stamp" ]; then
   # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
   .venv/bin/python -c "import torch" 2>/dev/null || $pip install -q "torch==2.13.0"
   for r in $reqs; do [ "$r" = requirements.txt ] && [ "$dev" = 1 ] || $pip install -q -r "$r"; done  # -dev includes requirements.txt
+  # numba compiles the generation's loops on first use (about 3 s): do it once here, into its
+  # cache, rather than on every start.
+  .venv/bin/python -c "from granumamba.model.sampler import compile_kernels; compile_kernels()"
   rm -f .venv/.granumamba-*-"$dev"
   touch "$stamp"
 fi
@@ -49,6 +52,4 @@ if [ "$dev" = 1 ] && [ ! -d tests/js/node_modules/gltf-validator ]; then
   echo "[setup] installing the test's JavaScript clients (tests/js)"
   (cd tests/js && npm ci --silent --no-audit --no-fund)
 fi
-# numba compiles the generation's loops on first use (about 3 s); do it now, into its cache.
-.venv/bin/python -c "from granumamba.model.sampler import compile_kernels; compile_kernels()"
 echo "[setup] ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

@@ -10,7 +10,7 @@ multiply-add per frame, states written into a preallocated buffer) and contracts
 at the end beat Hillis-Steele and chunked log-space scans (slower, or unstable where dt*A is
 large). The loop runs over chunks of the sequence so that memory stays bounded for any length.
 Where no gradient is needed (generation), the recurrence and the contraction with C run as one
-compiled loop (`_recurrence_nograd`) that never writes the states out.
+compiled loop (`_scan_nograd`) that never writes the states out.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class LinearRecurrence(torch.autograd.Function):
 
 @numba.njit(cache=True, fastmath=True)
 def _exp_nonpositive(x):  # pragma: no cover (compiled)
-    """exp(x) for x <= 0 in float32, to about an ulp: Cody-Waite reduction by ln 2 and Cephes'
+    """exp(x) for x <= 0 in float32, within 3e-7 relative (two to three ulps): Cody-Waite reduction by ln 2 and Cephes'
     expf polynomial, the power of two put into the exponent bits. Written out so that the
     compiled scan's inner loop vectorizes (a call to the C library's expf would not)."""
     x = max(x, np.float32(-87.0))
@@ -162,6 +162,7 @@ def selective_scan(
     y = u.new_empty(batch, d, length)
     # No gradient, float32 on a CPU (generation): the compiled loop. A is negative, as Mamba's is.
     compiled = not torch.is_grad_enabled() and u.device.type == "cpu" and u.dtype == torch.float32 and bool((A <= 0).all())
+    A_array = A.contiguous().numpy() if compiled else None
     for start in range(0, length, chunk):
         stop = min(start + chunk, length)
         # Time-major and contiguous, so that each step reads and writes one (batch, d, n) block.
@@ -171,14 +172,14 @@ def selective_scan(
         Ct = C[:, :, start:stop].permute(2, 0, 1).contiguous()  # (L, batch, n)
         if compiled:  # generation
             out = np.empty(dt.shape, dtype=np.float32)  # (L, batch, d)
-            _scan_nograd(dt.numpy(), ut.numpy(), A.contiguous().numpy(), Bt.numpy(), Ct.numpy(), h.numpy(), out)
+            _scan_nograd(dt.numpy(), ut.numpy(), A_array, Bt.numpy(), Ct.numpy(), h.numpy(), out)
             y[:, :, start:stop] = torch.from_numpy(out).permute(1, 2, 0)
             continue
         dA = (dt[..., None] * A).exp_()  # (L, batch, d, n)
         dBu = (dt * ut)[..., None] * Bt[:, :, None, :]
         if torch.is_grad_enabled():
             states = LinearRecurrence.apply(dA, dBu, h)  # (L, batch, d, n)
-        else:  # on a GPU without mamba_ssm: the states overwrite their inputs, a copy saved
+        else:  # no gradient, not the compiled case (a GPU without mamba_ssm, float64): the states overwrite their inputs
             states = LinearRecurrence.run(dA, dBu, h)
         h = states[-1].clone()
         y[:, :, start:stop] = torch.matmul(states, Ct[..., None])[..., 0].permute(1, 2, 0)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -235,7 +236,7 @@ def render_video(
             done = 0
             for (cell, start, stop), (chunk, posing, drawing) in zip(tasks, results):
                 if TERMINATED.is_set():  # told to stop while a library swallowed the SystemExit
-                    raise SystemExit(143)
+                    raise SystemExit(128 + signal.SIGTERM)
                 stats.posing += posing
                 stats.drawing += drawing
                 if labels:
