@@ -71,3 +71,25 @@ def test_paired_bc_wins_count_the_takes_where_the_beats_are_closer():
     assert bc_wins(on_beat + late, late + late, onsets, (0.1,)) == {"bc": 3.0}
     assert bc_wins(mixed + late, late + late, onsets, (0.1,)) == {"bc": 2.0}
     assert bc_wins(on_beat + late, on_beat + on_beat, onsets, (0.1,)) == {"bc": 0.0}
+
+
+def test_band_energy_sees_fast_motion_and_not_a_clip_that_ends_elsewhere_than_it_starts():
+    """A wrist that turns slowly from one posture to another over a 5 s clip has no 3-15 Hz
+    motion; a 5 Hz tremor on top of it has, and the measure finds the tremor's power whether
+    the clip ends where it starts or not (an unwindowed spectrum reads the jump from the last
+    frame back to the first as fast motion)."""
+    from granumamba.motion import JOINT_INDEX
+    from train.metrics import HAND_JOINTS, band_energy
+
+    t = np.arange(150) / 30.0
+    poses = np.zeros((150, 165))
+    wrist = 3 * JOINT_INDEX["left_wrist"]
+    turn = poses.copy()
+    turn[:, wrist] = 0.8 * t / t[-1]  # 0 to 0.8 rad
+    tremor = np.zeros_like(poses)
+    tremor[:, wrist] = 0.05 * np.sin(2 * np.pi * 5.0 * t)
+    fast = band_energy(tremor, HAND_JOINTS, 3.0, 15.0)
+    assert fast == pytest.approx(0.05**2 / 2, rel=0.1)  # a sine's power: amplitude^2 / 2
+    assert band_energy(turn, HAND_JOINTS, 3.0, 15.0) < 0.01 * fast
+    assert band_energy(turn + tremor, HAND_JOINTS, 3.0, 15.0) == pytest.approx(fast, rel=0.1)
+    assert band_energy(turn, HAND_JOINTS, 0.05, 1.0) > 100 * band_energy(tremor, HAND_JOINTS, 0.05, 1.0)

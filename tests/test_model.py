@@ -18,10 +18,11 @@ from granumamba.model import (
     selective_scan,
     selective_scan_reference,
 )
-from granumamba.model.configs import VQConfig
+from granumamba.model.configs import GranuMambaConfig, VQConfig
 from granumamba.model.generator import StepSampling
-from granumamba.model.losses import band_split_loss, foot_contact_loss, low_pass, position_losses, stage1_loss
+from granumamba.model.losses import foot_contact_loss, position_losses, stage1_loss
 from granumamba.model.sampler import codebook_arrays
+from granumamba.model.vqvae import low_pass
 
 TINY = {
     "vq_hidden": 32,
@@ -286,10 +287,10 @@ def test_a_gain_of_zero_removes_exactly_that_level():
     with torch.no_grad():
         without_fine = model.decode_part("hands", indices, (1.0, 1.0, 0.0))
         c = vq.quantizer.contributions_from_indices(indices)
-        expected = vq.decode(c[0] + c[1])[0]
+        expected = vq.decode([c[0] + c[1], torch.zeros_like(c[2])])[0]
         doubled = model.decode_part("hands", indices, (0.0, 2.0, 0.0))
     assert torch.allclose(without_fine, expected, atol=1e-5)
-    assert torch.allclose(doubled, vq.decode(2 * c[1])[0], atol=1e-5)
+    assert torch.allclose(doubled, vq.decode([torch.zeros_like(c[0]), 2 * c[1], torch.zeros_like(c[2])])[0], atol=1e-5)
 
 
 def test_generation_is_deterministic_for_a_seed_and_streams_exactly():
@@ -471,35 +472,54 @@ def test_streams_split_over_threads_give_each_rows_own_result(monkeypatch):
     assert torch.get_num_threads() == before
 
 
-def test_stage1_band_split_term_leaves_the_fast_motion_to_the_fine_level():
-    """The low-pass keeps half-hertz motion and removes 8 Hz motion; the term compares a part
-    decoded without its fine level against that low-passed motion, so the fine level does not
-    enter it and the coarser ones do; stage 1 adds it for the arms and the hands only."""
-    from granumamba.motion import PART_DIMS
-
+def test_low_pass_keeps_slow_motion_and_removes_fast_motion():
     t = torch.arange(150) / 30.0
     slow, fast = torch.sin(2 * math.pi * 0.5 * t), torch.sin(2 * math.pi * 8.0 * t)
     smoothed = low_pass(torch.stack([slow, fast], -1)[None], sigma=2.0)[0]
     assert smoothed.shape == (150, 2)
-    inside = slice(8, -8)  # beyond the kernel's reach of the reflected ends
+    inside = slice(8, -8)  # beyond the kernel's reach of the repeated ends
     assert float((smoothed[inside, 0] - slow[inside]).abs().max()) < 0.03
     assert float(smoothed[inside, 1].abs().max()) < 0.01
+    assert low_pass(torch.ones(1, 5, 3), sigma=3.0).allclose(torch.ones(1, 5, 3))  # shorter than the kernel: edges repeated
 
-    torch.manual_seed(0)
-    model = GranuMamba(TINY).eval()
-    vq = model.vqvae["hands"]
-    x = torch.randn(2, 32, vq.in_dim)
+
+def _fast_share(x: torch.Tensor, low: float = 5.0) -> float:
+    """Share of a (T, dims) motion's energy at `low` Hz and above, at 30 fps (Hann-windowed, so
+    that the jump from the last frame to the first does not leak into every band)."""
+    spectrum = torch.fft.rfft((x - x.mean(0)) * torch.hann_window(x.shape[0])[:, None], dim=0).abs() ** 2
+    freqs = torch.fft.rfftfreq(x.shape[0], 1 / 30)
+    return float(spectrum[freqs >= low].sum() / spectrum.sum())
+
+
+def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_exactly():
+    """With `split_decoder`, any coarse and mid codes decode to motion without fast components
+    (the fine slider then moves only what the fine level adds), and the fine level's motion is
+    its gain times its motion at gain 1. The joint decoder of the same codes has neither."""
+    torch.manual_seed(3)
+    split = GranuMamba(TINY | {"split_decoder": True}).eval()
+    joint = GranuMamba(TINY).eval()
+    indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]  # 256 frames of random codes
     with torch.no_grad():
-        _, _, contributions, _ = vq(x)
-        loss = band_split_loss(vq, x, contributions)
-        other_fine = [*contributions[:-1], torch.randn_like(contributions[-1])]
-        assert float(band_split_loss(vq, x, other_fine)) == pytest.approx(float(loss), rel=1e-6)
-        other_coarse = [torch.randn_like(contributions[0]), *contributions[1:]]
-        assert abs(float(band_split_loss(vq, x, other_coarse)) - float(loss)) > 1e-4
+        decoded = {g: split.decode_part("hands", indices, (1.0, 1.0, g)) for g in (0.0, 0.5, 1.0, 2.0)}
+        joint_slow = joint.decode_part("hands", indices, (1.0, 1.0, 0.0))
+    assert _fast_share(decoded[0.0]) < 1e-6 < 1e-4 < _fast_share(joint_slow)
+    assert _fast_share(decoded[1.0]) > 1e-3  # the fine level moves fast
+    fine = decoded[1.0] - decoded[0.0]
+    assert float(fine.abs().max()) > 1e-3
+    for g in (0.5, 2.0):
+        assert torch.allclose(decoded[g] - decoded[0.0], g * fine, atol=1e-5)
+    assert "vqvae.hands.fine_decoder.0.weight" in split.state_dict()
+    assert not any(".fine_decoder." in k for k in joint.state_dict())
+    assert not any(k.startswith("vqvae.") and "fine_decoder" in k and k.endswith(".bias") for k in split.state_dict())
 
-    batch = {p: torch.randn(2, 32, d) * 0.1 for p, d in PART_DIMS.items()}
-    plain, weighted = stage1_loss(model, batch), stage1_loss(model, batch, band_split_weight=0.5)
-    terms = sorted(k for k in weighted if k.endswith("/band_split"))
-    assert terms == ["hands/band_split", "upper/band_split"]
-    assert not any(k.endswith("/band_split") for k in plain)
-    assert torch.allclose(weighted["total"], plain["total"] + 0.5 * sum(weighted[k] for k in terms))
+
+def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_path):
+    model = GranuMamba(TINY | {"split_decoder": True})
+    model.save_pretrained(tmp_path / "split")
+    again = GranuMamba.from_pretrained(tmp_path / "split")
+    assert again.config.split_decoder and again.vqvae["hands"].fine_decoder is not None
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    assert GranuMamba.from_pretrained(tmp_path / "split").vqvae["upper"].fine_decoder is not None
+    assert GranuMamba(TINY).vqvae["upper"].fine_decoder is None
+    with pytest.raises(ModelLoadError, match="split_decoder"):
+        GranuMambaConfig.from_dict({"split_decoder": "yes"})

@@ -19,14 +19,19 @@ def pipe():
     return GranuMambaPipeline.from_pretrained(BUNDLED_MODEL)
 
 
-def test_fine_gain_raises_hand_high_frequency_energy_monotonically(pipe, speech_wav):
-    energy = [band_energy(pipe(speech_wav, gains=(1, 1, g), seed=1).motion.poses, HAND_JOINTS, 3.0, 15.0) for g in GAINS]
+SEEDS = range(5)  # one short generation passes a slider's bar or not by chance unless the model makes it hold for all
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fine_gain_raises_hand_high_frequency_energy_monotonically(pipe, speech_wav, seed):
+    energy = [band_energy(pipe(speech_wav, gains=(1, 1, g), seed=seed).motion.poses, HAND_JOINTS, 3.0, 15.0) for g in GAINS]
     assert all(a < b for a, b in zip(energy, energy[1:])), energy
     assert energy[-1] > 2 * energy[0]
 
 
-def test_coarse_gain_raises_slow_posture_variation_monotonically(pipe, speech_wav):
-    slow = [band_energy(pipe(speech_wav, gains=(g, 1, 1), seed=1).motion.poses, POSTURE_JOINTS, 0.05, 1.0) for g in GAINS]
+@pytest.mark.parametrize("seed", SEEDS)
+def test_coarse_gain_raises_slow_posture_variation_monotonically(pipe, speech_wav, seed):
+    slow = [band_energy(pipe(speech_wav, gains=(g, 1, 1), seed=seed).motion.poses, POSTURE_JOINTS, 0.05, 1.0) for g in GAINS]
     assert all(a < b for a, b in zip(slow, slow[1:])), slow
     assert slow[-1] > 2 * slow[0]
 
@@ -149,35 +154,14 @@ def test_the_motion_follows_its_own_real_speech_more_than_another_recordings(pip
         assert own > other + 0.01, (sigma, own, other)
 
 
-def test_the_pipeline_returns_the_decoders_motion_unaltered(pipe, speech_wav):
-    """No scaling or post-processing between the model and the user: the pipeline's motion is
-    exactly the decoded codes, denormalised and converted."""
-    from granumamba.model.sampler import decode
-    from granumamba.motion.parts import PART_NAMES, merge_parts
+def test_on_real_speech_its_arms_follow_the_loudness_and_its_feet_stay_put(beat2_sample):
+    """The real-speech block of `train.evaluate` over the shared recordings, three seeds: the
+    correlation of the speech's energy with the arms' speed clearly higher against its own
+    recording than against another's; the feet that carry weight slide under 2 cm/s. (BC at
+    sigma 0.3 is reported beside the real capture's, not asserted: see the README's Metrics.)"""
+    from train.evaluate import evaluate_real
 
-    result = pipe(speech_wav, seed=2, gains=(1.0, 1.0, 1.0))
-    parts = decode(pipe.model, result.codes, (1.0, 1.0, 1.0))
-    normalizer = pipe.model.normalizer
-    direct = merge_parts({p: normalizer.denormalize(p, parts[p]) for p in PART_NAMES})
-    assert np.allclose(result.motion.poses, direct.poses, atol=1e-5) and np.allclose(result.motion.trans, direct.trans, atol=1e-4)
-
-
-def test_evaluate_reports_fgd_out_of_the_box_and_a_real_speech_block(pipe, synth_corpus, beat2_sample):
-    from train.evaluate import evaluate, evaluate_real, real_table
-
-    assert (BUNDLED_MODEL / "fgd" / "model.safetensors").is_file(), "make_demo ships the FGD autoencoder beside the checkpoint"
-    results = evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2)
-    assert results["model"]["fgd"] > 0 and results["ground truth"]["fgd"] == 0
-    with pytest.raises(ValueError, match="at least one seed"):
-        evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2, seeds=0)
-    two_seeds = evaluate(BUNDLED_MODEL, synth_corpus, split="test", max_takes=2, seeds=2, untrained=True)
-    assert two_seeds["model"]["bc"] != results["model"]["bc"]  # seed 1's motions enter the mean
-    assert 0 <= two_seeds["takes (of 2) where the model's BC is above the untrained's"]["bc"] <= 2
-    with pytest.raises(ValueError, match="at least one seed"):
-        evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=0)
-    real = evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=2)
-    assert set(real) == {"real capture", "model on real speech", "model, against another recording's speech"}
-    assert abs(real["real capture"]["wrist_speed"] - 0.40) < 0.02  # the reference figure of the shared take
-    assert {"wrist_speed", "wrist_spread", "planted_foot", "bc", "bc_sigma0.1", "speech_motion_corr"} <= set(real["model on real speech"])
-    assert "model on real speech" in real_table(real) and "planted foot" in real_table(real)
-    assert results["ground truth"]["planted_foot"] < 0.5  # cm/s: the corpus's feet stand still while they carry weight
+    real = evaluate_real(BUNDLED_MODEL, beat2_sample, seeds=3)
+    model, other = real["model on real speech"], real["model, against another recording's speech"]
+    assert model["speech_motion_corr"] > other["speech_motion_corr"] + 0.05, (model["speech_motion_corr"], other["speech_motion_corr"])
+    assert model["planted_foot"] < 2.0, model["planted_foot"]

@@ -56,7 +56,6 @@ class Stage1Config(StageConfig):
     position_velocity_weight: float = 0.0  # their velocities (cm per frame)
     position_acceleration_weight: float = 0.0  # and accelerations (cm per frame^2)
     foot_contact_weight: float = 0.0  # planted feet's horizontal sliding (cm per frame)^2, lower part
-    band_split_weight: float = 0.0  # arms and hands without their fine level against their low-passed motion
 
 
 @dataclass

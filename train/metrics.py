@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import torch
-from scipy.signal import argrelextrema
+from scipy.signal import argrelextrema, periodogram
 
 from granumamba import FPS, SAMPLE_RATE
 from granumamba.motion import JOINT_INDEX, Motion, joint_positions
@@ -37,13 +37,15 @@ POSTURE_JOINTS = tuple(
 
 
 def band_energy(poses: np.ndarray, joints, low: float, high: float) -> float:
-    """Spectral energy of the joints' axis-angle rotations (T, 165) between `low` and `high` Hz,
-    per frame (the slider measures: fine gain -> 3-15 Hz of HAND_JOINTS, coarse gain -> 0.05-1 Hz
-    of POSTURE_JOINTS)."""
+    """Power of the joints' axis-angle rotations (T, 165) between `low` and `high` Hz, summed over
+    their channels (the slider measures: fine gain -> 3-15 Hz of HAND_JOINTS, coarse gain ->
+    0.05-1 Hz of POSTURE_JOINTS). A Hann-windowed periodogram: without the window, the jump from
+    a clip's last pose back to its first leaks into every band, so a short clip that ends in
+    another posture than it starts in shows fast motion that is not there."""
     x = poses.reshape(len(poses), 55, 3)[:, list(joints)].reshape(len(poses), -1)
-    spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / FPS)
-    return float(spectrum[(freqs >= low) & (freqs < high)].sum() / len(x))
+    freqs, power = periodogram(x, fs=FPS, window="hann", detrend="constant", axis=0)
+    band = (freqs >= low) & (freqs < high)
+    return float(power[band].sum() * (freqs[1] - freqs[0]))
 
 
 def motion_positions(motion: Motion) -> np.ndarray:

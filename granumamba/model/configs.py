@@ -25,6 +25,7 @@ class VQConfig:
     factors: tuple[int, ...] = (4, 2, 1)  # coarse, mid, fine: latent steps per token of each level
     beta: float = 0.25
     dead_after: int = 200
+    split_decoder: bool = False  # the fine level decoded apart, the rest low-passed (vqvae.py); false in checkpoints before it
 
     @property
     def frames_per_latent(self) -> int:
@@ -120,6 +121,8 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
                 raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
             values["factors"] = tuple(factors)
+        if not isinstance(values.get("split_decoder", False), bool):
+            raise ModelLoadError(f"config.json: split_decoder must be true or false, got {values['split_decoder']!r}")
         for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):
             if name in values and not isinstance(values[name], kind):
                 raise ModelLoadError(f"config.json: {name} must be a {kind.__name__}")

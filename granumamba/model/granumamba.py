@@ -27,7 +27,7 @@ from ..motion.parts import PART_DIMS, PART_NAMES
 from ..text.vocab import Vocabulary
 from .configs import GranuMambaConfig, ModelLoadError
 from .generator import Generator
-from .quantizer import LEVELS, combine, upsample
+from .quantizer import LEVELS, upsample
 from .vqvae import PartVQVAE
 
 WEIGHTS_NAME = "model.safetensors"
@@ -164,7 +164,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             contributions = [
                 upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f) for level, f in enumerate(factors)
             ]
-            decoded = vq.decode(combine(contributions, tuple(gains)))[0]
+            decoded = vq.decode(contributions, tuple(gains))[0]
             per = vq.frames_per_latent
             outputs.append(decoded[(start - lo) * per : (stop - lo) * per])
         return torch.cat(outputs)

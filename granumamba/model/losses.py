@@ -3,28 +3,23 @@
 - Stage 1 (`stage1_loss`): per part, the seed's S6 objective (S3 reconstruction + S4 codebook +
   S5 beta-weighted commitment) with velocity and acceleration terms; for the upper body also its
   joint positions, velocities and accelerations by forward kinematics (`position_losses`);
-  optionally the planted feet's sliding (`foot_contact_loss`) and, for the arms and hands, the
-  part without its fine level against its low-passed motion (`band_split_loss`).
+  optionally the planted feet's sliding (`foot_contact_loss`).
 - Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from ..motion.parts import PART_JOINTS, PART_NAMES, lower_body_feet, upper_body_positions
-from .quantizer import LEVELS, combine
-from .vqvae import PartVQVAE, prior_loss
+from .quantizer import LEVELS
+from .vqvae import prior_loss
 
 if TYPE_CHECKING:
     from .granumamba import GranuMamba
-
-# The parts whose fast motion the fine slider is for: the arms and wrists, and the fingers.
-BAND_SPLIT_PARTS = ("upper", "hands")
 
 
 def stage1_loss(
@@ -36,27 +31,20 @@ def stage1_loss(
     position_velocity_weight: float = 0.0,
     position_acceleration_weight: float = 0.0,
     foot_contact_weight: float = 0.0,
-    band_split_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
     the position weights, also the upper body's joint positions (cm, by forward kinematics)
     and their frame-to-frame velocities and accelerations, which is where the arms' strokes
     are seen (jitter that the rotation losses let through makes false pauses in the hands'
     speed, and so false motion beats); with the foot-contact weight, the decoded feet's
-    sliding where the ground truth has them planted (`foot_contact_loss`); with the band-split
-    weight, the arms and hands decoded without their fine level match their motion low-passed
-    at the mid level's Nyquist rate (`band_split_loss`), so what moves faster is the fine
-    level's to carry in stage 1."""
+    sliding where the ground truth has them planted (`foot_contact_loss`)."""
     position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
     out: dict[str, torch.Tensor] = {}
     total = None
     for part in PART_NAMES:
         vq = model.vqvae[part]
-        x_hat, _, contributions, stats = vq(batch[part])
+        x_hat, _, _, stats = vq(batch[part])
         losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
-        if band_split_weight and part in BAND_SPLIT_PARTS:
-            losses["band_split"] = band_split_loss(vq, batch[part], contributions)
-            losses["total"] = losses["total"] + band_split_weight * losses["band_split"]
         if part == "upper" and any(position_weights):
             terms = dict(zip(("position", "position_velocity", "position_acceleration"), position_losses(model, batch[part], x_hat)))
             losses["total"] = losses["total"] + sum(w * v for w, v in zip(position_weights, terms.values()))
@@ -94,30 +82,6 @@ def foot_contact_loss(model: GranuMamba, x: torch.Tensor, x_hat: torch.Tensor) -
     feet = lower_body_feet(normalizer.denormalize("lower", x_hat)) * 100.0  # (batch, T, 4, 3), cm
     sliding = feet[:, 1:, :, [0, 2]] - feet[:, :-1, :, [0, 2]]
     return (sliding.pow(2).sum(-1) * planted).sum() / planted.sum().clamp(min=1)
-
-
-def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(batch, T, dims) smoothed along time by a Gaussian of `sigma` frames (edges reflected).
-    Written here because torch has no 1-D Gaussian filter for sequences (torchvision's blurs
-    images); it is one grouped convolution."""
-    radius = max(1, round(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
-    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="reflect")
-    return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
-
-
-def band_split_loss(vq: PartVQVAE, x: torch.Tensor, contributions: list[torch.Tensor]) -> torch.Tensor:
-    """A part's normalised motion (batch, T, dims) and its levels' contributions -> MSE between
-    the part decoded without its fine level and the motion low-passed at the next level's
-    Nyquist rate: a Gaussian whose response halves there (1.9 Hz with 8 frames per mid code at
-    30 fps: sigma 3 frames, and 3 Hz passes at 0.17). What is left above that band is the fine
-    level's to carry."""
-    step = vq.frames_per_latent * vq.quantizer.factors[-2]  # frames per code of the level above the fine one
-    sigma = math.sqrt(2 * math.log(2)) * step / math.pi
-    without_fine = vq.decode(combine(contributions, (1.0,) * (len(contributions) - 1) + (0.0,)))
-    return F.mse_loss(without_fine, low_pass(x, sigma))
 
 
 def stage2_loss(

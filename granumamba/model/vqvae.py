@@ -2,10 +2,20 @@
 
 A convolutional encoder takes a part's features (batch, T, dims) to a latent at T / 4; the
 `MultiRateQuantizer` splits it into coarse (T/16), mid (T/8) and fine (T/4) levels; the decoder
-maps the (gain-weighted) sum of the levels back to (batch, T, dims).
+maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
+
+- joint (`split_decoder` false): one decoder of the levels' sum;
+- split (`split_decoder` true): the coarse and mid levels' sum through one decoder whose output
+  is low-passed at the mid level's Nyquist rate (1.9 Hz at 8 frames a mid code, 30 fps), plus
+  the fine level through a decoder without biases. So the motion faster than the mid codes can
+  carry is the fine level's alone, for any codes the generator samples (a loss asking for it
+  holds only for the codes it was trained on), and the fine decoder, a ReLU network without
+  biases, is positively homogeneous: the fine gain scales the fine level's motion exactly.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -15,11 +25,23 @@ from .configs import VQConfig
 from .quantizer import MultiRateQuantizer, combine
 
 
+def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(batch, T, dims) smoothed along time by a Gaussian of `sigma` frames (the edge frames
+    repeated). Written here because torch has no 1-D Gaussian filter for sequences
+    (torchvision's blurs images); it is one grouped convolution."""
+    radius = max(1, round(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
+    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
+    return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, channels: int, dilation: int):
+    def __init__(self, channels: int, dilation: int, bias: bool = True):
         super().__init__()
-        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
-        self.proj = nn.Conv1d(channels, channels, 1)
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation, bias=bias)
+        self.proj = nn.Conv1d(channels, channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.proj(F.relu(self.conv(F.relu(x))))
@@ -36,18 +58,8 @@ class PartVQVAE(nn.Module):
             enc += [ResBlock(hidden, 1), ResBlock(hidden, 3), nn.Conv1d(hidden, hidden, 4, stride=2, padding=1)]
         enc += [ResBlock(hidden, 1), nn.ReLU(), nn.Conv1d(hidden, latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv1d(latent_dim, hidden, 3, padding=1), ResBlock(hidden, 1)]
-        for _ in range(downsamples):
-            dec += [
-                ResBlock(hidden, 3),
-                ResBlock(hidden, 1),
-                # Linear, not nearest: nearest doubling leaves a frame-to-frame ripple that the
-                # hands' speed shows as false pauses (motion beats that are not in the data).
-                nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
-                nn.Conv1d(hidden, hidden, 3, padding=1),
-            ]
-        dec += [nn.ReLU(), nn.Conv1d(hidden, in_dim, 3, padding=1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True)
+        self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=False) if config.split_decoder else None
         self.quantizer = MultiRateQuantizer(latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after)
 
     @property
@@ -65,14 +77,47 @@ class PartVQVAE(nn.Module):
             raise ValueError(f"motion length {x.shape[1]} is not a multiple of {self.frame_multiple} frames")
         return self.encoder(x.transpose(1, 2)).transpose(1, 2)
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """(batch, T / 4, latent_dim) -> (batch, T, in_dim)."""
-        return self.decoder(latent.transpose(1, 2)).transpose(1, 2)
+    @property
+    def slow_sigma(self) -> float:
+        """The split decoder's low-pass: a Gaussian whose response halves at the mid level's
+        Nyquist rate (8 frames a mid code: 1.9 Hz at 30 fps, sigma 3 frames; 3 Hz passes at 0.17)."""
+        step = self.frames_per_latent * self.quantizer.factors[-2]
+        return math.sqrt(2 * math.log(2)) * step / math.pi
+
+    def decode(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
+        """Per-level contributions [(batch, T / 4, latent_dim)] (`quantizer`), each scaled by its
+        gain (default 1; 0 removes the level exactly) -> (batch, T, in_dim)."""
+        if self.fine_decoder is None:
+            return self._run(self.decoder, combine(contributions, gains))
+        gains = gains or (1.0,) * len(contributions)
+        slow = low_pass(self._run(self.decoder, combine(contributions[:-1], gains[:-1])), self.slow_sigma)
+        if gains[-1] == 0.0:
+            return slow
+        return slow + self._run(self.fine_decoder, gains[-1] * contributions[-1])
+
+    @staticmethod
+    def _run(decoder: nn.Module, latent: torch.Tensor) -> torch.Tensor:
+        return decoder(latent.transpose(1, 2)).transpose(1, 2)
 
     def forward(self, x: torch.Tensor):
         """Reconstruct x; returns (x_hat, per-level indices, per-level contributions, stats)."""
         contributions, indices, stats = self.quantizer(self.encode(x))
-        return self.decode(combine(contributions)), indices, contributions, stats
+        return self.decode(contributions), indices, contributions, stats
+
+
+def _decoder(latent_dim: int, hidden: int, out_dim: int, downsamples: int, bias: bool) -> nn.Sequential:
+    """Latents (batch, latent_dim, L) -> (batch, out_dim, L * 2^downsamples)."""
+    layers: list[nn.Module] = [nn.Conv1d(latent_dim, hidden, 3, padding=1, bias=bias), ResBlock(hidden, 1, bias)]
+    for _ in range(downsamples):
+        layers += [
+            ResBlock(hidden, 3, bias),
+            ResBlock(hidden, 1, bias),
+            # Linear, not nearest: nearest doubling leaves a frame-to-frame ripple that the
+            # hands' speed shows as false pauses (motion beats that are not in the data).
+            nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
+            nn.Conv1d(hidden, hidden, 3, padding=1, bias=bias),
+        ]
+    return nn.Sequential(*layers, nn.ReLU(), nn.Conv1d(hidden, out_dim, 3, padding=1, bias=bias))
 
 
 def prior_loss(
