@@ -24,7 +24,7 @@ from .common import current_peak_rss_mb, reset_peak_rss
 
 SIZES = {
     "demo": None,  # the bundled checkpoint
-    "beat2": dict(vq_hidden=256, latent_dim=128, codebook_size=512, d_model=256, n_global=4, n_local=4, num_speakers=31, split_decoder=True),
+    "beat2": dict(vq_hidden=256, latent_dim=128, codebook_size=512, d_model=256, n_global=4, n_local=4, num_speakers=31),
 }
 
 
