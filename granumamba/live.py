@@ -41,7 +41,6 @@ from .motion.parts import Motion
 from .pipeline import DEFAULT_TEMPERATURE, check_gains, decode_motion
 
 MIN_RATE, MAX_RATE = 8000, 192000
-DECODE_CONTEXT_BLOCKS = 6  # earlier blocks a block's decoding sees: more than the decoder's reach (24 fine latents)
 DEFAULT_DELAY = 8  # frames given out behind the sampled codes (see LiveSession)
 
 
@@ -91,6 +90,8 @@ class LiveSession:
         self.sample_rate = int(sample_rate)
         self.gains = check_gains(gains)
         self.block = model.frame_multiple
+        # earlier blocks that a block's decoding sees: the decoders' reach (`decode_overlap`)
+        self.context_blocks = model.decode_overlap * model.generator.frames_per_latent // self.block
         self.features = StreamingFeatures(loudness_gain)
         self.sampler = CodeSampler(model, speaker, temperature, seed)
         self._resampler = None
@@ -170,7 +171,7 @@ class LiveSession:
         if self._codes is None:
             self._codes = indices
         else:  # memory stays flat: only the blocks that later decodings reach back to
-            keep = [(DECODE_CONTEXT_BLOCKS + 2) * i.shape[2] for i in indices]
+            keep = [(self.context_blocks + 2) * i.shape[2] for i in indices]
             self._codes = [torch.cat([old, new], dim=2)[:, :, -k:] for old, new, k in zip(self._codes, indices, keep)]
         self._sampled += self.block
 

@@ -17,7 +17,7 @@ import torch
 from granumamba import SAMPLE_RATE
 from granumamba.audio.features import loudness_gain
 from granumamba.audio.io import load_audio
-from granumamba.live import DECODE_CONTEXT_BLOCKS, LiveSession, join
+from granumamba.live import LiveSession, join
 from granumamba.model.sampler import SampledCodes, decode
 from granumamba.motion.parts import PART_NAMES, merge_parts
 from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
@@ -127,7 +127,7 @@ def test_a_live_session_holds_bounded_state(pipe, speech):
         sizes.append((session.features._buffer.size, session._inputs.shape[0], session._codes[-1].shape[2] if session._codes else 0))
     buffer, inputs, codes = np.max(sizes[len(sizes) // 2 :], axis=0)
     assert buffer < 0.5 * SAMPLE_RATE and inputs < 2 * pipe.model.frame_multiple
-    assert codes <= (DECODE_CONTEXT_BLOCKS + 2) * pipe.model.frame_multiple // pipe.model.generator.frames_per_latent
+    assert codes <= (session.context_blocks + 2) * pipe.model.frame_multiple // pipe.model.generator.frames_per_latent
     assert session.frames_given > 40 * 30
 
 

@@ -523,3 +523,28 @@ def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_
     assert GranuMamba(TINY).vqvae["upper"].fine_decoder is None
     with pytest.raises(ModelLoadError, match="split_decoder"):
         GranuMambaConfig.from_dict({"split_decoder": "yes"})
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_decoding_sees_no_further_than_its_reach_and_windows_of_that_context_are_exact(split):
+    """`PartVQVAE.reach` bounds how far a frame's decoding sees: changing the latents from one
+    point on changes no frame more than `reach` frames before it (and some frame within it), so
+    windowed decoding with `decode_overlap` latents of context gives the one-pass result."""
+    torch.manual_seed(4)
+    model = GranuMamba(TINY | {"split_decoder": split}).eval()
+    vq = model.vqvae["upper"]
+    per = vq.frames_per_latent
+    c = [torch.randn(1, 64, vq.latent_dim) for _ in range(3)]
+    with torch.no_grad():
+        before = vq.decode(c)[0]
+        changed = [x.clone() for x in c]
+        for x in changed:
+            x[:, 32:] += torch.randn_like(x[:, 32:])
+        after = vq.decode(changed)[0]
+    moved = ((before - after).abs().amax(-1) > 0).nonzero()[:, 0]
+    assert 32 * per - vq.reach <= int(moved.min()) < 32 * per - vq.reach // 2
+    indices = [torch.randint(0, 32, (1, n)) for n in (40, 80, 160)]
+    with torch.no_grad():
+        windowed = model.decode_part("upper", indices, (1.0, 1.0, 1.0), window=model.config.factors[0] * 4)
+        whole = model.decode_part("upper", indices, (1.0, 1.0, 1.0), window=10_000)
+    assert torch.allclose(windowed, whole, atol=1e-5)

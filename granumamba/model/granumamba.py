@@ -125,7 +125,7 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         temperature: float = 1.0,
         rng_seed: int = 0,
         chunk_frames: int | None = 480,
-        decode_overlap: int = 24,
+        decode_overlap: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Speech features (T, feature_dim) -> normalised parts {part: (T, dims)}: the codes
         sampled (`sampler.sample_codes`, which documents the arguments), then decoded with
@@ -142,18 +142,35 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         indices, _ = self.teacher_codes({p: x[None].float() for p, x in parts.items()})
         return {p: self.decode_part(p, [i[:, k] for i in indices], gains) for k, p in enumerate(PART_NAMES)}
 
+    @property
+    def decode_overlap(self) -> int:
+        """Fine latents of context each side that make windowed decoding exact: the part
+        decoders' reach, in whole coarse steps."""
+        frames = max(vq.reach for vq in self.vqvae.values())
+        return self._whole_coarse_steps(-(-frames // self.generator.frames_per_latent))
+
+    def _whole_coarse_steps(self, latents: int) -> int:
+        coarse = self.config.factors[0]
+        return -(-latents // coarse) * coarse
+
     def decode_part(
-        self, part: str, indices: list[torch.Tensor], gains, overlap: int = 24, window: int = 240, span: tuple[int, int] | None = None
+        self,
+        part: str,
+        indices: list[torch.Tensor],
+        gains,
+        overlap: int | None = None,
+        window: int = 240,
+        span: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
-        `window` fine latents with `overlap` latents of context each side (exact: the decoder and
-        the upsampling see less than that), so memory does not grow with length. `span` (first,
-        last) in fine latents, multiples of the coarse factor, decodes only those (exactly the
-        same frames as decoding everything)."""
+        `window` fine latents with `overlap` latents of context each side (default
+        `decode_overlap`, which makes it exact), so memory does not grow with length. `span`
+        (first, last) in fine latents, multiples of the coarse factor, decodes only those
+        (exactly the same frames as decoding everything)."""
         vq = self.vqvae[part]
         factors = self.config.factors
         coarse = factors[0]
-        overlap = -(-overlap // coarse) * coarse
+        overlap = self._whole_coarse_steps(self.decode_overlap if overlap is None else overlap)
         window = max(coarse, window // coarse * coarse)
         fine_length = indices[-1].shape[1] * factors[-1]
         first, last = span if span is not None else (0, fine_length)

@@ -141,7 +141,7 @@ def decode(
     model,
     codes: SampledCodes,
     gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    overlap: int = 24,
+    overlap: int | None = None,
     frames: tuple[int, int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Codes -> normalised parts {part: (T, dims)}, each level scaled by its gain (coarse, mid,

@@ -25,11 +25,16 @@ from .configs import VQConfig
 from .quantizer import MultiRateQuantizer, combine
 
 
+def gaussian_radius(sigma: float) -> int:
+    """Frames either side that `low_pass`'s kernel reaches (three sigmas)."""
+    return max(1, round(3 * sigma))
+
+
 def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """(batch, T, dims) smoothed along time by a Gaussian of `sigma` frames (the edge frames
     repeated). Written here because torch has no 1-D Gaussian filter for sequences
     (torchvision's blurs images); it is one grouped convolution."""
-    radius = max(1, round(3 * sigma))
+    radius = gaussian_radius(sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
@@ -83,6 +88,20 @@ class PartVQVAE(nn.Module):
         Nyquist rate (8 frames a mid code: 1.9 Hz at 30 fps, sigma 3 frames; 3 Hz passes at 0.17)."""
         step = self.frames_per_latent * self.quantizer.factors[-2]
         return math.sqrt(2 * math.log(2)) * step / math.pi
+
+    @property
+    def reach(self) -> int:
+        """Frames either side of a frame that its decoding sees, at most (from the layers: the
+        3-wide convolutions, the residual blocks' dilations, each doubling's interpolation, the
+        split decoder's low-pass): windowed decoding with this much context is exact."""
+        rate = self.frames_per_latent  # frames per sample at the layer's rate
+        frames = 2 * rate  # the input convolution and the first residual block
+        for _ in range(self.downsamples):
+            frames += (3 + 1 + 1) * rate  # the dilated and the plain residual block, the interpolation
+            rate //= 2
+            frames += rate  # the convolution after the doubling
+        frames += 1  # the output convolution
+        return frames + (gaussian_radius(self.slow_sigma) if self.fine_decoder is not None else 0)
 
     def decode(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
         """Per-level contributions [(batch, T / 4, latent_dim)] (`quantizer`), each scaled by its
