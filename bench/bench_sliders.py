@@ -1,9 +1,8 @@
 """What the granularity sliders do to generated motion, seed by seed: the fine gain against the
-wrists' and fingers' 3-15 Hz energy, the coarse gain against the slow (below 1 Hz) posture
-energy, over gains 0, 0.5, 1, 1.5, 2, on one sentence of project-made speech (the pipeline
-tests' input) and on the shipped examples. "passes": rising at every step and at least doubling
-(the tests' bar, which they check at one seed). One short generation decides that bar by chance,
-so compare models on the means over seeds.
+wrists' and fingers' 3-15 Hz power, the coarse gain against the slow (below 1 Hz) posture power
+(`train.metrics.band_energy`), over gains 0, 0.5, 1, 1.5, 2, on one sentence of project-made
+speech (the pipeline tests' input) and on the shipped examples. "passes": rising at every step
+and at least doubling (the tests' bar, which they check at seeds 0 to 4).
 
     python -m bench.bench_sliders [--model DIR ...] [--seeds 5]
 """

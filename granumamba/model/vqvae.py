@@ -91,17 +91,24 @@ class PartVQVAE(nn.Module):
 
     @property
     def reach(self) -> int:
-        """Frames either side of a frame that its decoding sees, at most (from the layers: the
-        3-wide convolutions, the residual blocks' dilations, each doubling's interpolation, the
-        split decoder's low-pass): windowed decoding with this much context is exact."""
-        rate = self.frames_per_latent  # frames per sample at the layer's rate
-        frames = 2 * rate  # the input convolution and the first residual block
-        for _ in range(self.downsamples):
-            frames += (3 + 1 + 1) * rate  # the dilated and the plain residual block, the interpolation
-            rate //= 2
-            frames += rate  # the convolution after the doubling
-        frames += 1  # the output convolution
-        return frames + (gaussian_radius(self.slow_sigma) if self.fine_decoder is not None else 0)
+        """Frames either side of a frame that its decoding sees, at most, read from the decoders'
+        layers (each convolution's half-width times its dilation, one input sample for each
+        doubling's interpolation) and the split decoder's low-pass: windowed decoding with this
+        much context is exact."""
+
+        def layers_reach(decoder: nn.Module) -> int:
+            rate, frames = self.frames_per_latent, 0  # frames per sample at the layer's rate
+            for layer in decoder.modules():
+                if isinstance(layer, nn.Conv1d):
+                    frames += (layer.kernel_size[0] - 1) // 2 * layer.dilation[0] * rate
+                elif isinstance(layer, nn.Upsample):
+                    frames += rate
+                    rate //= int(layer.scale_factor)
+            return frames
+
+        if self.fine_decoder is None:
+            return layers_reach(self.decoder)
+        return max(layers_reach(self.decoder) + gaussian_radius(self.slow_sigma), layers_reach(self.fine_decoder))
 
     def decode(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
         """Per-level contributions [(batch, T / 4, latent_dim)] (`quantizer`), each scaled by its
