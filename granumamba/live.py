@@ -41,7 +41,14 @@ from .motion.parts import Motion
 from .pipeline import DEFAULT_TEMPERATURE, check_gains, decode_motion
 
 MIN_RATE, MAX_RATE = 8000, 192000
-DEFAULT_DELAY = 8  # frames given out behind the sampled codes (see LiveSession)
+DEFAULT_DELAY = 8  # frames given out behind the sampled codes by a model whose decoders look ahead (see LiveSession)
+
+
+def default_delay(model: GranuMamba) -> int:
+    """Frames given out behind the newest sampled codes: none for a causal model, whose frames
+    never depend on later codes; else `DEFAULT_DELAY`, which brings a frame close to what the
+    later codes would make it."""
+    return 0 if model.config.causal else DEFAULT_DELAY
 
 
 @dataclass
@@ -71,7 +78,7 @@ class LiveSession:
         seed: int = 0,
         loudness_gain: float | None = None,
         lookahead: int | None = None,
-        delay: int = DEFAULT_DELAY,
+        delay: int | None = None,
     ):
         if not MIN_RATE <= sample_rate <= MAX_RATE:
             raise ValueError(f"sample rate {sample_rate} Hz: give one from {MIN_RATE} to {MAX_RATE} Hz")
@@ -83,15 +90,14 @@ class LiveSession:
         self.lookahead = gen.lookahead if lookahead is None else int(lookahead)
         if not 0 <= self.lookahead <= gen.lookahead:
             raise ValueError(f"look-ahead {lookahead}: give 0 to {gen.lookahead} frames")
+        delay = default_delay(model) if delay is None else delay
         if not 0 <= delay <= model.frame_multiple:
             raise ValueError(f"decoding delay {delay}: give 0 to {model.frame_multiple} frames")
         self.delay = int(delay)
         self.model = model.eval()
         self.sample_rate = int(sample_rate)
         self.gains = check_gains(gains)
-        self.block = model.frame_multiple
-        # earlier blocks that a block's decoding sees: the decoders' reach (`decode_overlap`)
-        self.context_blocks = model.decode_overlap * model.generator.frames_per_latent // self.block
+        self.block = model.step_frames  # frames sampled at a time: a fine step (causal model) or a coarse block
         self.features = StreamingFeatures(loudness_gain)
         self.sampler = CodeSampler(model, speaker, temperature, seed)
         self._resampler = None
@@ -103,7 +109,8 @@ class LiveSession:
         self._received = 0  # 16 kHz samples received, analysed or pending
         self._skip = self.lookahead  # feature frames still to drop: frame t sees the speech of frame t + lookahead
         self._inputs = np.zeros((0, FEATURE_DIM), np.float32)  # shifted features not yet sampled
-        self._codes: list[torch.Tensor] | None = None  # the recent blocks' code indices, per level (1, parts, L)
+        self._codes: list[torch.Tensor] | None = None  # the recent code indices, per level (1, parts, L)
+        self._window = 0  # the fine step they start at, a whole coarse block
         self._sampled = 0  # frames whose codes are sampled
         self._start_xz = (0.0, 0.0)
         self.frames_given = 0
@@ -166,20 +173,23 @@ class LiveSession:
         return out + self._give(total) if final else out
 
     def _sample(self, inputs: np.ndarray) -> None:
-        """One block's codes, kept with the blocks the decoder's context reaches back to."""
+        """One block's codes, kept with the codes the decoder's context reaches back to."""
         indices = self.sampler.span(torch.from_numpy(inputs)[None], torch.zeros(1, self.block, dtype=torch.long))
-        if self._codes is None:
-            self._codes = indices
-        else:  # memory stays flat: only the blocks that later decodings reach back to
-            keep = [(self.context_blocks + 2) * i.shape[2] for i in indices]
-            self._codes = [torch.cat([old, new], dim=2)[:, :, -k:] for old, new, k in zip(self._codes, indices, keep)]
+        self._codes = indices if self._codes is None else [torch.cat([old, new], dim=2) for old, new in zip(self._codes, indices)]
         self._sampled += self.block
+        # memory stays flat: whole coarse blocks that no later decoding reaches back to go
+        factors, per = self.model.config.factors, self.model.generator.frames_per_latent
+        needed = (self.frames_given // per - self.model.decode_overlap) // factors[0] * factors[0]
+        if needed > self._window:
+            drop = needed - self._window
+            self._codes = [c[:, :, drop // f :] for c, f in zip(self._codes, factors)]
+            self._window = needed
 
     def _give(self, stop: int) -> list[LiveFrames]:
         """Frames from the first not given yet to `stop`, decoded from the codes sampled so far."""
         if stop <= self.frames_given:
             return []
-        window_start = self._sampled - self._codes[-1].shape[2] * self.model.generator.frames_per_latent * self.model.config.factors[-1]
+        window_start = self._window * self.model.generator.frames_per_latent
         codes = SampledCodes(self._codes, stop - window_start)
         motion = decode_motion(self.model, codes, self.gains, (self.frames_given - window_start, stop - window_start), self._start_xz)
         self._start_xz = (float(motion.trans[-1, 0]), float(motion.trans[-1, 2]))

@@ -52,7 +52,7 @@ from fastapi import Response, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from . import SAMPLE_RATE
-from .live import DEFAULT_DELAY, LiveFrames, LiveSession
+from .live import LiveFrames, LiveSession, default_delay
 from .model.granumamba import GranuMamba
 from .motion.skeleton import JOINT_NAMES
 from .pipeline import DEFAULT_TEMPERATURE
@@ -151,7 +151,7 @@ def open_session(model: GranuMamba, settings: dict) -> tuple[LiveSession, np.dty
             seed=_number(settings, "seed", 0, 0, 2**31 - 1, int),
             loudness_gain=_number(settings, "loudness_gain", None, 1e-4, 1e4),
             lookahead=_number(settings, "lookahead", model.generator.lookahead, 0, model.generator.lookahead, int),
-            delay=_number(settings, "delay", DEFAULT_DELAY, 0, model.frame_multiple, int),
+            delay=_number(settings, "delay", default_delay(model), 0, model.frame_multiple, int),
         )
     except ValueError as err:
         raise Closing(PROTOCOL, f"start: {err}"[:120]) from None

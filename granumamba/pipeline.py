@@ -135,10 +135,8 @@ def decode_motion(
 ) -> Motion:
     """Frames (start, stop) of the codes' motion, decoded with `gains`, denormalised and merged,
     the root's horizontal path continuing from `start_xz` (the frame before's x and z)."""
-    start, stop = frames
-    first = start // model.frame_multiple * model.frame_multiple  # the decoder's windows start on whole blocks
-    parts = decode(model, codes, gains, frames=(first, stop))
-    return merge_parts({p: model.normalizer.denormalize(p, parts[p][start - first :]) for p in PART_NAMES}, start_xz)
+    parts = decode(model, codes, gains, frames=frames)
+    return merge_parts({p: model.normalizer.denormalize(p, parts[p]) for p in PART_NAMES}, start_xz)
 
 
 def check_gains(gains) -> tuple[float, float, float]:

@@ -293,9 +293,10 @@ def test_a_gain_of_zero_removes_exactly_that_level():
     assert torch.allclose(doubled, vq.decode([torch.zeros_like(c[0]), 2 * c[1], torch.zeros_like(c[2])])[0], atol=1e-5)
 
 
-def test_generation_is_deterministic_for_a_seed_and_streams_exactly():
+@pytest.mark.parametrize("causal", [False, True])
+def test_generation_is_deterministic_for_a_seed_and_streams_exactly(causal):
     torch.manual_seed(2)
-    model = GranuMamba(TINY).eval()
+    model = GranuMamba(TINY | {"causal": causal}).eval()
     audio = torch.randn(333, 68)
     words = torch.randint(0, 4, (333,))
     one = model.generate(audio, words, rng_seed=5, chunk_frames=None)
@@ -382,12 +383,13 @@ def test_an_unreachable_hub_repo_is_a_clear_error(monkeypatch):
         GranuMamba.from_pretrained("granumamba/does-not-exist")
 
 
-def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_code():
+@pytest.mark.parametrize("causal", [False, True])
+def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_code(causal):
     """Training's one pass over shifted teacher codes and inference's step-by-step loop give the
     same logits when inference chooses the teacher codes, and a step's prediction depends on the
     code its level chose one step earlier (and not on later ones)."""
     torch.manual_seed(6)
-    model = GranuMamba(TINY).eval()
+    model = GranuMamba(TINY | {"causal": causal}).eval()
     generator = model.generator
     cond = torch.randn(1, 8, TINY["d_model"])
     codebooks = codebook_arrays(model)
@@ -421,18 +423,52 @@ def test_weights_with_nan_are_refused_at_load(tmp_path):
         GranuMamba.from_pretrained(tmp_path)
 
 
-def test_decoding_a_span_of_frames_equals_cutting_the_whole_decoding():
+@pytest.mark.parametrize("causal", [False, True])
+def test_decoding_a_span_of_frames_equals_cutting_the_whole_decoding(causal):
     from granumamba.model.sampler import decode, sample_codes
 
-    model = GranuMamba(TINY).eval()
+    model = GranuMamba(TINY | {"causal": causal, "split_decoder": causal}).eval()
     codes = sample_codes(model, torch.randn(200, model.config.feature_dim), rng_seed=1)
     whole = decode(model, codes)
-    for start, stop in ((0, 64), (64, 144), (128, 200), (176, 500)):
+    for start, stop in ((0, 64), (64, 144), (128, 200), (176, 500), (3, 20), (61, 133)):
         piece = decode(model, codes, frames=(start, stop))
         for part, x in whole.items():
             assert torch.allclose(piece[part], x[start:stop], atol=1e-6), (part, start, stop)
-    with pytest.raises(ValueError, match="multiple"):
-        decode(model, codes, frames=(3, 20))
+
+
+def test_a_causal_generator_steps_a_fine_step_at_a_time_and_sees_no_later_speech():
+    """With `causal`, generation advances by any number of fine steps with the one-pass codes,
+    and a level's step depends on the conditioning up to its first fine step only, so a coarse
+    code can be sampled as soon as its block's first fine step is in. The default generator
+    advances by whole blocks and refuses a part of one."""
+    from granumamba.model.sampler import CodeSampler
+
+    torch.manual_seed(7)
+    model = GranuMamba(TINY | {"causal": True}).eval()
+    audio = torch.randn(1, 96, model.config.feature_dim)
+    words = torch.zeros(1, 96, dtype=torch.long)
+
+    def codes(splits, features=audio):
+        sampler, out, start = CodeSampler(model, rng_seed=3), [], 0
+        for stop in [*splits, 96]:
+            out.append(sampler.span(features[:, start:stop], words[:, start:stop]))
+            start = stop
+        return [torch.cat(level, dim=2) for level in zip(*out)]
+
+    one = codes([])
+    assert [c.shape[2] for c in one] == [6, 12, 24]
+    for splits in ([4, 8, 12, 16, 20, 24, 28], [12, 20, 52], [4, 68]):
+        assert all(torch.equal(a, b) for a, b in zip(one, codes(splits))), splits
+    # later speech: from frame 20 on (fine step 5) changes no code of a step that begins before it
+    changed = audio.clone()
+    changed[:, 20:] = torch.randn_like(changed[:, 20:])
+    other = codes([], changed)
+    for level, factor in enumerate(model.config.factors):
+        begins = torch.arange(one[level].shape[2]) * factor  # each step's first fine step
+        assert torch.equal(one[level][:, :, begins < 5], other[level][:, :, begins < 5]), level
+    assert not torch.equal(one[2], other[2])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        CodeSampler(GranuMamba(TINY).eval()).span(audio[:, :4], words[:, :4])
 
 
 def test_streams_split_over_threads_give_each_rows_own_result(monkeypatch):
@@ -526,23 +562,32 @@ def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_
 
 
 @pytest.mark.parametrize("split", [False, True])
-def test_decoding_sees_no_further_than_its_reach_and_windows_of_that_context_are_exact(split):
+@pytest.mark.parametrize("causal", [False, True])
+def test_decoding_sees_no_further_than_its_reach_and_windows_of_that_context_are_exact(split, causal):
     """`PartVQVAE.reach` bounds how far a frame's decoding sees: changing the latents from one
-    point on changes no frame more than `reach` frames before it (and some frame within it), so
-    windowed decoding with `decode_overlap` latents of context gives the one-pass result."""
+    point on changes no frame more than `reach` frames before it (and some frame within it; a
+    causal decoder's none before it), and changing them up to a point changes no frame more than
+    `reach` after it, so windowed decoding with `decode_overlap` latents of context gives the
+    one-pass result."""
     torch.manual_seed(4)
-    model = GranuMamba(TINY | {"split_decoder": split}).eval()
+    model = GranuMamba(TINY | {"split_decoder": split, "causal": causal}).eval()
     vq = model.vqvae["upper"]
     per = vq.frames_per_latent
     c = [torch.randn(1, 64, vq.latent_dim) for _ in range(3)]
-    with torch.no_grad():
-        before = vq.decode(c)[0]
+
+    def moved(region):
         changed = [x.clone() for x in c]
         for x in changed:
-            x[:, 32:] += torch.randn_like(x[:, 32:])
-        after = vq.decode(changed)[0]
-    moved = ((before - after).abs().amax(-1) > 0).nonzero()[:, 0]
-    assert 32 * per - vq.reach <= int(moved.min()) < 32 * per - vq.reach // 2
+            x[:, region] += torch.randn_like(x[:, region])
+        with torch.no_grad():
+            return ((vq.decode(c)[0] - vq.decode(changed)[0]).abs().amax(-1) > 0).nonzero()[:, 0]
+
+    later, earlier = moved(slice(32, None)), moved(slice(None, 32))
+    if causal:
+        assert int(later.min()) == 32 * per
+    else:
+        assert 32 * per - vq.reach <= int(later.min()) < 32 * per - vq.reach // 2
+    assert 32 * per + vq.reach // 2 < int(earlier.max()) < 32 * per + vq.reach
     indices = [torch.randint(0, 32, (1, n)) for n in (40, 80, 160)]
     with torch.no_grad():
         windowed = model.decode_part("upper", indices, (1.0, 1.0, 1.0), window=model.config.factors[0] * 4)

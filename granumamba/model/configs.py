@@ -26,6 +26,7 @@ class VQConfig:
     beta: float = 0.25
     dead_after: int = 200
     split_decoder: bool = False  # the fine level decoded apart, the rest low-passed (vqvae.py); false in checkpoints before it
+    causal: bool = False  # no output sees later input: decoders, level upsampling, generator steps (live mode's latency); false before it
 
     @property
     def frames_per_latent(self) -> int:
@@ -58,6 +59,7 @@ class GeneratorConfig(GeneratorSizes):
     latent_dim: int = 128
     frames_per_latent: int = 4
     factors: tuple[int, ...] = VQConfig.factors
+    causal: bool = False  # each level's step sees the speech up to its first fine step only (generator.py)
 
 
 class ModelLoadError(ValueError):
@@ -121,8 +123,9 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
                 raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
             values["factors"] = tuple(factors)
-        if not isinstance(values.get("split_decoder", False), bool):
-            raise ModelLoadError(f"config.json: split_decoder must be true or false, got {values['split_decoder']!r}")
+        for name in ("split_decoder", "causal"):
+            if not isinstance(values.get(name, False), bool):
+                raise ModelLoadError(f"config.json: {name} must be true or false, got {values[name]!r}")
         for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):
             if name in values and not isinstance(values[name], kind):
                 raise ModelLoadError(f"config.json: {name} must be a {kind.__name__}")

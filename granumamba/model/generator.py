@@ -16,9 +16,14 @@ other mix strokes that turn a frame or two apart, which blurs the timing. Only t
 sees it, so the Mamba streams run over a whole span in one pass and only the head steps: a step
 costs two small matrix products instead of a pass through every Mamba layer.
 
-Every operation is per step or a causal Mamba with a carried state, and the steps of all
-levels align on 16-frame blocks, so generation can run block-chunk by block-chunk with the
-exact result of one pass (`GenerationState`).
+Every operation is per step or a causal Mamba with a carried state, so generation can run
+span by span with the exact result of one pass (`GenerationState`). A level's step sees the
+conditioning of its own fine steps, side by side: all of them (the default), so a span must end
+on a whole coarse block; or, with `causal`, the `factor` fine steps up to and including its
+first one, so a coarse step can be taken as soon as its block's first fine step's speech is in,
+and generation can advance by one fine step (4 frames) at a time, which live mode's latency
+needs. A causal model's coarse and mid codes thus follow the speech a few fine steps late; the
+slow motion they carry does not need the timing of a stroke.
 """
 
 from __future__ import annotations
@@ -41,13 +46,18 @@ from .threads import WORKERS, in_threads, worth_threads
 @dataclass
 class GenerationState:
     """Recurrent state of a generation in progress: Mamba states of every stack, each level's
-    last chosen code vectors (batch, parts, C), and how many latent steps (at the fine rate) are
-    done, which positions the sampling noise."""
+    last chosen code vectors (batch, parts, C) and last stream output (batch, parts, 1, d), the
+    global stream's last output (batch, 1, d), the last fine conditioning steps that the next
+    span's first steps see (batch, coarse factor - 1, d), and how many latent steps (at the fine
+    rate) are done, which positions the sampling noise."""
 
     global_stream: list[MambaState] | None = None
     local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
     last_codes: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
     fine_steps_done: int = 0
+    last_h: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
+    last_global: torch.Tensor | None = None
+    cond_tail: torch.Tensor | None = None
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -174,6 +184,7 @@ class Generator(nn.Module):
         super().__init__()
         self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
         self.lookahead, self.frames_per_latent, self.factors = config.lookahead, frames_per_latent, factors
+        self.causal = config.causal
         self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.word_embedding = nn.Embedding(config.vocab_size, d_model)
         self.speaker_embedding = nn.Embedding(config.num_speakers, d_model)
@@ -240,18 +251,24 @@ class Generator(nn.Module):
         bias = F.pad(self.logit_bias[level][:, 0], (0, self.latent_dim))
         return array(own_in.weight.t()), array(own_in.bias), array(mix.weight.t()), array(mix.bias), array(weight), array(bias)
 
-    def _level_input(self, level: int, cond_fine, g, previous, seed_codes) -> torch.Tensor:
-        """A level's stream input (batch, parts, L, d): its span's fine conditioning side by side,
-        the global stream, the part, the coarser level's state and codes, the seed flags."""
-        batch, _, d = cond_fine.shape
-        factor = self.factors[level]
-        cond = self.level_in[level](cond_fine.reshape(batch, -1, factor * d))  # (batch, L, d)
-        x = cond + g.repeat_interleave(self.factors[0] // factor, dim=1)
+    def _windows(self, buffer: torch.Tensor, first_step: int, factor: int, steps: range) -> torch.Tensor:
+        """Each level step's fine conditioning (batch, len(steps), factor, d): its own fine steps,
+        or with `causal` the `factor` fine steps up to its first. `buffer` row 0 is fine step
+        `first_step`."""
+        shift = factor - 1 if self.causal else 0
+        first = torch.arange(steps.start, steps.stop, device=buffer.device) * factor - shift - first_step
+        return buffer[:, first[:, None] + torch.arange(factor, device=buffer.device)[None]]
+
+    def _level_input(self, level: int, windows, g, previous, seed_codes) -> torch.Tensor:
+        """A level's stream input (batch, parts, L, d): its steps' fine conditioning side by
+        side, the global stream, the part, the coarser level's state and codes (`g` and
+        `previous` already gathered to this level's steps), the seed flags."""
+        batch, length, factor, d = windows.shape
+        x = self.level_in[level](windows.reshape(batch, length, factor * d)) + g
         x = x[:, None] + self.part_embedding[None, :, None]
         if previous is not None:
             coarser_h, coarser_codes = previous
-            ratio = x.shape[2] // coarser_h.shape[2]
-            x = x + coarser_h.repeat_interleave(ratio, dim=2) + self.code_in(coarser_codes).repeat_interleave(ratio, dim=2)
+            x = x + coarser_h + self.code_in(coarser_codes)
         if seed_codes is not None:
             x = x + self.seed_in(seed_codes)
         return x
@@ -314,7 +331,9 @@ class Generator(nn.Module):
         teacher_codes: list[torch.Tensor] | None = None,
         own_code_keep: float = 1.0,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], GenerationState]:
-        """Run the global and local streams over a block-aligned span.
+        """Run the global and local streams over a span of fine steps: whole coarse blocks, or,
+        for a `causal` generator, any number of fine steps. Each level takes the steps that
+        begin within the span.
 
         cond_fine: (batch, L_fine, d). Either teacher_codes, per level (batch, parts, L_level, C):
         every step's head sees its level's previous teacher code, all steps in one pass
@@ -329,28 +348,77 @@ class Generator(nn.Module):
         if (teacher_codes is None) == (sampling is None):
             raise ValueError("give either teacher_codes or sampling")
         state = state or GenerationState()
-        g, global_state = self.global_stream(downsample(cond_fine, self.factors[0]), state.global_stream)
-        new_local, new_last = [], []
+        batch, length, d = cond_fine.shape
+        first, stop, coarse = state.fine_steps_done, state.fine_steps_done + length, self.factors[0]
+        if not self.causal and (first % coarse or stop % coarse):
+            raise ValueError(f"this generator advances by whole blocks of {coarse} fine steps")
+        tail = state.cond_tail if state.cond_tail is not None else cond_fine.new_zeros(batch, coarse - 1, d)
+        buffer = torch.cat([tail, cond_fine], dim=1)  # row 0: fine step first - (coarse - 1)
+        begin = first - (coarse - 1)
+
+        def steps(factor: int) -> range:  # the level's steps that begin within the span
+            return range(-(-first // factor), -(-stop // factor))
+
+        def gather(last: torch.Tensor | None, new: torch.Tensor, new_steps: range, factor: int, at: range, dim: int):
+            """The rows (along `dim`) of a coarser rate, of `factor` fine steps each, that the
+            steps beginning at fine steps `at` fall in: from `new` (steps `new_steps`) or the last
+            of an earlier span."""
+            last = last if last is not None else new.new_zeros(*new.shape[:dim], 1, *new.shape[dim + 1 :])
+            rows = torch.arange(at.start, at.stop, at.step, device=new.device) // factor - (new_steps.start - 1)
+            return torch.cat([last, new], dim=dim).index_select(dim, rows)
+
+        coarse_steps = steps(coarse)
+        if len(coarse_steps):
+            g, global_state = self.global_stream(self._windows(buffer, begin, coarse, coarse_steps).mean(2), state.global_stream)
+        else:
+            g, global_state = buffer.new_zeros(batch, 0, d), state.global_stream
+        new_local, new_last, new_h = [], [], []
         all_logits, all_latents, all_codes = [], [], []
-        previous = None
-        for level in range(len(self.factors)):
-            x = self._level_input(level, cond_fine, g, previous, None if seed_codes is None else seed_codes[level])
-            batch, parts, length, d = x.shape
-            h, level_state = self._local_stream(level, x.reshape(batch * parts, length, d), state.local[level])
-            h = h.reshape(batch, parts, length, d)
+        previous = None  # the coarser level: its output and codes, the last of an earlier span first, and its steps
+        for level, factor in enumerate(self.factors):
+            level_steps = steps(factor)
+            at = range(level_steps.start * factor, level_steps.stop * factor, factor)
             last = state.last_codes[level]
             if last is None:
-                last = x.new_zeros(batch, parts, self.latent_dim)
-            if teacher_codes is not None:
-                codes = teacher_codes[level]
-                logits, latents = self._teacher_heads(level, h, last, codes, own_code_keep)
-            else:
-                logits, latents, codes = self._sampled_heads(level, h, last, sampling)
+                last = buffer.new_zeros(batch, self.parts, self.latent_dim)
+            if len(level_steps):
+                coarser = None
+                if previous is not None:
+                    last_h, h, last_codes, codes, coarser_steps, coarser_factor = previous
+                    coarser = (
+                        gather(last_h, h, coarser_steps, coarser_factor, at, 2),
+                        gather(last_codes, codes, coarser_steps, coarser_factor, at, 2),
+                    )
+                x = self._level_input(
+                    level,
+                    self._windows(buffer, begin, factor, level_steps),
+                    gather(state.last_global, g, coarse_steps, coarse, at, 1),
+                    coarser,
+                    None if seed_codes is None else seed_codes[level],
+                )
+                h, level_state = self._local_stream(level, x.reshape(batch * self.parts, len(level_steps), d), state.local[level])
+                h = h.reshape(batch, self.parts, len(level_steps), d)
+                if teacher_codes is not None:
+                    codes = teacher_codes[level]
+                    logits, latents = self._teacher_heads(level, h, last, codes, own_code_keep)
+                else:
+                    logits, latents, codes = self._sampled_heads(level, h, last, sampling)
+            else:  # no step of this level begins in the span
+                h, level_state = buffer.new_zeros(batch, self.parts, 0, d), state.local[level]
+                logits = buffer.new_zeros(batch, self.parts, 0, self.codebook_size)
+                latents = codes = buffer.new_zeros(batch, self.parts, 0, self.latent_dim)
+                if sampling is not None:
+                    sampling.indices[level] = torch.zeros(batch, self.parts, 0, dtype=torch.long)
+            last_h = state.last_h[level]
+            previous = (last_h, h, last[:, :, None], codes, level_steps, factor)
             new_local.append(level_state)
-            new_last.append(codes[:, :, -1])
+            new_last.append(codes[:, :, -1] if len(level_steps) else state.last_codes[level])
+            new_h.append(h[:, :, -1:] if len(level_steps) else last_h)
             all_logits.append(logits)
             all_latents.append(latents)
             all_codes.append(codes)
-            previous = (h, codes)
-        new_state = GenerationState(global_state, new_local, new_last, state.fine_steps_done + cond_fine.shape[1])
+        last_global = torch.cat([state.last_global if state.last_global is not None else g.new_zeros(batch, 1, d), g], dim=1)[:, -1:]
+        new_state = GenerationState(
+            global_state, new_local, new_last, stop, new_h, last_global, buffer[:, buffer.shape[1] - (coarse - 1) :]
+        )
         return all_logits, all_latents, all_codes, new_state

@@ -144,10 +144,18 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
 
     @property
     def decode_overlap(self) -> int:
-        """Fine latents of context each side that make windowed decoding exact: the part
-        decoders' reach, in whole coarse steps."""
+        """Fine latents of context (each side; behind only for a causal model) that make windowed
+        decoding exact: the part decoders' reach, plus a coarse token for the causal levels'
+        upsampling, in whole coarse steps."""
         frames = max(vq.reach for vq in self.vqvae.values())
-        return self._whole_coarse_steps(-(-frames // self.generator.frames_per_latent))
+        latents = -(-frames // self.generator.frames_per_latent) + (self.config.factors[0] if self.config.causal else 0)
+        return self._whole_coarse_steps(latents)
+
+    @property
+    def step_frames(self) -> int:
+        """The shortest span generation can advance by: a fine step when causal (each level's
+        step sees the speech up to its own first fine step), else a whole coarse block."""
+        return self.generator.frames_per_latent if self.config.causal else self.frame_multiple
 
     def _whole_coarse_steps(self, latents: int) -> int:
         coarse = self.config.factors[0]
@@ -164,22 +172,25 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
     ) -> torch.Tensor:
         """Per level code indices (1, L_level) -> normalised part (T, dims), decoded in windows of
         `window` fine latents with `overlap` latents of context each side (default
-        `decode_overlap`, which makes it exact), so memory does not grow with length. `span`
-        (first, last) in fine latents, multiples of the coarse factor, decodes only those
-        (exactly the same frames as decoding everything)."""
+        `decode_overlap`, which makes it exact; a causal model's decoding needs none ahead), so
+        memory does not grow with length. `span` (first, last) in fine latents decodes only those
+        (exactly the same frames as decoding everything). The levels may end mid-token: a causal
+        model's codes of a block still being sampled."""
         vq = self.vqvae[part]
         factors = self.config.factors
         coarse = factors[0]
         overlap = self._whole_coarse_steps(self.decode_overlap if overlap is None else overlap)
+        ahead = 0 if self.config.causal else overlap
         window = max(coarse, window // coarse * coarse)
         fine_length = indices[-1].shape[1] * factors[-1]
         first, last = span if span is not None else (0, fine_length)
         outputs = []
         for start in range(first, min(last, fine_length), window):
             stop = min(start + window, last, fine_length)
-            lo, hi = max(0, start - overlap), min(fine_length, stop + overlap)
+            lo, hi = max(0, (start - overlap) // coarse * coarse), min(fine_length, stop + ahead)
             contributions = [
-                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : hi // f]), f) for level, f in enumerate(factors)
+                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : -(-hi // f)]), f, self.config.causal)[:, : hi - lo]
+                for level, f in enumerate(factors)
             ]
             decoded = vq.decode(contributions, tuple(gains))[0]
             per = vq.frames_per_latent

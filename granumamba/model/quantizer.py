@@ -79,12 +79,18 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x.reshape(x.shape[0], x.shape[1] // factor, factor, x.shape[2]).mean(2)
 
 
-def upsample(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """(batch, L, dim) -> (batch, L * factor, dim), linear between token centres (smooth, so a
-    coarse level decodes to smooth motion rather than steps)."""
+def upsample(x: torch.Tensor, factor: int, causal: bool = False) -> torch.Tensor:
+    """(batch, L, dim) -> (batch, L * factor, dim), linear between tokens (smooth, so a coarse
+    level decodes to smooth motion rather than steps): between token centres, or, `causal`, from
+    each token's predecessor to the token itself over its own span, so that no step sees a later
+    token (the first token's predecessor is itself)."""
     if factor == 1:
         return x
-    return F.interpolate(x.transpose(1, 2), scale_factor=factor, mode="linear", align_corners=False).transpose(1, 2)
+    if not causal:
+        return F.interpolate(x.transpose(1, 2), scale_factor=factor, mode="linear", align_corners=False).transpose(1, 2)
+    before = torch.cat([x[:, :1], x[:, :-1]], dim=1)
+    ramp = torch.arange(1, factor + 1, dtype=x.dtype, device=x.device).div(factor).repeat(x.shape[1])[None, :, None]
+    return before.repeat_interleave(factor, dim=1) + ramp * (x - before).repeat_interleave(factor, dim=1)
 
 
 class MultiRateQuantizer(nn.Module):
@@ -95,8 +101,11 @@ class MultiRateQuantizer(nn.Module):
     level's contribution can be scaled (or removed) on its own before decoding.
     """
 
-    def __init__(self, dim: int, codebook_size: int, factors: tuple[int, ...], beta: float = 0.25, dead_after: int = 200):
+    def __init__(
+        self, dim: int, codebook_size: int, factors: tuple[int, ...], beta: float = 0.25, dead_after: int = 200, causal: bool = False
+    ):
         super().__init__()
+        self.causal = causal  # levels upsampled causally (`upsample`)
         if list(factors) != sorted(factors, reverse=True):
             raise ValueError(f"factors go from coarse to fine (decreasing), got {factors}")
         self.factors = tuple(factors)
@@ -115,7 +124,7 @@ class MultiRateQuantizer(nn.Module):
         stats: dict[str, torch.Tensor] = {"codebook": z.new_zeros(()), "commitment": z.new_zeros(())}
         for level, (factor, quantizer) in enumerate(zip(self.factors, self.quantizers)):
             q = quantizer(downsample(residual, factor))
-            contribution = upsample(q.quantized, factor)
+            contribution = upsample(q.quantized, factor, self.causal)
             residual = residual - contribution
             contributions.append(contribution)
             indices.append(q.indices)
@@ -127,7 +136,7 @@ class MultiRateQuantizer(nn.Module):
 
     def contributions_from_indices(self, indices: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per-level indices [(batch, L / factor)] -> per-level contributions [(batch, L, dim)]."""
-        return [upsample(q.lookup(i), f) for q, i, f in zip(self.quantizers, indices, self.factors)]
+        return [upsample(q.lookup(i), f, self.causal) for q, i, f in zip(self.quantizers, indices, self.factors)]
 
 
 def combine(contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:

@@ -64,12 +64,16 @@ class CodeSampler:
 
     @torch.no_grad()
     def span(self, audio: torch.Tensor, words: torch.Tensor) -> list[torch.Tensor]:
-        """(1, L, feature_dim) shifted features and (1, L) word ids, L a multiple of 16 frames ->
-        per level the span's code indices (1, parts, L_level)."""
+        """(1, L, feature_dim) shifted features and (1, L) word ids, L a multiple of
+        `model.step_frames` (a whole block, or a causal model's fine step) -> per level the code
+        indices (1, parts, L_level) of the steps that begin in the span."""
         gen, factors = self.model.generator, self.model.config.factors
         frames = audio.shape[1]
-        offsets = [self.state.fine_steps_done // f for f in factors]
-        steps = [frames // (gen.frames_per_latent * f) for f in factors]
+        if frames % self.model.step_frames:
+            raise ValueError(f"a span is a multiple of {self.model.step_frames} frames, not {frames}")
+        done = self.state.fine_steps_done
+        offsets = [-(-done // f) for f in factors]
+        steps = [-(-(done + frames // gen.frames_per_latent) // f) - o for f, o in zip(factors, offsets)]
         uniform = None  # the span's sampling noise: one number per part and step, drawn for all steps at once
         if self.temperature > 0:
             uniform = [
@@ -146,18 +150,17 @@ def decode(
 ) -> dict[str, torch.Tensor]:
     """Codes -> normalised parts {part: (T, dims)}, each level scaled by its gain (coarse, mid,
     fine) before decoding, in windows so that memory does not grow with length. `frames`
-    (start, stop), start a multiple of `model.frame_multiple`, decodes only those frames: the
-    same as the whole decoded and cut."""
+    (start, stop) decodes only those frames: the same as the whole decoded and cut."""
     start, stop = (0, codes.frames) if frames is None else (frames[0], min(frames[1], codes.frames))
-    if start % model.frame_multiple:
-        raise ValueError(f"a decoded span starts on a multiple of {model.frame_multiple} frames")
     per = model.generator.frames_per_latent
     span = (start // per, -(-stop // model.frame_multiple) * model.frame_multiple // per)
+    cut = start - span[0] * per
 
     device = model_device(model)
 
     def part(p: int) -> torch.Tensor:
-        return model.decode_part(PART_NAMES[p], [i[:, p].to(device) for i in codes.indices], gains, overlap, span=span)[: stop - start]
+        decoded = model.decode_part(PART_NAMES[p], [i[:, p].to(device) for i in codes.indices], gains, overlap, span=span)
+        return decoded[cut : cut + stop - start]
 
     with one_thread():  # the parts' decoders are independent: side by side on the cores, when long enough to pay
         parts = range(len(PART_NAMES))

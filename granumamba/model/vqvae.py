@@ -30,22 +30,51 @@ def gaussian_radius(sigma: float) -> int:
     return max(1, round(3 * sigma))
 
 
-def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def low_pass(x: torch.Tensor, sigma: float, causal: bool = False) -> torch.Tensor:
     """(batch, T, dims) smoothed along time by a Gaussian of `sigma` frames (the edge frames
-    repeated). Written here because torch has no 1-D Gaussian filter for sequences
-    (torchvision's blurs images); it is one grouped convolution."""
+    repeated); `causal`: the same kernel delayed by its radius, so no frame sees a later one.
+    Written here because torch has no 1-D Gaussian filter for sequences (torchvision's blurs
+    images); it is one grouped convolution."""
     radius = gaussian_radius(sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
-    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
+    padded = F.pad(x.transpose(1, 2), (2 * radius, 0) if causal else (radius, radius), mode="replicate")
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
 
 
+class CausalConv1d(nn.Conv1d):
+    """A convolution whose output at step t sees inputs up to t only (zeros before the start)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs | {"padding": 0})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, ((self.kernel_size[0] - 1) * self.dilation[0], 0)))
+
+
+class CausalDoubling(nn.Module):
+    """Twice the rate, linear between samples, each output seeing its own sample and the one
+    before (nn.Upsample's linear mode looks one sample ahead): out[2i] = (x[i-1] + x[i]) / 2,
+    out[2i + 1] = x[i]."""
+
+    scale_factor = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        repeated = x.repeat_interleave(2, dim=2)
+        return 0.5 * (repeated + F.pad(repeated, (1, 0), mode="replicate")[..., :-1])
+
+
+def _conv(channels_in: int, channels_out: int, kernel: int, dilation: int = 1, bias: bool = True, causal: bool = False) -> nn.Conv1d:
+    if causal:
+        return CausalConv1d(channels_in, channels_out, kernel, dilation=dilation, bias=bias)
+    return nn.Conv1d(channels_in, channels_out, kernel, padding=(kernel - 1) // 2 * dilation, dilation=dilation, bias=bias)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, channels: int, dilation: int, bias: bool = True):
+    def __init__(self, channels: int, dilation: int, bias: bool = True, causal: bool = False):
         super().__init__()
-        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation, bias=bias)
+        self.conv = _conv(channels, channels, 3, dilation, bias, causal)
         self.proj = nn.Conv1d(channels, channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,9 +92,12 @@ class PartVQVAE(nn.Module):
             enc += [ResBlock(hidden, 1), ResBlock(hidden, 3), nn.Conv1d(hidden, hidden, 4, stride=2, padding=1)]
         enc += [ResBlock(hidden, 1), nn.ReLU(), nn.Conv1d(hidden, latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True)
-        self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=False) if config.split_decoder else None
-        self.quantizer = MultiRateQuantizer(latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after)
+        self.causal = config.causal
+        self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
+        self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
+        self.quantizer = MultiRateQuantizer(
+            latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
+        )
 
     @property
     def frames_per_latent(self) -> int:
@@ -91,24 +123,26 @@ class PartVQVAE(nn.Module):
 
     @property
     def reach(self) -> int:
-        """Frames either side of a frame that its decoding sees, at most, read from the decoders'
-        layers (each convolution's half-width times its dilation, one input sample for each
-        doubling's interpolation) and the split decoder's low-pass: windowed decoding with this
-        much context is exact."""
+        """Frames either side of a frame (`causal`: before it; none after) that its decoding sees,
+        at most, read from the decoders' layers (each convolution's half-width, or causal width,
+        times its dilation; one input sample for each doubling's interpolation) and the split
+        decoder's low-pass: windowed decoding with this much context is exact."""
 
         def layers_reach(decoder: nn.Module) -> int:
             rate, frames = self.frames_per_latent, 0  # frames per sample at the layer's rate
             for layer in decoder.modules():
                 if isinstance(layer, nn.Conv1d):
-                    frames += (layer.kernel_size[0] - 1) // 2 * layer.dilation[0] * rate
-                elif isinstance(layer, nn.Upsample):
+                    width = layer.kernel_size[0] - 1 if isinstance(layer, CausalConv1d) else (layer.kernel_size[0] - 1) // 2
+                    frames += width * layer.dilation[0] * rate
+                elif isinstance(layer, (nn.Upsample, CausalDoubling)):
                     frames += rate
                     rate //= int(layer.scale_factor)
             return frames
 
         if self.fine_decoder is None:
             return layers_reach(self.decoder)
-        return max(layers_reach(self.decoder) + gaussian_radius(self.slow_sigma), layers_reach(self.fine_decoder))
+        low_pass_reach = gaussian_radius(self.slow_sigma) * (2 if self.causal else 1)
+        return max(layers_reach(self.decoder) + low_pass_reach, layers_reach(self.fine_decoder))
 
     def decode(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
         """Per-level contributions [(batch, T / 4, latent_dim)] (`quantizer`), each scaled by its
@@ -116,7 +150,7 @@ class PartVQVAE(nn.Module):
         if self.fine_decoder is None:
             return self._run(self.decoder, combine(contributions, gains))
         gains = gains or (1.0,) * len(contributions)
-        slow = low_pass(self._run(self.decoder, combine(contributions[:-1], gains[:-1])), self.slow_sigma)
+        slow = low_pass(self._run(self.decoder, combine(contributions[:-1], gains[:-1])), self.slow_sigma, self.causal)
         if gains[-1] == 0.0:
             return slow
         return slow + self._run(self.fine_decoder, gains[-1] * contributions[-1])
@@ -131,19 +165,21 @@ class PartVQVAE(nn.Module):
         return self.decode(contributions), indices, contributions, stats
 
 
-def _decoder(latent_dim: int, hidden: int, out_dim: int, downsamples: int, bias: bool) -> nn.Sequential:
-    """Latents (batch, latent_dim, L) -> (batch, out_dim, L * 2^downsamples)."""
-    layers: list[nn.Module] = [nn.Conv1d(latent_dim, hidden, 3, padding=1, bias=bias), ResBlock(hidden, 1, bias)]
+def _decoder(latent_dim: int, hidden: int, out_dim: int, downsamples: int, bias: bool, causal: bool = False) -> nn.Sequential:
+    """Latents (batch, latent_dim, L) -> (batch, out_dim, L * 2^downsamples); `causal`: no
+    frame sees a later latent than its own (live mode gives each frame out as soon as its
+    latent is sampled, and it never changes)."""
+    layers: list[nn.Module] = [_conv(latent_dim, hidden, 3, bias=bias, causal=causal), ResBlock(hidden, 1, bias, causal)]
     for _ in range(downsamples):
         layers += [
-            ResBlock(hidden, 3, bias),
-            ResBlock(hidden, 1, bias),
+            ResBlock(hidden, 3, bias, causal),
+            ResBlock(hidden, 1, bias, causal),
             # Linear, not nearest: nearest doubling leaves a frame-to-frame ripple that the
             # hands' speed shows as false pauses (motion beats that are not in the data).
-            nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
-            nn.Conv1d(hidden, hidden, 3, padding=1, bias=bias),
+            CausalDoubling() if causal else nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
+            _conv(hidden, hidden, 3, bias=bias, causal=causal),
         ]
-    return nn.Sequential(*layers, nn.ReLU(), nn.Conv1d(hidden, out_dim, 3, padding=1, bias=bias))
+    return nn.Sequential(*layers, nn.ReLU(), _conv(hidden, out_dim, 3, bias=bias, causal=causal))
 
 
 def prior_loss(
