@@ -2,7 +2,7 @@
 
     session = LiveSession(model, sample_rate=48000)
     for piece in microphone:                 # any size, float32 mono at `sample_rate`
-        for frames in session.push(piece):   # LiveFrames: the next 16 frames of the motion
+        for frames in session.push(piece):   # LiveFrames: the next frames of the motion
             show(frames.motion)
     for frames in session.finish():          # the end of the speech: the last frames
         show(frames.motion)
@@ -15,15 +15,20 @@ the same speech, except where a live path must differ:
 - the loudness gain: a recording's gain comes from the whole of it; live speech has no end, so
   the gain is that of the speech heard so far (or one the caller gives: the streaming client
   sends the gain of its file, which makes its codes equal `generate`'s);
-- the decoders: a block's frames are decoded from the codes up to that block, since later codes
-  are not sampled yet. They equal the offline decoding of the codes so far, and differ from the
-  decoding of the whole generation only in the last frames of each block (the decoder's
-  convolutions reach a few frames ahead). A frame is never changed once given out.
+- the decoders, for a model that is not `causal`: a block's frames are decoded from the codes up
+  to that block, since later codes are not sampled yet. They equal the offline decoding of the
+  codes so far, and differ from the decoding of the whole generation in the last frames of each
+  block (those decoders reach a few frames ahead), less so the longer the `delay`. A causal
+  model's frames never depend on later codes, so its live frames are `generate`'s.
 
-Latency: a 16-frame block (0.53 s, one coarse code) is sampled when its speech has arrived,
-plus the look-ahead (6 frames, 0.2 s: gestures lead speech, so frame t sees speech of frame
-t + 6) and the features' analysis margin (70 ms). `lookahead` sets a shorter look-ahead; the
-model was trained with its own, so a shorter one shifts the gesture later against the speech.
+A frame is never changed once given out.
+
+Latency: a causal model (the bundled one) is sampled a fine step (4 frames, 0.13 s) at a time,
+as soon as the step's speech is in, plus the look-ahead (frame t sees the speech of frame
+t + lookahead: gestures lead speech) and the features' analysis margin (32 ms); any other model
+a coarse block (16 frames, 0.53 s) at a time. `lookahead` sets a shorter look-ahead than the
+model's; the model was trained with its own, so a shorter one shifts the gesture later against
+the speech.
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@
 1. The client opens with a text message, JSON, every field optional:
    {"type": "start", "sample_rate": 16000, "encoding": "f32le" | "s16le", "speaker": 1,
     "gains": [1, 1, 1], "temperature": 1.0, "seed": 0, "loudness_gain": null,
-    "lookahead": 6, "delay": 8}
+    "lookahead": 3, "delay": 0}
    loudness_gain: null for live speech (the gain of the speech so far); a number for a recording
    whose gain the client knows (`python -m granumamba live --audio` sends its file's, which makes
-   the motion that of `generate`). lookahead and delay: frames, see `granumamba.live`.
+   the motion that of `generate`). lookahead and delay: frames, see `granumamba.live`; by
+   default the model's look-ahead, and no delay for a causal model (8 frames for one whose
+   decoders look ahead).
 2. The server answers {"type": "ready", ...}: the session's settings, the joint names, the
    frame layout and the limits.
 3. The client sends speech as binary messages: mono PCM at its sample rate, little-endian

@@ -411,6 +411,27 @@ def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previo
         generator.run(cond)
 
 
+def test_the_step_loop_follows_weights_changed_in_place():
+    """The step loop's copies of the heads' weights (kept between spans) are renewed when a
+    weight changes in place, as an optimiser step or a load changes it."""
+    torch.manual_seed(8)
+    model = GranuMamba(TINY).eval()
+    generator = model.generator
+    cond = torch.randn(1, 8, TINY["d_model"])
+    codebooks = codebook_arrays(model)
+    indices = [torch.randint(0, TINY["codebook_size"], (1, generator.parts, 8 // f)) for f in generator.factors]
+    codes = [torch.from_numpy(book[np.arange(generator.parts)[:, None], i[0].numpy()])[None] for book, i in zip(codebooks, indices)]
+    with torch.no_grad():
+        before = generator.run(cond, StepSampling(codebooks, fixed=[i.numpy() for i in indices]))[0]
+        generator.logit_weight[2].add_(0.5)
+        generator.head_mix[1][1].weight.mul_(-1)
+        taught = generator.run(cond, teacher_codes=codes)[0]
+        stepped = generator.run(cond, StepSampling(codebooks, fixed=[i.numpy() for i in indices]))[0]
+    for level in (1, 2):
+        assert not torch.allclose(before[level], taught[level], atol=1e-3)
+        assert torch.allclose(stepped[level], taught[level], atol=1e-5)
+
+
 def test_weights_with_nan_are_refused_at_load(tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -527,13 +548,14 @@ def _fast_share(x: torch.Tensor, low: float = 5.0) -> float:
     return float(spectrum[freqs >= low].sum() / spectrum.sum())
 
 
-def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_exactly():
+@pytest.mark.parametrize("causal", [False, True])
+def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_exactly(causal):
     """With `split_decoder`, any coarse and mid codes decode to motion without fast components
     (the fine slider then moves only what the fine level adds), and the fine level's motion is
     its gain times its motion at gain 1. The joint decoder of the same codes has neither."""
     torch.manual_seed(3)
-    split = GranuMamba(TINY | {"split_decoder": True}).eval()
-    joint = GranuMamba(TINY).eval()
+    split = GranuMamba(TINY | {"split_decoder": True, "causal": causal}).eval()
+    joint = GranuMamba(TINY | {"causal": causal}).eval()
     indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]  # 256 frames of random codes
     with torch.no_grad():
         decoded = {g: split.decode_part("hands", indices, (1.0, 1.0, g)) for g in (0.0, 0.5, 1.0, 2.0)}

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from .configs import GeneratorConfig
 from .mamba import MambaStack, MambaState
-from .quantizer import LEVELS, downsample
+from .quantizer import LEVELS
 from .threads import WORKERS, in_threads, worth_threads
 
 
@@ -244,12 +244,30 @@ class Generator(nn.Module):
 
     def _step_weights(self, level: int) -> tuple[np.ndarray, ...]:
         """The heads of `_heads` as float32 arrays for the compiled step loop: own-code input
-        (C, d) and bias, mixing layer (d, d) and bias, output (parts, d, K + C) and bias (parts, K + C)."""
+        (C, d) and bias, mixing layer (d, d) and bias, output (parts, d, K + C) and bias (parts, K + C).
+        Kept until a weight changes (an optimiser step or a load bumps the tensors' versions): a
+        live session asks for them every fine step."""
         own_in, (_, mix, _) = self.own_code_in[level], self.head_mix[level]
-        array = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy())  # noqa: E731
-        weight = torch.cat([self.logit_weight[level], self.latent_weight[level]], dim=2)
-        bias = F.pad(self.logit_bias[level][:, 0], (0, self.latent_dim))
-        return array(own_in.weight.t()), array(own_in.bias), array(mix.weight.t()), array(mix.bias), array(weight), array(bias)
+        tensors = (
+            own_in.weight,
+            own_in.bias,
+            mix.weight,
+            mix.bias,
+            self.logit_weight[level],
+            self.latent_weight[level],
+            self.logit_bias[level],
+        )
+        key = tuple((t.data_ptr(), t._version) for t in tensors)
+        cache = self.__dict__.setdefault("_step_weight_cache", {})
+        if cache.get(level, (None,))[0] != key:
+            array = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy())  # noqa: E731
+            weight = torch.cat([self.logit_weight[level], self.latent_weight[level]], dim=2)
+            bias = F.pad(self.logit_bias[level][:, 0], (0, self.latent_dim))
+            cache[level] = (
+                key,
+                (array(own_in.weight.t()), array(own_in.bias), array(mix.weight.t()), array(mix.bias), array(weight), array(bias)),
+            )
+        return cache[level][1]
 
     def _windows(self, buffer: torch.Tensor, first_step: int, factor: int, steps: range) -> torch.Tensor:
         """Each level step's fine conditioning (batch, len(steps), factor, d): its own fine steps,

@@ -189,7 +189,9 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
             stop = min(start + window, last, fine_length)
             lo, hi = max(0, (start - overlap) // coarse * coarse), min(fine_length, stop + ahead)
             contributions = [
-                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : -(-hi // f)]), f, self.config.causal)[:, : hi - lo]
+                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : -(-hi // f)]), f, self.config.causal)[
+                    :, : hi - lo
+                ]
                 for level, f in enumerate(factors)
             ]
             decoded = vq.decode(contributions, tuple(gains))[0]

@@ -1,7 +1,7 @@
 // Live mode: the microphone's speech goes to the server's WebSocket (/live/ws, protocol in
 // granumamba/live_server.py) as float32 PCM; the pose frames that come back pose the same body
-// the 3D view and the glTF export use. Frames play at 30 fps from a small buffer, since the
-// model answers a block of 16 frames at a time.
+// the 3D view and the glTF export use. Frames play at 30 fps from a buffer of one block, the
+// frames the model answers at a time (4 for a causal model, 16 for one whose decoders look ahead).
 import * as THREE from 'three';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { makeStage } from './stage.js';
@@ -180,9 +180,10 @@ renderer.setAnimationLoop(() => {
   last = now;
   const newest = state.received - 1;
   if (newest >= 0 && state.ready) {
-    // play at 30 fps behind the newest frame; catch up when the buffer grows long
-    playhead = playhead < 0 ? Math.max(0, newest - 15) : Math.min(newest, playhead + dt * 30);
-    if (newest - playhead > 45) playhead = newest - 20;
+    // play at 30 fps a block behind the newest frame; catch up when the buffer grows long
+    const block = state.ready.block_frames || 16;
+    playhead = playhead < 0 ? Math.max(0, newest - (block - 1)) : Math.min(newest, playhead + dt * 30);
+    if (newest - playhead > Math.max(3 * block, 24)) playhead = newest - block;
     const index = Math.max(firstKept, Math.floor(playhead));
     const frame = frames[index - firstKept];
     if (frame) { pose(frame); state.shown = index; }
