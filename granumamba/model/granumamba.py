@@ -188,12 +188,8 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         for start in range(first, min(last, fine_length), window):
             stop = min(start + window, last, fine_length)
             lo, hi = max(0, (start - overlap) // coarse * coarse), min(fine_length, stop + ahead)
-            contributions = [
-                upsample(vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : -(-hi // f)]), f, self.config.causal)[
-                    :, : hi - lo
-                ]
-                for level, f in enumerate(factors)
-            ]
+            tokens = [vq.quantizer.quantizers[level].lookup(indices[level][:, lo // f : -(-hi // f)]) for level, f in enumerate(factors)]
+            contributions = [upsample(t, f, self.config.causal)[:, : hi - lo] for t, f in zip(tokens, factors)]
             decoded = vq.decode(contributions, tuple(gains))[0]
             per = vq.frames_per_latent
             outputs.append(decoded[(start - lo) * per : (stop - lo) * per])
