@@ -560,7 +560,8 @@ def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_ex
     with torch.no_grad():
         decoded = {g: split.decode_part("hands", indices, (1.0, 1.0, g)) for g in (0.0, 0.5, 1.0, 2.0)}
         joint_slow = joint.decode_part("hands", indices, (1.0, 1.0, 0.0))
-    assert _fast_share(decoded[0.0]) < 1e-6 < 1e-4 < _fast_share(joint_slow)
+    if not causal:  # a causal split decoder has no low-pass (vqvae.py)
+        assert _fast_share(decoded[0.0]) < 1e-6 < 1e-4 < _fast_share(joint_slow)
     assert _fast_share(decoded[1.0]) > 1e-3  # the fine level moves fast
     fine = decoded[1.0] - decoded[0.0]
     assert float(fine.abs().max()) > 1e-3

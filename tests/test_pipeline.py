@@ -54,10 +54,8 @@ def test_each_level_carries_its_own_component(pipe, synth_corpus):
     def corr(a, b):
         return float(np.corrcoef(a.reshape(-1), b.reshape(-1))[0, 1])
 
-    def share(x, low, high):
-        spectrum = np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2
-        freqs = np.fft.rfftfreq(len(x), 1 / 30)
-        return float(spectrum[(freqs >= low) & (freqs < high)].sum() / spectrum.sum())
+    def share(x, low, high):  # of the motion's power, the slider measure's windowed periodogram
+        return band_energy(x, range(55), low, high) / band_energy(x, range(55), 0.0, 15.1)
 
     # the coarse level carries the slow posture component, and none of the finger noise
     # (0.2: the coarse component now also holds the arms' slow path through the gesture space, which

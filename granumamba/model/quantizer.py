@@ -80,17 +80,16 @@ def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def upsample(x: torch.Tensor, factor: int, causal: bool = False) -> torch.Tensor:
-    """(batch, L, dim) -> (batch, L * factor, dim), linear between tokens (smooth, so a coarse
-    level decodes to smooth motion rather than steps): between token centres, or, `causal`, from
-    each token's predecessor to the token itself over its own span, so that no step sees a later
-    token (the first token's predecessor is itself)."""
+    """(batch, L, dim) -> (batch, L * factor, dim): linear between token centres (smooth, so a
+    coarse level decodes to smooth motion rather than steps), or, `causal`, each token repeated
+    over its own span, so that no step sees a later token and none waits for its own (a ramp
+    from the token before reached each token's value only at the end of its span, which put the
+    strokes a mid token late; the causal decoder smooths the steps)."""
     if factor == 1:
         return x
-    if not causal:
-        return F.interpolate(x.transpose(1, 2), scale_factor=factor, mode="linear", align_corners=False).transpose(1, 2)
-    before = torch.cat([x[:, :1], x[:, :-1]], dim=1)
-    ramp = torch.arange(1, factor + 1, dtype=x.dtype, device=x.device).div(factor).repeat(x.shape[1])[None, :, None]
-    return before.repeat_interleave(factor, dim=1) + ramp * (x - before).repeat_interleave(factor, dim=1)
+    if causal:
+        return x.repeat_interleave(factor, dim=1)
+    return F.interpolate(x.transpose(1, 2), scale_factor=factor, mode="linear", align_corners=False).transpose(1, 2)
 
 
 class MultiRateQuantizer(nn.Module):

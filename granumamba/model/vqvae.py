@@ -11,6 +11,11 @@ maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
   carry is the fine level's alone, for any codes the generator samples (a loss asking for it
   holds only for the codes it was trained on), and the fine decoder, a ReLU network without
   biases, is positively homogeneous: the fine gain scales the fine level's motion exactly.
+
+`causal` decoders see no later latent than a frame's own (live mode). A causal split decoder
+has no low-pass: a causal one delays what it smooths (a Gaussian by its radius, 9 frames), and a
+model trained with it had to choose each stroke's mid code 0.4 s before the stroke, from speech
+it had not heard yet, and barely moved. Its fine gain still scales the fine level exactly.
 """
 
 from __future__ import annotations
@@ -30,16 +35,15 @@ def gaussian_radius(sigma: float) -> int:
     return max(1, round(3 * sigma))
 
 
-def low_pass(x: torch.Tensor, sigma: float, causal: bool = False) -> torch.Tensor:
+def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """(batch, T, dims) smoothed along time by a Gaussian of `sigma` frames (the edge frames
-    repeated); `causal`: the same kernel delayed by its radius, so no frame sees a later one.
-    Written here because torch has no 1-D Gaussian filter for sequences (torchvision's blurs
-    images); it is one grouped convolution."""
+    repeated). Written here because torch has no 1-D Gaussian filter for sequences
+    (torchvision's blurs images); it is one grouped convolution."""
     radius = gaussian_radius(sigma)
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
     kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
-    padded = F.pad(x.transpose(1, 2), (2 * radius, 0) if causal else (radius, radius), mode="replicate")
+    padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
 
 
@@ -141,7 +145,7 @@ class PartVQVAE(nn.Module):
 
         if self.fine_decoder is None:
             return layers_reach(self.decoder)
-        low_pass_reach = gaussian_radius(self.slow_sigma) * (2 if self.causal else 1)
+        low_pass_reach = 0 if self.causal else gaussian_radius(self.slow_sigma)
         return max(layers_reach(self.decoder) + low_pass_reach, layers_reach(self.fine_decoder))
 
     def decode(self, contributions: list[torch.Tensor], gains: tuple[float, ...] | None = None) -> torch.Tensor:
@@ -150,7 +154,9 @@ class PartVQVAE(nn.Module):
         if self.fine_decoder is None:
             return self._run(self.decoder, combine(contributions, gains))
         gains = gains or (1.0,) * len(contributions)
-        slow = low_pass(self._run(self.decoder, combine(contributions[:-1], gains[:-1])), self.slow_sigma, self.causal)
+        slow = self._run(self.decoder, combine(contributions[:-1], gains[:-1]))
+        if not self.causal:  # a causal low-pass delays what it smooths (see the module's docstring)
+            slow = low_pass(slow, self.slow_sigma)
         if gains[-1] == 0.0:
             return slow
         return slow + self._run(self.fine_decoder, gains[-1] * contributions[-1])
