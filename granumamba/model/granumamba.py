@@ -145,11 +145,10 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
     @property
     def decode_overlap(self) -> int:
         """Fine latents of context (each side; behind only for a causal model) that make windowed
-        decoding exact: the part decoders' reach, plus a coarse token for the causal levels'
-        upsampling, in whole coarse steps."""
+        decoding exact: the part decoders' reach, in whole coarse steps (so the levels' tokens
+        start with the window)."""
         frames = max(vq.reach for vq in self.vqvae.values())
-        latents = -(-frames // self.generator.frames_per_latent) + (self.config.factors[0] if self.config.causal else 0)
-        return self._whole_coarse_steps(latents)
+        return self._whole_coarse_steps(-(-frames // self.generator.frames_per_latent))
 
     @property
     def step_frames(self) -> int:
