@@ -1,7 +1,7 @@
 """Live mode end to end: the demo's server (app.py, default settings) and clients that speak to
 its WebSocket at the pace of speech, as the browser does (20 ms messages).
 
-    python -m bench.bench_live [--seconds 30] [--data data/synth]
+    python -m bench.bench_live [--seconds 30] [--data data/synth] [--model DIR]
 
 Prints: latency from the speech being sent to the pose frame that answers it (median, 95th
 percentile; the look-ahead's share beside it), for the default settings and the shorter
@@ -30,6 +30,7 @@ from granumamba.text.tts import synthesize
 from .common import machine, table
 
 ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "assets" / "granumamba-demo"
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -62,12 +63,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, model: Path | None = None) -> subprocess.Popen:
+    """The demo as a user starts it (its default model lookup), or serving `model`."""
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRANUMAMBA_LIVE_SESSIONS="16", GRANUMAMBA_LIVE_MAX_SECONDS="900")
     env.pop("HF_HUB_OFFLINE", None)  # the default model lookup, as a user runs it
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *(["--model", str(model)] if model else [])]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="speech per latency run")
     parser.add_argument("--memory-minutes", type=float, default=10.0)
     parser.add_argument("--data", type=Path, help="a synthetic corpus: BC of its test split per look-ahead")
-    parser.add_argument("--model", type=Path, default=ROOT / "assets" / "granumamba-demo")
+    parser.add_argument("--model", type=Path, help="a model folder to serve and measure (default: the demo's own model lookup)")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     audio = speech(args.seconds)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"ws://127.0.0.1:{port}/live/ws"
-    proc = start_server(port)
+    proc = start_server(port, args.model)
     try:
         time.sleep(3)  # the server's warm-up, as a visitor arriving a moment after the start
         rows, shorter = [], [{"delay": 0}, {"lookahead": 0, "delay": 0}]
@@ -252,13 +253,13 @@ def main(argv: list[str] | None = None) -> None:
     table(
         "Live motion while speech plays and in settled silence (arm joints' rotation change per frame, rad)",
         ["seed", "speech", "silence", "speech / silence"],
-        speech_and_silence(args.model),
+        speech_and_silence(args.model or BUNDLED),
     )
     if args.data:
         table(
             "BC of the live path on the synthetic test split, by look-ahead (the model was trained with 6)",
             ["look-ahead", "takes", "BC σ 0.3", "BC σ 0.1"],
-            live_bc(args.model, args.data),
+            live_bc(args.model or BUNDLED, args.data),
         )
 
 
