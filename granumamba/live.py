@@ -23,10 +23,10 @@ the same speech, except where a live path must differ:
 
 A frame is never changed once given out.
 
-Latency: a causal model (the bundled one) is sampled a fine step (4 frames, 0.13 s) at a time,
-as soon as the step's speech is in, plus the look-ahead (frame t sees the speech of frame
-t + lookahead: gestures lead speech) and the features' analysis margin (32 ms); any other model
-a coarse block (16 frames, 0.53 s) at a time. `lookahead` sets a shorter look-ahead than the
+Latency: a causal model (`make_demo model.causal=true`) is sampled a fine step (4 frames,
+0.13 s) at a time, as soon as the step's speech is in; any other model (the bundled one) a
+coarse block (16 frames, 0.53 s) at a time; plus the look-ahead (frame t sees the speech of
+frame t + lookahead: gestures lead speech) and the features' analysis margin (32 ms). `lookahead` sets a shorter look-ahead than the
 model's; the model was trained with its own, so a shorter one shifts the gesture later against
 the speech.
 """
