@@ -26,9 +26,9 @@ A frame is never changed once given out.
 Latency: a causal model (`make_demo model.causal=true`) is sampled a fine step (4 frames,
 0.13 s) at a time, as soon as the step's speech is in; any other model (the bundled one) a
 coarse block (16 frames, 0.53 s) at a time; plus the look-ahead (frame t sees the speech of
-frame t + lookahead: gestures lead speech) and the features' analysis margin (32 ms). `lookahead` sets a shorter look-ahead than the
-model's; the model was trained with its own, so a shorter one shifts the gesture later against
-the speech.
+frame t + lookahead: gestures lead speech) and the features' analysis margin (32 ms).
+`lookahead` sets a shorter look-ahead than the model's; the model was trained with its own, so
+a shorter one shifts the gesture later against the speech.
 """
 
 from __future__ import annotations

@@ -383,6 +383,17 @@ def test_an_unreachable_hub_repo_is_a_clear_error(monkeypatch):
         GranuMamba.from_pretrained("granumamba/does-not-exist")
 
 
+def teacher_inputs(model):
+    """The generator, conditioning of 8 fine steps, the codebooks, and random teacher code
+    indices per level with their code vectors."""
+    generator = model.generator
+    cond = torch.randn(1, 8, TINY["d_model"])
+    codebooks = codebook_arrays(model)
+    indices = [torch.randint(0, TINY["codebook_size"], (1, generator.parts, 8 // f)) for f in generator.factors]
+    codes = [torch.from_numpy(book[np.arange(generator.parts)[:, None], i[0].numpy()])[None] for book, i in zip(codebooks, indices)]
+    return generator, cond, codebooks, indices, codes
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_code(causal):
     """Training's one pass over shifted teacher codes and inference's step-by-step loop give the
@@ -390,11 +401,7 @@ def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previo
     code its level chose one step earlier (and not on later ones)."""
     torch.manual_seed(6)
     model = GranuMamba(TINY | {"causal": causal}).eval()
-    generator = model.generator
-    cond = torch.randn(1, 8, TINY["d_model"])
-    codebooks = codebook_arrays(model)
-    indices = [torch.randint(0, TINY["codebook_size"], (1, generator.parts, 8 // f)) for f in generator.factors]
-    codes = [torch.from_numpy(book[np.arange(generator.parts)[:, None], i[0].numpy()])[None] for book, i in zip(codebooks, indices)]
+    generator, cond, codebooks, indices, codes = teacher_inputs(model)
     with torch.no_grad():
         taught = generator.run(cond, teacher_codes=codes)[0]
         sampling = StepSampling(codebooks, fixed=[i.numpy() for i in indices])  # every step's code fixed to the teacher's
@@ -416,11 +423,7 @@ def test_the_step_loop_follows_weights_changed_in_place():
     weight changes in place, as an optimiser step or a load changes it."""
     torch.manual_seed(8)
     model = GranuMamba(TINY).eval()
-    generator = model.generator
-    cond = torch.randn(1, 8, TINY["d_model"])
-    codebooks = codebook_arrays(model)
-    indices = [torch.randint(0, TINY["codebook_size"], (1, generator.parts, 8 // f)) for f in generator.factors]
-    codes = [torch.from_numpy(book[np.arange(generator.parts)[:, None], i[0].numpy()])[None] for book, i in zip(codebooks, indices)]
+    generator, cond, codebooks, indices, codes = teacher_inputs(model)
     with torch.no_grad():
         before = generator.run(cond, StepSampling(codebooks, fixed=[i.numpy() for i in indices]))[0]
         generator.logit_weight[2].add_(0.5)

@@ -435,7 +435,7 @@ class Generator(nn.Module):
             all_logits.append(logits)
             all_latents.append(latents)
             all_codes.append(codes)
-        last_global = torch.cat([state.last_global if state.last_global is not None else g.new_zeros(batch, 1, d), g], dim=1)[:, -1:]
+        last_global = g[:, -1:] if len(coarse_steps) else state.last_global
         new_state = GenerationState(
             global_state, new_local, new_last, stop, new_h, last_global, buffer[:, buffer.shape[1] - (coarse - 1) :]
         )
