@@ -1,9 +1,11 @@
 """GranuMamba demo: speech (or text) in, full-body gesture video out, with granularity sliders.
 
-    python app.py [--model REPO_ID_OR_DIR] [--port 7860]
+    python app.py [--model REPO_ID_OR_DIR] [--live-model REPO_ID_OR_DIR] [--port 7860]
 
 Weights: --model, else GRANUMAMBA_MODEL, else the default Hub repo; when the Hub cannot be
-reached, the bundled demo checkpoint in assets/ (the page says which is in use).
+reached, the bundled demo checkpoint in assets/ (the page says which is in use). The Live tab:
+--live-model, else GRANUMAMBA_LIVE_MODEL, else the model named by --model or GRANUMAMBA_MODEL,
+else the live checkpoint's Hub repo with the bundled live checkpoint as its fallback.
 Limits (environment): GRANUMAMBA_MAX_SECONDS (audio length, default 120),
 GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1);
 live mode's GRANUMAMBA_LIVE_SESSIONS, GRANUMAMBA_LIVE_MAX_SECONDS, GRANUMAMBA_LIVE_IDLE_SECONDS
@@ -37,7 +39,14 @@ from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 from granumamba.model.granumamba import ModelLoadError
 from granumamba.motion.bvh import write_bvh
 from granumamba.motion.parts import Motion
-from granumamba.pipeline import DEFAULT_MODEL_ID, DEFAULT_TEMPERATURE, GenerationResult, GranuMambaPipeline, display_name
+from granumamba.pipeline import (
+    DEFAULT_LIVE_MODEL_ID,
+    DEFAULT_MODEL_ID,
+    DEFAULT_TEMPERATURE,
+    GenerationResult,
+    GranuMambaPipeline,
+    display_name,
+)
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
@@ -102,8 +111,24 @@ def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
 
 def weights_line(pipe: GranuMambaPipeline) -> str:
     if pipe.fallback_reason:
-        return f"**Weights:** bundled demo checkpoint, because the Hub model could not be loaded: {pipe.fallback_reason}"
+        return f"**Weights:** {display_name(pipe.source)}, because the Hub model could not be loaded: {pipe.fallback_reason}"
     return f"**Weights:** `{display_name(pipe.source)}`"
+
+
+def load_live_pipeline(pipe: GranuMambaPipeline, live_model: str | None, model: str | None) -> GranuMambaPipeline:
+    """The Live tab's model (see the module's docstring): a model named for live, else the one
+    named for the app (a user's own model streams too), else the live checkpoint; where that
+    cannot be had at all, the app's own model, which streams at its longer latency."""
+    live_model = live_model or os.environ.get("GRANUMAMBA_LIVE_MODEL")
+    if not live_model and (model or os.environ.get("GRANUMAMBA_MODEL")):
+        return pipe
+    try:
+        return GranuMambaPipeline.from_pretrained(live_model, live=True)
+    except ModelLoadError as err:
+        if live_model:
+            raise
+        print(f"note: the Live tab uses the demo's model, since the live checkpoint cannot be loaded: {err}", file=sys.stderr)
+        return pipe
 
 
 @dataclass
@@ -272,7 +297,7 @@ def make_handlers(pipe: GranuMambaPipeline):
     return generate, show, regain, render
 
 
-def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
+def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = None) -> gr.Blocks:
     speakers = list(pipe.speakers.values())
     default_speaker = pipe.speakers.get(pipe.model.config.default_speaker, speakers[0])
     smplx_ready = bool(os.environ.get(SMPLX_ENV))
@@ -371,6 +396,7 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
                 "it works on https and on localhost). The sliders act on the frames still to come. Programs can drive the same "
                 "stream: see the API section of the README and `python -m granumamba live`."
             )
+            gr.Markdown(weights_line(live_pipe or pipe), elem_id="live-weights-line")
             gr.HTML(LIVE_VIEW, elem_id="live-box")
     return demo
 
@@ -378,19 +404,24 @@ def build_demo(pipe: GranuMambaPipeline) -> gr.Blocks:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help=f"Hub repo id or folder (default: GRANUMAMBA_MODEL or {DEFAULT_MODEL_ID})")
+    parser.add_argument(
+        "--live-model",
+        help=f"the Live tab's model (default: GRANUMAMBA_LIVE_MODEL, else --model's, else {DEFAULT_LIVE_MODEL_ID} or the bundled one)",
+    )
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)
     try:
         pipe = GranuMambaPipeline.from_pretrained(args.model)
+        live_pipe = load_live_pipeline(pipe, args.live_model, args.model)
     except ModelLoadError as err:
         sys.exit(f"cannot start: {err}")
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
     prune_outputs()
     gr.set_static_paths([WEB])  # the 3D views' pages, their modules and three.js
-    demo = build_demo(pipe)
+    demo = build_demo(pipe, live_pipe)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
-    app = make_app(demo, pipe)
+    app = make_app(demo, live_pipe)
     import uvicorn
 
     print(f"GranuMamba demo on http://{args.host}:{args.port} (live WebSocket: /live/ws)", flush=True)
@@ -418,12 +449,13 @@ def body_glb() -> bytes:
     return data
 
 
-def make_app(demo: gr.Blocks, pipe: GranuMambaPipeline):
-    """One server: the live WebSocket and the body it poses, and the Gradio demo at the root."""
+def make_app(demo: gr.Blocks, live_pipe: GranuMambaPipeline):
+    """One server: the live WebSocket (serving `live_pipe`'s model) and the body it poses, and the
+    Gradio demo at the root."""
     from fastapi import FastAPI
 
     app = FastAPI(title="GranuMamba")
-    live = LiveServer(pipe.model, LiveLimits.from_env(env_number))
+    live = LiveServer(live_pipe.model, LiveLimits.from_env(env_number))
     threading.Thread(target=live.warm_up, daemon=True).start()  # beside the start: the page does not wait for it
     add_live_routes(app, live, body_glb())
     return gr.mount_gradio_app(

@@ -30,7 +30,6 @@ from granumamba.text.tts import synthesize
 from .common import machine, table
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "assets" / "granumamba-demo"
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -64,10 +63,11 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(port: int, model: Path | None = None) -> subprocess.Popen:
-    """The demo as a user starts it (its default model lookup), or serving `model`."""
+    """The demo as a user starts it (its default model lookup: the live checkpoint in the Live
+    tab), or serving `model` there."""
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRANUMAMBA_LIVE_SESSIONS="16", GRANUMAMBA_LIVE_MAX_SECONDS="900")
     env.pop("HF_HUB_OFFLINE", None)  # the default model lookup, as a user runs it
-    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *(["--model", str(model)] if model else [])]
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *(["--live-model", str(model)] if model else [])]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -84,7 +84,7 @@ def latency_ms(result) -> tuple[float, float, float, float]:
     return (np.median(same) * 1000, np.percentile(same, 95) * 1000, np.median(drive) * 1000, np.percentile(drive, 95) * 1000)
 
 
-def live_bc(model_dir: Path, data: Path) -> list[list]:
+def live_bc(model_dir: Path | None, data: Path) -> list[list]:
     """BC (sigma 0.3 and 0.1) of the live path's motion on the corpus's test split, per look-ahead:
     the model's own, half of it and none."""
     from granumamba.audio.features import loudness_gain
@@ -94,7 +94,7 @@ def live_bc(model_dir: Path, data: Path) -> list[list]:
     from granumamba.pipeline import GranuMambaPipeline
     from train.metrics import audio_onsets, beat_consistency, motion_positions
 
-    model = GranuMambaPipeline.from_pretrained(model_dir).model
+    model = GranuMambaPipeline.from_pretrained(model_dir, live=True).model
     lookaheads = sorted({model.generator.lookahead, model.generator.lookahead // 2, 0}, reverse=True)
     takes = index_beat2(data, split="test").takes
     audios = [load_audio(t.audio) for t in takes]
@@ -114,13 +114,13 @@ def live_bc(model_dir: Path, data: Path) -> list[list]:
     return rows
 
 
-def speech_and_silence(model_dir: Path) -> list[list]:
+def speech_and_silence(model_dir: Path | None) -> list[list]:
     """Arm motion per frame in the live path while speech plays and in settled silence (from 1.5 s
     after the speech to 1 s before the next), on project-made speech with 6 s silences between."""
     from granumamba.live import LiveSession, join
     from granumamba.pipeline import GranuMambaPipeline
 
-    model = GranuMambaPipeline.from_pretrained(model_dir).model
+    model = GranuMambaPipeline.from_pretrained(model_dir, live=True).model
     rows = []
     for seed in (0, 1):
         clips = [speech(12), np.zeros(6 * SAMPLE_RATE, np.float32), speech(12)[::-1].copy(), np.zeros(6 * SAMPLE_RATE, np.float32)]
@@ -143,7 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="speech per latency run")
     parser.add_argument("--memory-minutes", type=float, default=10.0)
     parser.add_argument("--data", type=Path, help="a synthetic corpus: BC of its test split per look-ahead")
-    parser.add_argument("--model", type=Path, help="a model folder to serve and measure (default: the demo's own model lookup)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a model folder to serve in the Live tab and measure (default: the demo's own lookup, the live checkpoint)",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     audio = speech(args.seconds)
@@ -253,13 +257,13 @@ def main(argv: list[str] | None = None) -> None:
     table(
         "Live motion while speech plays and in settled silence (arm joints' rotation change per frame, rad)",
         ["seed", "speech", "silence", "speech / silence"],
-        speech_and_silence(args.model or BUNDLED),
+        speech_and_silence(args.model),
     )
     if args.data:
         table(
-            "BC of the live path on the synthetic test split, by look-ahead (the model was trained with 6)",
+            "BC of the live path on the synthetic test split, by look-ahead (the first: the one it was trained with)",
             ["look-ahead", "takes", "BC σ 0.3", "BC σ 0.1"],
-            live_bc(args.model or BUNDLED, args.data),
+            live_bc(args.model, args.data),
         )
 
 

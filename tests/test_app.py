@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from granumamba.data import load_motion
-from granumamba.pipeline import DEFAULT_TEMPERATURE
+from granumamba.pipeline import BUNDLED_LIVE_MODEL, DEFAULT_TEMPERATURE
 
 from .conftest import ROOT, free_port, probe_video
 
@@ -31,6 +31,7 @@ def app_server(tmp_path_factory):
     env = dict(
         os.environ,
         GRANUMAMBA_MODEL=str(BUNDLED),
+        GRANUMAMBA_LIVE_MODEL=str(BUNDLED_LIVE_MODEL),
         GRADIO_ANALYTICS_ENABLED="False",
         TMPDIR=str(tmp),
         GRANUMAMBA_MAX_SECONDS="30",
@@ -178,6 +179,33 @@ def test_unreachable_hub_falls_back_to_the_bundled_checkpoint(monkeypatch):
         load_model("granumamba/granumamba-demo", allow_fallback=False)
 
 
+def test_the_live_tab_serves_the_live_checkpoint_unless_told_otherwise(monkeypatch, tmp_path):
+    """No model named: the bundled live checkpoint (causal, fast) in the Live tab. A model named
+    for the app and none for live: that same model streams (a user's own model). A live model
+    named: that one. No live checkpoint to be had: the app's model, said in one line."""
+    import importlib
+
+    from granumamba.pipeline import BUNDLED_LIVE_MODEL, GranuMambaPipeline
+
+    app = importlib.import_module("app")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("GRANUMAMBA_MODEL", raising=False)
+    monkeypatch.delenv("GRANUMAMBA_LIVE_MODEL", raising=False)
+    pipe = GranuMambaPipeline.from_pretrained(BUNDLED)
+    live = app.load_live_pipeline(pipe, None, None)
+    assert Path(live.source) == BUNDLED_LIVE_MODEL and live.model.config.causal and not pipe.model.config.causal
+    assert app.load_live_pipeline(pipe, None, str(BUNDLED)) is pipe
+    assert app.load_live_pipeline(pipe, str(BUNDLED), None).source == str(BUNDLED)
+    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(BUNDLED_LIVE_MODEL))
+    assert app.load_live_pipeline(pipe, None, str(BUNDLED)).source == str(BUNDLED_LIVE_MODEL)  # named for live: wins
+    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(tmp_path / "missing"))
+    with pytest.raises(app.ModelLoadError):
+        app.load_live_pipeline(pipe, None, None)  # a named live model that does not load is an error
+    monkeypatch.delenv("GRANUMAMBA_LIVE_MODEL")
+    monkeypatch.setattr("granumamba.pipeline.BUNDLED_LIVE_MODEL", tmp_path / "no-live-checkpoint")
+    assert app.load_live_pipeline(pipe, None, None) is pipe
+
+
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
@@ -323,9 +351,10 @@ def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypat
 
 
 def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
-    """Chromium's fake microphone plays speech then silence into the Live tab: frames stream back
-    for every moment of it with their latencies, the body moves, Stop ends the session cleanly.
-    (How much less it moves in the silences is the model's: bench_live measures it.)"""
+    """Chromium's fake microphone plays speech then silence into the Live tab (the bundled live
+    checkpoint): frames stream back for every moment of it with their latencies, the body moves
+    while the speech plays and settles in the silence (at least 1.5 times more arm motion while
+    spoken to than from 1.5 s into the silence on), Stop ends the session cleanly."""
     playwright = pytest.importorskip("playwright.sync_api")
     speech, rate = soundfile.read(ROOT / "assets" / "examples" / "welcome_us_female.wav", dtype="float32")
     mic = tmp_path / "mic.wav"
@@ -365,3 +394,10 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     assert len(motion) >= len(level) - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
     assert np.nanmean(motion) > 0.01
     assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(level, (45, 30), constant_values=np.inf), 76)
+    settled = windows.max(1) < 1e-4  # silent from 1.5 s before to 1 s after (the look-ahead sees ahead)
+    spoken = np.convolve(level > 0.01, np.ones(31), "same") > 0  # within half a second of speech
+    n = min(len(motion), len(level))
+    assert settled[:n].sum() > 60 and spoken[:n].sum() > 200
+    speaking, silent = np.nanmean(motion[:n][spoken[:n]]), np.nanmean(motion[:n][settled[:n]])
+    assert speaking > 1.5 * silent, (speaking, silent)

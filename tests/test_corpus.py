@@ -139,6 +139,35 @@ def test_augmented_speech_keeps_length_and_timing_and_changes_the_sound():
     assert np.array_equal(augment(clean, np.random.default_rng(3)), outputs[3])
 
 
+def test_pauses_between_phrases_have_people_s_lengths_and_the_words_keep_their_sounds():
+    """The voice's fixed pause at each comma and full stop is lengthened by 0 to `phrase_pause`
+    seconds of silence; the gaps between words inside a phrase and every word's sound stay."""
+    need_espeak()
+    from granumamba.text.tts import Voice
+    from train.corpus import make_sentence, speak_with_pauses
+
+    rng = np.random.default_rng(5)
+    sentences = [make_sentence(rng) for _ in range(8)]
+    voice = Voice()
+    fixed, fixed_words = speak_with_pauses(sentences, voice, np.random.default_rng(1), paused_share=0.0, phrase_pause=0.0)
+    varied, words = speak_with_pauses(sentences, voice, np.random.default_rng(1), paused_share=0.0, phrase_pause=0.9)
+    assert [w.text for w in words] == [w.text for w in fixed_words]
+    before = np.array([b.start - a.end for a, b in zip(fixed_words, fixed_words[1:])])
+    after = np.array([b.start - a.end for a, b in zip(words, words[1:])])
+    phrase = before >= voice.phrase_gap - 1e-3
+    assert phrase.sum() >= 7 and np.allclose(after[~phrase], before[~phrase], atol=1e-3)  # inside phrases: as spoken
+    added = after[phrase] - before[phrase]
+    assert added.min() >= 0 and added.max() <= 0.9 + 1e-3 and added.std() > 0.1  # of varied lengths
+    assert np.isclose(varied.size - fixed.size, added.sum() * 16000, atol=len(added) + 1)
+    for a, b in zip(fixed_words, words):  # every word's sound moved with it, unchanged
+        x, y = int(round(a.start * 16000)), int(round(b.start * 16000))
+        n = int((a.end - a.start) * 16000) - 2
+        np.testing.assert_allclose(varied[y : y + n], fixed[x : x + n], atol=1e-6)
+    for w, following in zip(words, words[1:]):  # and the pauses are silence
+        if following.start - w.end > 0.4:
+            assert np.abs(varied[int(w.end * 16000) + 2 : int(following.start * 16000) - 2]).max() == 0.0
+
+
 def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tmp_path):
     """--paused-share: the speech stops for 1.5 to 5 s between sentences, the words keep their
     times, and the arms come to rest in the silence; with the default of 0 nothing changes."""
@@ -151,7 +180,8 @@ def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tm
     plain, plain_words = speak_with_pauses(sentences, Voice(), np.random.default_rng(0), paused_share=0.0)
     paused, words = speak_with_pauses(sentences, Voice(), np.random.default_rng(0), paused_share=1.0)
     gaps = [b.start - a.end for a, b in zip(words, words[1:])]
-    assert 1.5 <= max(gaps) <= 5.5 and max(b.start - a.end for a, b in zip(plain_words, plain_words[1:])) < 1.0
+    # 1.5 to 5 s of silence, with the voice's lead-in and lead-out (0.3 s each) and last phrase gap around it
+    assert 1.5 <= max(gaps) <= 5.0 + 0.6 + 0.33 and max(b.start - a.end for a, b in zip(plain_words, plain_words[1:])) < 1.25
     assert len(words) == len(plain_words) and paused.size > plain.size + 1.4 * 16000
     start = int((words[int(np.argmax(gaps))].end + 0.1) * 16000)
     assert np.abs(paused[start : start + 16000]).max() == 0.0  # the silence is in the audio where the words say

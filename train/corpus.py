@@ -108,11 +108,38 @@ def frame_pitch(audio: np.ndarray) -> np.ndarray:
     return np.where(features[:, -1] > 0.5, 2.0 ** features[:, -2], 0.0)
 
 
-def speak_with_pauses(
-    sentences: list[str], voice: Voice, rng: np.random.Generator, paused_share: float = PAUSED_SHARE
+def lengthen_phrase_pauses(
+    audio: np.ndarray, words: list[Word], phrase_gap: float, rng: np.random.Generator, most: float
 ) -> tuple[np.ndarray, list[Word]]:
-    """The sentences spoken, in `paused_share` of the takes split by one or two long silences:
-    people stop talking now and then, and the gesture then goes back to rest."""
+    """Each pause between phrases (a gap of `phrase_gap` s or more between words: the voice's pause
+    at a comma or full stop) lengthened by 0 to `most` s of silence, so the takes pause as often and
+    as long as people do (a quarter to a second and more between phrases) where a voice's own
+    pause is always the same; the gesture holds or retracts in them (train.gesture)."""
+    pieces, shifted, cut, offset = [], [], 0, 0.0
+    for word, following in zip(words, [*words[1:], None]):
+        shifted.append(Word(word.text, word.start + offset, word.end + offset))
+        if following is None or following.start - word.end < phrase_gap - 1e-3:
+            continue
+        at = int(round((word.end + following.start) / 2 * SAMPLE_RATE))  # inside the voice's own silence
+        extra = int(rng.uniform(0.0, most) * SAMPLE_RATE)
+        pieces += [audio[cut:at], np.zeros(extra, np.float32)]
+        cut, offset = at, offset + extra / SAMPLE_RATE
+    return np.concatenate([*pieces, audio[cut:]]), shifted
+
+
+PHRASE_PAUSE = 0.6  # most seconds added to a voice's pause between phrases (lengthen_phrase_pauses)
+
+
+def speak_with_pauses(
+    sentences: list[str],
+    voice: Voice,
+    rng: np.random.Generator,
+    paused_share: float = PAUSED_SHARE,
+    phrase_pause: float = PHRASE_PAUSE,
+) -> tuple[np.ndarray, list[Word]]:
+    """The sentences spoken with pauses of people's lengths between phrases (lengthen_phrase_pauses)
+    and, in `paused_share` of the takes, split by one or two long silences: people stop talking
+    now and then, and the gesture then goes back to rest."""
     groups = [sentences]
     if paused_share > 0 and len(sentences) > 1 and rng.random() < paused_share:
         cuts = sorted(rng.choice(np.arange(1, len(sentences)), size=min(len(sentences) - 1, int(rng.integers(1, 3))), replace=False))
@@ -120,6 +147,8 @@ def speak_with_pauses(
     pieces, words, offset = [], [], 0.0
     for g, group in enumerate(groups):
         audio, spoken = synthesize("".join(group), voice)
+        if phrase_pause > 0:
+            audio, spoken = lengthen_phrase_pauses(audio, spoken, voice.phrase_gap, rng, phrase_pause)
         words += [Word(w.text, w.start + offset, w.end + offset) for w in spoken]
         pieces.append(audio)
         offset += audio.size / SAMPLE_RATE
@@ -138,6 +167,7 @@ def make_take(
     rng: np.random.Generator,
     augmented: bool = False,
     paused_share: float = PAUSED_SHARE,
+    phrase_pause: float = PHRASE_PAUSE,
 ) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
@@ -147,7 +177,7 @@ def make_take(
     sentences: list[str] = []
     while len(" ".join(sentences).split()) < seconds * voice.rate / 60 * 0.8:
         sentences.append(make_sentence(rng))
-    audio, words = speak_with_pauses(sentences, voice, rng, paused_share)
+    audio, words = speak_with_pauses(sentences, voice, rng, paused_share, phrase_pause)
     frames = num_frames(audio.shape[0])
     parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from granumamba.text.tts import SpeechError, espeak_available
 
-from .corpus import make_take
+from .corpus import PHRASE_PAUSE, make_take
 
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
@@ -36,10 +36,19 @@ def split_of(index: int, takes: int) -> str:
 
 
 def make_corpus(
-    out: Path, minutes: float, seed: int, speakers: int, take_seconds: float = 40.0, progress: bool = True, paused_share: float = 0.0
+    out: Path,
+    minutes: float,
+    seed: int,
+    speakers: int,
+    take_seconds: float = 40.0,
+    progress: bool = True,
+    paused_share: float = 0.0,
+    phrase_pause: float = PHRASE_PAUSE,
 ) -> list[tuple[str, str]]:
-    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not 0 <= paused_share <= 1:
-        raise ValueError("minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1")
+    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not 0 <= paused_share <= 1 or not 0 <= phrase_pause <= 1.2:
+        raise ValueError(
+            "minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1, phrase_pause from 0 to 1.2 s"
+        )
     if not espeak_available():
         raise SpeechError("the synthetic corpus is spoken by espeak-ng: `apt-get install espeak-ng`.")
     for sub in SUBFOLDERS:
@@ -52,7 +61,7 @@ def make_corpus(
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
         split = split_of(take, takes_per_speaker)
-        make_take(out, name, speaker, seconds, rng, augmented=split == "train", paused_share=paused_share)
+        make_take(out, name, speaker, seconds, rng, augmented=split == "train", paused_share=paused_share, phrase_pause=phrase_pause)
         rows.append((name, split))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -69,10 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speakers", type=int, default=4, help="synthetic speakers, each with its own voice and style")
     parser.add_argument("--take-seconds", type=float, default=40.0, help="mean length of a take")
     parser.add_argument("--paused-share", type=float, default=0.0, help="share of takes with long silences, where the body rests")
+    parser.add_argument(
+        "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
-        rows = make_corpus(args.out, args.minutes, args.seed, args.speakers, args.take_seconds, paused_share=args.paused_share)
+        rows = make_corpus(
+            args.out,
+            args.minutes,
+            args.seed,
+            args.speakers,
+            args.take_seconds,
+            paused_share=args.paused_share,
+            phrase_pause=args.phrase_pause,
+        )
     except (ValueError, OSError) as err:
         print(f"make_corpus: {err}", file=sys.stderr)
         return 2
