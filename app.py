@@ -3,9 +3,8 @@
     python app.py [--model REPO_ID_OR_DIR] [--live-model REPO_ID_OR_DIR] [--port 7860]
 
 Weights: --model, else GRANUMAMBA_MODEL, else the default Hub repo; when the Hub cannot be
-reached, the bundled demo checkpoint in assets/ (the page says which is in use). The Live tab:
---live-model, else GRANUMAMBA_LIVE_MODEL, else the model named by --model or GRANUMAMBA_MODEL,
-else the live checkpoint's Hub repo with the bundled live checkpoint as its fallback.
+reached, the bundled demo checkpoint in assets/ (the page says which is in use). The Live tab
+serves the same model unless --live-model or GRANUMAMBA_LIVE_MODEL names another.
 Limits (environment): GRANUMAMBA_MAX_SECONDS (audio length, default 120),
 GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1);
 live mode's GRANUMAMBA_LIVE_SESSIONS, GRANUMAMBA_LIVE_MAX_SECONDS, GRANUMAMBA_LIVE_IDLE_SECONDS
@@ -39,14 +38,7 @@ from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 from granumamba.model.granumamba import ModelLoadError
 from granumamba.motion.bvh import write_bvh
 from granumamba.motion.parts import Motion
-from granumamba.pipeline import (
-    DEFAULT_LIVE_MODEL_ID,
-    DEFAULT_MODEL_ID,
-    DEFAULT_TEMPERATURE,
-    GenerationResult,
-    GranuMambaPipeline,
-    display_name,
-)
+from granumamba.pipeline import DEFAULT_MODEL_ID, DEFAULT_TEMPERATURE, GenerationResult, GranuMambaPipeline, display_name
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
@@ -111,24 +103,15 @@ def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
 
 def weights_line(pipe: GranuMambaPipeline) -> str:
     if pipe.fallback_reason:
-        return f"**Weights:** {display_name(pipe.source)}, because the Hub model could not be loaded: {pipe.fallback_reason}"
+        return f"**Weights:** bundled demo checkpoint, because the Hub model could not be loaded: {pipe.fallback_reason}"
     return f"**Weights:** `{display_name(pipe.source)}`"
 
 
-def load_live_pipeline(pipe: GranuMambaPipeline, live_model: str | None, model: str | None) -> GranuMambaPipeline:
-    """The Live tab's model (see the module's docstring): a model named for live, else the one
-    named for the app (a user's own model streams too), else the live checkpoint; where that
-    cannot be had at all, the app's own model, which streams at its longer latency."""
+def load_live_pipeline(pipe: GranuMambaPipeline, live_model: str | None) -> GranuMambaPipeline:
+    """The Live tab's model: the one named by --live-model or GRANUMAMBA_LIVE_MODEL (a causal
+    model answers speech in a quarter of a second; README, Live mode), else the app's own."""
     live_model = live_model or os.environ.get("GRANUMAMBA_LIVE_MODEL")
-    if not live_model and (model or os.environ.get("GRANUMAMBA_MODEL")):
-        return pipe
-    try:
-        return GranuMambaPipeline.from_pretrained(live_model, live=True)
-    except ModelLoadError as err:
-        if live_model:
-            raise
-        print(f"note: the Live tab uses the demo's model, since the live checkpoint cannot be loaded: {err}", file=sys.stderr)
-        return pipe
+    return GranuMambaPipeline.from_pretrained(live_model, allow_fallback=False) if live_model else pipe
 
 
 @dataclass
@@ -404,16 +387,13 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help=f"Hub repo id or folder (default: GRANUMAMBA_MODEL or {DEFAULT_MODEL_ID})")
-    parser.add_argument(
-        "--live-model",
-        help=f"the Live tab's model (default: GRANUMAMBA_LIVE_MODEL, else --model's, else {DEFAULT_LIVE_MODEL_ID} or the bundled one)",
-    )
+    parser.add_argument("--live-model", help="the Live tab's model, Hub repo id or folder (default: GRANUMAMBA_LIVE_MODEL, else --model's)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)
     try:
         pipe = GranuMambaPipeline.from_pretrained(args.model)
-        live_pipe = load_live_pipeline(pipe, args.live_model, args.model)
+        live_pipe = load_live_pipeline(pipe, args.live_model)
     except ModelLoadError as err:
         sys.exit(f"cannot start: {err}")
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)

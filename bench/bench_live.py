@@ -63,8 +63,7 @@ def rss_mb(pid: int) -> float:
 
 
 def start_server(port: int, model: Path | None = None) -> subprocess.Popen:
-    """The demo as a user starts it (its default model lookup: the live checkpoint in the Live
-    tab), or serving `model` there."""
+    """The demo as a user starts it (its default model lookup), or serving `model` in the Live tab."""
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", GRANUMAMBA_LIVE_SESSIONS="16", GRANUMAMBA_LIVE_MAX_SECONDS="900")
     env.pop("HF_HUB_OFFLINE", None)  # the default model lookup, as a user runs it
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *(["--live-model", str(model)] if model else [])]
@@ -94,7 +93,7 @@ def live_bc(model_dir: Path | None, data: Path) -> list[list]:
     from granumamba.pipeline import GranuMambaPipeline
     from train.metrics import audio_onsets, beat_consistency, motion_positions
 
-    model = GranuMambaPipeline.from_pretrained(model_dir, live=True).model
+    model = GranuMambaPipeline.from_pretrained(model_dir).model
     lookaheads = sorted({model.generator.lookahead, model.generator.lookahead // 2, 0}, reverse=True)
     takes = index_beat2(data, split="test").takes
     audios = [load_audio(t.audio) for t in takes]
@@ -120,7 +119,7 @@ def speech_and_silence(model_dir: Path | None) -> list[list]:
     from granumamba.live import LiveSession, join
     from granumamba.pipeline import GranuMambaPipeline
 
-    model = GranuMambaPipeline.from_pretrained(model_dir, live=True).model
+    model = GranuMambaPipeline.from_pretrained(model_dir).model
     rows = []
     for seed in (0, 1):
         clips = [speech(12), np.zeros(6 * SAMPLE_RATE, np.float32), speech(12)[::-1].copy(), np.zeros(6 * SAMPLE_RATE, np.float32)]
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model",
         type=Path,
-        help="a model folder to serve in the Live tab and measure (default: the demo's own lookup, the live checkpoint)",
+        help="a model folder to serve in the Live tab and measure (default: the demo's own model lookup)",
     )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")

@@ -66,7 +66,9 @@ def stream_speech(
     sent: list[tuple[int, float]] = []  # (samples sent so far, when)
     result = LiveResult(Motion(np.zeros((0, 165), np.float32), np.zeros((0, 3)), np.zeros((0, 100))), np.zeros(0), np.zeros(0))
     started = time.perf_counter()
-    with connect(url, open_timeout=open_timeout, max_size=None, compression=None) as socket:
+    # No keep-alive pings, as on the server: a server that is behind answers a ping only after the
+    # frames queued before it, and a ping timed out that way cut a stream that was only slow.
+    with connect(url, open_timeout=open_timeout, max_size=None, compression=None, ping_interval=None) as socket:
         socket.send(json.dumps(settings))
         try:
             result.ready = json.loads(socket.recv(timeout=open_timeout))

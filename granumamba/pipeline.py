@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "granumamba-demo"
 DEFAULT_MODEL_ID = "granumamba/granumamba-demo"
-# The Live tab's own checkpoint: causal decoders and a 3-frame look-ahead answer speech in about a
-# quarter of a second, where the demo checkpoint's 0.53 s blocks and look-ahead take 0.8 s; it was
-# trained with long silences in its corpus, so it rests when the speaker stops (README, Live mode).
-BUNDLED_LIVE_MODEL = BUNDLED_MODEL.parent / "granumamba-live"
-DEFAULT_LIVE_MODEL_ID = "granumamba/granumamba-live"
 GAIN_RANGE = (0.0, 2.0)
 DEFAULT_TEMPERATURE = 1.0  # sampling the model's own distribution: lower sharpens it towards smaller, stiller motion
 MERGE_FRAMES = 1800  # frames decoded and converted to axis-angle at a time
@@ -100,46 +95,39 @@ def hub_reachable(timeout: float = HUB_CHECK_SECONDS) -> bool:
 def display_name(source: str) -> str:
     """What visitors are shown of the weights in use: a repo id, a folder's name, never a server path."""
     path = Path(source)
-    for bundled, name in ((BUNDLED_MODEL, "bundled demo checkpoint"), (BUNDLED_LIVE_MODEL, "bundled live checkpoint")):
-        if path.resolve() == bundled:
-            return name
+    if path.resolve() == BUNDLED_MODEL:
+        return "bundled demo checkpoint"
     return path.name if os.path.isabs(source) or source.startswith((".", "~")) else source
 
 
-def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = True, live: bool = False) -> LoadedModel:
-    """Load `name` (Hub repo id or folder; default GRANUMAMBA_MODEL or the default repo id, or
-    with `live` the live checkpoint's: GRANUMAMBA_LIVE_MODEL or its repo id).
+def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = True) -> LoadedModel:
+    """Load `name` (Hub repo id or folder; default GRANUMAMBA_MODEL or the default repo id).
 
     A folder that does not load is an error. When the Hub cannot be reached (checked in at most
     HUB_CHECK_SECONDS), a repo in the local Hub cache loads from there; otherwise the default repo
-    falls back to its bundled checkpoint (when `allow_fallback`) and says why, and any other
+    falls back to the bundled demo checkpoint (when `allow_fallback`) and says why, and any other
     repo id is an error that names it, as is a repo id that the reachable Hub does not have: a
     misspelled name never quietly gives the demo model.
     """
-    default_id, bundled, variable = (
-        (DEFAULT_LIVE_MODEL_ID, BUNDLED_LIVE_MODEL, "GRANUMAMBA_LIVE_MODEL")
-        if live
-        else (DEFAULT_MODEL_ID, BUNDLED_MODEL, "GRANUMAMBA_MODEL")
-    )
-    name = str(name or os.environ.get(variable) or default_id)
+    name = str(name or os.environ.get("GRANUMAMBA_MODEL") or DEFAULT_MODEL_ID)
     if os.path.isdir(name) or name.startswith((".", "/", "~")) or os.path.exists(name):
         return LoadedModel(GranuMamba.from_pretrained(os.path.expanduser(name)), name)
     online = hub_reachable()
     try:
         return LoadedModel(GranuMamba.from_pretrained(name, local_files_only=not online), name)
     except ModelLoadError as err:
-        if not allow_fallback or name != default_id:
+        if not allow_fallback or name != DEFAULT_MODEL_ID:
             if not online:
                 raise ModelLoadError(
                     f"{name}: the Hub cannot be reached and this model is not in the local Hub cache. "
-                    "Connect to the network, give a model folder, or leave the model out to use the bundled checkpoint."
+                    "Connect to the network, give a model folder, or leave the model out to use the bundled demo checkpoint."
                 ) from None
             raise
-        if not (bundled / "model.safetensors").is_file():
-            raise ModelLoadError(f"{err} The bundled checkpoint is missing too ({bundled}).") from None
+        if not (BUNDLED_MODEL / "model.safetensors").is_file():
+            raise ModelLoadError(f"{err} The bundled demo checkpoint is missing too ({BUNDLED_MODEL}).") from None
         reason = str(err) if online else f"{name}: the Hub cannot be reached and the model is not in the local cache"
-        log.warning("using the bundled checkpoint %s: %s", bundled.name, reason)
-        return LoadedModel(GranuMamba.from_pretrained(bundled), str(bundled), reason)
+        log.warning("using the bundled demo checkpoint: %s", reason)
+        return LoadedModel(GranuMamba.from_pretrained(BUNDLED_MODEL), str(BUNDLED_MODEL), reason)
 
 
 def decode_motion(
@@ -165,8 +153,8 @@ class GranuMambaPipeline:
         self.fallback_reason = fallback_reason
 
     @classmethod
-    def from_pretrained(cls, name: str | os.PathLike | None = None, allow_fallback: bool = True, live: bool = False) -> GranuMambaPipeline:
-        loaded = load_model(name, allow_fallback, live)
+    def from_pretrained(cls, name: str | os.PathLike | None = None, allow_fallback: bool = True) -> GranuMambaPipeline:
+        loaded = load_model(name, allow_fallback)
         return cls(loaded.model, loaded.source, loaded.fallback_reason)
 
     @property

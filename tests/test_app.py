@@ -1,6 +1,7 @@
 """The demo as a person and a script use it: the Gradio app on 127.0.0.1, gradio_client, a
 headless browser, and the CLI on the same inputs."""
 
+import json
 import os
 import shutil
 import socket
@@ -14,7 +15,7 @@ import pytest
 import soundfile
 
 from granumamba.data import load_motion
-from granumamba.pipeline import BUNDLED_LIVE_MODEL, DEFAULT_TEMPERATURE
+from granumamba.pipeline import DEFAULT_TEMPERATURE
 
 from .conftest import ROOT, free_port, probe_video
 
@@ -31,7 +32,6 @@ def app_server(tmp_path_factory):
     env = dict(
         os.environ,
         GRANUMAMBA_MODEL=str(BUNDLED),
-        GRANUMAMBA_LIVE_MODEL=str(BUNDLED_LIVE_MODEL),
         GRADIO_ANALYTICS_ENABLED="False",
         TMPDIR=str(tmp),
         GRANUMAMBA_MAX_SECONDS="30",
@@ -179,31 +179,65 @@ def test_unreachable_hub_falls_back_to_the_bundled_checkpoint(monkeypatch):
         load_model("granumamba/granumamba-demo", allow_fallback=False)
 
 
-def test_the_live_tab_serves_the_live_checkpoint_unless_told_otherwise(monkeypatch, tmp_path):
-    """No model named: the bundled live checkpoint (causal, fast) in the Live tab. A model named
-    for the app and none for live: that same model streams (a user's own model). A live model
-    named: that one. No live checkpoint to be had: the app's model, said in one line."""
+def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
+    """--live-model or GRANUMAMBA_LIVE_MODEL puts another model behind the Live tab (a causal one
+    for its latency) while the Generate tab keeps the app's; none named, the app's own; a named
+    one that does not load stops the start with the reason. Checked through the started app: its
+    WebSocket answers with the live model's blocks of 4 frames, not the demo's 16."""
     import importlib
 
-    from granumamba.pipeline import BUNDLED_LIVE_MODEL, GranuMambaPipeline
+    from websockets.sync.client import connect
+
+    from granumamba.model import GranuMamba
+    from granumamba.pipeline import GranuMambaPipeline
+
+    from .test_model import TINY
 
     app = importlib.import_module("app")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("GRANUMAMBA_MODEL", raising=False)
     monkeypatch.delenv("GRANUMAMBA_LIVE_MODEL", raising=False)
+    live_dir = tmp_path / "live-model"
+    GranuMamba(TINY | {"causal": True, "lookahead": 2}).save_pretrained(live_dir)
     pipe = GranuMambaPipeline.from_pretrained(BUNDLED)
-    live = app.load_live_pipeline(pipe, None, None)
-    assert Path(live.source) == BUNDLED_LIVE_MODEL and live.model.config.causal and not pipe.model.config.causal
-    assert app.load_live_pipeline(pipe, None, str(BUNDLED)) is pipe
-    assert app.load_live_pipeline(pipe, str(BUNDLED), None).source == str(BUNDLED)
-    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(BUNDLED_LIVE_MODEL))
-    assert app.load_live_pipeline(pipe, None, str(BUNDLED)).source == str(BUNDLED_LIVE_MODEL)  # named for live: wins
-    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(tmp_path / "missing"))
-    with pytest.raises(app.ModelLoadError):
-        app.load_live_pipeline(pipe, None, None)  # a named live model that does not load is an error
+    assert app.load_live_pipeline(pipe, None) is pipe
+    assert app.load_live_pipeline(pipe, str(live_dir)).model.config.causal
+    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(live_dir))
+    assert app.load_live_pipeline(pipe, None).source == str(live_dir)
     monkeypatch.delenv("GRANUMAMBA_LIVE_MODEL")
-    monkeypatch.setattr("granumamba.pipeline.BUNDLED_LIVE_MODEL", tmp_path / "no-live-checkpoint")
-    assert app.load_live_pipeline(pipe, None, None) is pipe
+
+    port = free_port()
+    env = dict(os.environ, GRANUMAMBA_MODEL=str(BUNDLED), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--live-model", str(tmp_path / "missing")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "cannot start" in bad.stderr and "missing" in bad.stderr
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--live-model", str(live_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, "the app did not start"
+                time.sleep(0.5)
+        with connect(f"ws://127.0.0.1:{port}/live/ws") as ws:
+            ws.send('{"type": "start"}')
+            ready = json.loads(ws.recv(timeout=30))
+        assert ready["block_frames"] == 4 and ready["lookahead_frames"] == 2 and ready["delay_frames"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def chromium() -> str:
@@ -351,10 +385,9 @@ def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypat
 
 
 def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
-    """Chromium's fake microphone plays speech then silence into the Live tab (the bundled live
-    checkpoint): frames stream back for every moment of it with their latencies, the body moves
-    while the speech plays and settles in the silence (at least 1.5 times more arm motion while
-    spoken to than from 1.5 s into the silence on), Stop ends the session cleanly."""
+    """Chromium's fake microphone plays speech then silence into the Live tab: frames stream back
+    for every moment of it with their latencies, the body moves, Stop ends the session cleanly.
+    (How much less it moves in the silences is the model's: bench_live measures it.)"""
     playwright = pytest.importorskip("playwright.sync_api")
     speech, rate = soundfile.read(ROOT / "assets" / "examples" / "welcome_us_female.wav", dtype="float32")
     mic = tmp_path / "mic.wav"
@@ -394,10 +427,3 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     assert len(motion) >= len(level) - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
     assert np.nanmean(motion) > 0.01
     assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(level, (45, 30), constant_values=np.inf), 76)
-    settled = windows.max(1) < 1e-4  # silent from 1.5 s before to 1 s after (the look-ahead sees ahead)
-    spoken = np.convolve(level > 0.01, np.ones(31), "same") > 0  # within half a second of speech
-    n = min(len(motion), len(level))
-    assert settled[:n].sum() > 60 and spoken[:n].sum() > 200
-    speaking, silent = np.nanmean(motion[:n][spoken[:n]]), np.nanmean(motion[:n][settled[:n]])
-    assert speaking > 1.5 * silent, (speaking, silent)

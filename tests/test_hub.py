@@ -12,12 +12,9 @@ from pathlib import Path
 import pytest
 
 from granumamba.model import ModelLoadError
-from granumamba.pipeline import BUNDLED_LIVE_MODEL, BUNDLED_MODEL, DEFAULT_LIVE_MODEL_ID, DEFAULT_MODEL_ID, display_name, load_model
+from granumamba.pipeline import BUNDLED_MODEL, DEFAULT_MODEL_ID, display_name, load_model
 
-need_bundled = pytest.mark.skipif(
-    not all((b / "model.safetensors").is_file() for b in (BUNDLED_MODEL, BUNDLED_LIVE_MODEL)),
-    reason="the bundled demo and live checkpoints are not built",
-)
+need_bundled = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
 COMMIT = "0" * 40
 
 
@@ -111,17 +108,6 @@ def test_the_default_repo_missing_on_the_hub_gives_the_bundled_checkpoint(hub):
     loaded = load_model(DEFAULT_MODEL_ID)
     assert loaded.fallback_reason and Path(loaded.source) == BUNDLED_MODEL
     assert display_name(loaded.source) == "bundled demo checkpoint"
-    live = load_model(live=True)  # the live checkpoint's repo id, then its own bundled copy
-    assert live.fallback_reason and DEFAULT_LIVE_MODEL_ID in live.fallback_reason and Path(live.source) == BUNDLED_LIVE_MODEL
-    assert display_name(live.source) == "bundled live checkpoint" and live.model.config.causal
-
-
-def test_the_live_model_is_named_apart_from_the_demo_model(hub, monkeypatch):
-    monkeypatch.setenv("GRANUMAMBA_MODEL", "someone/granumamba-modle")  # not read for the live model
-    monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", "someone/granumamba-model")
-    assert load_model(live=True).source == "someone/granumamba-model"
-    with pytest.raises(ModelLoadError, match="someone/granumamba-modle"):
-        load_model()
 
 
 @need_bundled

@@ -20,7 +20,7 @@ from granumamba.audio.io import load_audio
 from granumamba.live import LiveSession, join
 from granumamba.model.sampler import SampledCodes, decode
 from granumamba.motion.parts import PART_NAMES, merge_parts
-from granumamba.pipeline import BUNDLED_LIVE_MODEL, BUNDLED_MODEL, GranuMambaPipeline
+from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
 
 from .conftest import free_port
 
@@ -38,20 +38,17 @@ def speech():
     return load_audio(SPEECH)
 
 
-@pytest.fixture(scope="module")
-def live_pipe():
-    """The bundled live checkpoint (causal decoders, 3 frames of look-ahead): the Live tab's."""
-    if not (BUNDLED_LIVE_MODEL / "model.safetensors").is_file():
-        pytest.skip("the bundled live checkpoint is not built (README, Live mode)")
-    return GranuMambaPipeline.from_pretrained(BUNDLED_LIVE_MODEL)
+@pytest.fixture(scope="module", params=["bundled", "lookahead decoder"])
+def model(request, pipe):
+    """The bundled checkpoint, and a small untrained model of the other kind (`causal` false:
+    decoders that look ahead, blocks of a whole coarse step), so both live paths are tested."""
+    from granumamba.model import GranuMamba
 
-
-@pytest.fixture(scope="module", params=["demo checkpoint", "live checkpoint"])
-def model(request, pipe, live_pipe):
-    """Both bundled checkpoints, so both live paths are tested: the demo's (decoders that look
-    ahead, blocks of a whole coarse step) and the live one's (causal, blocks of a fine step)."""
-    assert not pipe.model.config.causal and live_pipe.model.config.causal
-    return (pipe if request.param == "demo checkpoint" else live_pipe).model
+    if request.param == "bundled":
+        return pipe.model
+    torch.manual_seed(0)
+    small = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1}
+    return GranuMamba(small | {"causal": not pipe.model.config.causal, "split_decoder": True}).eval()
 
 
 def run_live(model, audio, piece=320, **settings):
@@ -172,14 +169,14 @@ def test_live_session_refuses_bad_settings_and_samples(pipe):
 
 
 @pytest.fixture(scope="module")
-def live_server(live_pipe):
+def live_server(pipe):
     import uvicorn
     from fastapi import FastAPI
 
     from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 
     app = FastAPI()
-    server = LiveServer(live_pipe.model, LiveLimits(sessions=2, max_seconds=60, idle_seconds=5))
+    server = LiveServer(pipe.model, LiveLimits(sessions=2, max_seconds=60, idle_seconds=5))
     add_live_routes(app, server, b"glTF")
     port = free_port()
     runner = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -200,7 +197,7 @@ def wait_idle(server, seconds: float = 5.0) -> None:
     assert not server.active, "a session was left behind"
 
 
-def test_a_websocket_client_streams_a_recording_and_receives_the_live_motion(live_server, live_pipe, speech):
+def test_a_websocket_client_streams_a_recording_and_receives_the_live_motion(live_server, pipe, speech):
     from granumamba.live_client import file_pieces, stream_speech
 
     url, server = live_server
@@ -208,7 +205,7 @@ def test_a_websocket_client_streams_a_recording_and_receives_the_live_motion(liv
     result = stream_speech(url, pieces[:300], {"seed": 5, "loudness_gain": gain}, pace=None)
     assert result.close_code == 1000
     assert len(result.ready["joints"]) == 55 and result.ready["frame_floats"] == 268
-    local = join(run_live(live_pipe.model, np.concatenate(pieces[:300]), seed=5, loudness_gain=gain)[1])
+    local = join(run_live(pipe.model, np.concatenate(pieces[:300]), seed=5, loudness_gain=gain)[1])
     assert result.motion.num_frames == local.num_frames == int(sum(p.size for p in pieces[:300]) * 30 // SAMPLE_RATE)
     np.testing.assert_allclose(result.motion.poses, local.poses, atol=1e-6)
     np.testing.assert_allclose(result.motion.expressions, local.expressions, atol=1e-5)
@@ -350,7 +347,7 @@ def test_gains_sent_mid_stream_change_only_the_frames_still_to_come(live_server,
     assert np.abs(changed[before + 16 :] - plain[before + 16 :]).mean() > 1e-3
 
 
-def test_the_live_command_streams_a_file_and_writes_the_motion(live_server, tmp_path, live_pipe):
+def test_the_live_command_streams_a_file_and_writes_the_motion(live_server, tmp_path, pipe):
     from granumamba.data.beat2 import load_motion
 
     url, _ = live_server
@@ -364,7 +361,7 @@ def test_the_live_command_streams_a_file_and_writes_the_motion(live_server, tmp_
     )
     assert run.returncode == 0, run.stderr
     motion = load_motion(out)
-    generated = live_pipe(str(SPEECH), seed=0).motion
+    generated = pipe(str(SPEECH), seed=0).motion
     assert motion.num_frames == generated.num_frames
     assert np.abs(motion.poses - generated.poses).mean() < 0.01  # the same codes; the decoders' missing future only
     gone = subprocess.run(

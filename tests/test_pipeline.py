@@ -163,3 +163,7 @@ def test_on_real_speech_its_arms_follow_the_loudness_and_its_feet_stay_put(beat2
     model, other = real["model on real speech"], real["model, against another recording's speech"]
     assert model["speech_motion_corr"] > other["speech_motion_corr"] + 0.05, (model["speech_motion_corr"], other["speech_motion_corr"])
     assert model["planted_foot"] < 2.0, model["planted_foot"]
+    # the like-for-like row: the model on the one recording that has capture, under the same seeds
+    same = real["model on the captured recordings' speech"]
+    assert set(same) == {"wrist_speed", "wrist_spread", "bc", "bc_sigma0.1", "speech_motion_corr"}
+    assert same["bc"] != model["bc"] and 0 < same["wrist_speed"] < 1

@@ -19,7 +19,9 @@ the model generates from each recording at default settings (under --real-seeds 
 told, its figures the mean), and its wrist speed and wrist
 height spread (train.corpus_stats, body heights) are compared with the folder's real capture;
 BC against the recording's own speech and against another recording's; and the correlation of
-the speech's energy with the arms' speed, for its own recording and for another.
+the speech's energy with the arms' speed, for its own recording and for another. Where only some
+recordings have capture, a row gives the model on those recordings alone: BC depends on the
+recording (how densely its onsets fall), so that row is the one to set beside the capture's.
 
 FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
@@ -274,6 +276,17 @@ def evaluate_real(
         **bc_columns(positions, other_onsets, sigmas),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
     }
+    if captures:
+        # BC depends on how densely a recording's onsets fall (its pauses above all), so the
+        # like-for-like comparison with the capture is the model on that same recording
+        captured = [k for k, w in enumerate(wavs * seeds) if w.stem in truths]
+        if captured and len(captured) < len(motions):
+            results["model on the captured recordings' speech"] = {
+                "wrist_speed": float(np.mean([per_take[k]["wrist_speed"] for k in captured])),
+                "wrist_spread": float(np.mean([per_take[k]["wrist_spread"] for k in captured])),
+                **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas),
+                "speech_motion_corr": float(np.mean([speech_motion_correlation(run_audios[k], positions[k]) for k in captured])),
+            }
     return results
 
 
