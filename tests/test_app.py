@@ -25,6 +25,23 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def start_app(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """app.py with `args` (its --port among them), once its port answers; its output in `log`."""
+    port = int(args[args.index("--port") + 1])
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.5)
+    return proc
+
+
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
@@ -37,20 +54,8 @@ def app_server(tmp_path_factory):
         GRANUMAMBA_MAX_SECONDS="30",
         HF_HUB_OFFLINE="1",
     )
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = start_app(["--port", str(port)], env, tmp / "server.log")
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((tmp / "server.log").read_text()) from None
-            time.sleep(0.5)
     yield url, tmp
     proc.terminate()
     proc.wait(timeout=30)
@@ -215,22 +220,8 @@ def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
         timeout=120,
     )
     assert bad.returncode != 0 and "cannot start" in bad.stderr and "missing" in bad.stderr
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--live-model", str(live_dir)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_app(["--port", str(port), "--live-model", str(live_dir)], env, tmp_path / "server.log")
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, "the app did not start"
-                time.sleep(0.5)
         with connect(f"ws://127.0.0.1:{port}/live/ws") as ws:
             ws.send('{"type": "start"}')
             ready = json.loads(ws.recv(timeout=30))

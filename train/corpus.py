@@ -64,6 +64,11 @@ PIPER_SHARE = 0.4  # of the takes spoken by piper, where it is installed (the re
 # a demo trained with 0.4 rested in silence but moved at 0.57 x real capture's wrist speed on real
 # speech, against 0.74 x without (measured; see the README), and on real speech life comes first.
 PAUSED_SHARE = 0.0
+# Most seconds added to the voices' pause between phrases (`--phrase-pause`). Off by default: a
+# demo trained with 0.6 (real speech's features sat nearer the corpus's, the largest |z| 1.33
+# against 1.73) moved at 0.63 x real capture's wrist speed on real speech, against 0.71 x
+# without, and its beats were hardly nearer the onsets (BC 0.948 against 0.947; README, Metrics).
+PHRASE_PAUSE = 0.0
 
 
 def speaker_style(speaker: int) -> SpeakerStyle:
@@ -125,13 +130,6 @@ def lengthen_phrase_pauses(
         pieces += [audio[cut:at], np.zeros(extra, np.float32)]
         cut, offset = at, offset + extra / SAMPLE_RATE
     return np.concatenate([*pieces, audio[cut:]]), shifted
-
-
-# Most seconds added to the voices' pause between phrases (`--phrase-pause`). Off by default: a
-# demo trained with 0.6 (real speech's features sat nearer the corpus's, the largest |z| 1.33
-# against 1.73) moved at 0.63 x real capture's wrist speed on real speech, against 0.71 x
-# without, and its beats were no nearer the onsets (BC 0.948 against 0.947; README, Metrics).
-PHRASE_PAUSE = 0.0
 
 
 def speak_with_pauses(
