@@ -418,6 +418,44 @@ def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previo
         generator.run(cond)
 
 
+def test_with_own_coarser_the_finer_levels_learn_from_the_coarser_levels_own_samples():
+    """stage2_loss's `own_coarser`: the windows it picks give the finer levels the code the
+    coarser level samples from its own logits (as at inference), not the teacher's; at 0 they
+    see the teacher's."""
+    from granumamba.model.losses import stage2_loss
+    from granumamba.motion import PART_DIMS
+
+    torch.manual_seed(8)
+    model = GranuMamba(TINY | {"causal": True}).eval()
+    frames = 2 * model.frame_multiple
+    batch = {p: torch.randn(2, frames, d) * 0.1 for p, d in PART_DIMS.items()}
+    batch |= {"audio": torch.randn(2, frames, 68), "words": torch.zeros(2, frames, dtype=torch.long), "speaker": torch.tensor([0, 2])}
+    generator = model.generator
+    with torch.no_grad():
+        generator.logit_bias[0][:, :, 5] = 1e4  # the coarse level samples code 5, whatever its teacher,
+        generator.logit_bias[1][:, :, 9] = 1e4  # and the mid level code 9
+        indices, codes = model.teacher_codes({p: batch[p] for p in PART_DIMS})
+    assert (indices[0] != 5).any() and (indices[1] != 9).any()
+    options = {"word_dropout": 0.0, "seed_probability": 0.0, "own_code_dropout": 0.0}
+    own = stage2_loss(model, batch, own_coarser=1.0, **options)
+    teacher = stage2_loss(model, batch, own_coarser=0.0, **options)
+    # The same losses by hand: the teacher's codes, the coarse level passing on code 5, the mid code 9.
+    sampled = [model.lookup_codes(level, torch.full_like(indices[level], k)) for level, k in ((0, 5), (1, 9))]
+    audio, words = generator.shift_lookahead(batch["audio"], batch["words"])
+    cond = generator.condition(audio, words, batch["speaker"], torch.ones(2))
+    passed = lambda level, logits, taught: sampled[level] if level < 2 else taught  # noqa: E731
+    with torch.no_grad():
+        by_hand = generator.run(cond, teacher_codes=codes, pass_on=passed)[0]
+        plain = generator.run(cond, teacher_codes=codes)[0]
+    for level, name in ((1, "mid"), (2, "fine")):
+        ce = torch.nn.functional.cross_entropy(by_hand[level].reshape(-1, TINY["codebook_size"]), indices[level].reshape(-1))
+        plain_ce = torch.nn.functional.cross_entropy(plain[level].reshape(-1, TINY["codebook_size"]), indices[level].reshape(-1))
+        assert torch.isclose(own[f"ce_{name}"], ce, atol=1e-5), name
+        assert torch.isclose(teacher[f"ce_{name}"], plain_ce, atol=1e-5), name
+    assert not torch.isclose(own["ce_fine"], teacher["ce_fine"], atol=1e-4)
+    assert torch.isclose(own["ce_coarse"], teacher["ce_coarse"], atol=1e-6)  # the coarse level's own loss is the teacher's
+
+
 def test_the_step_loop_follows_weights_changed_in_place():
     """The step loop's copies of the heads' weights (kept between spans) are renewed when a
     weight changes in place, as an optimiser step or a load changes it."""

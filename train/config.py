@@ -66,6 +66,7 @@ class Stage2Config(StageConfig):
     seed_probability: float = 0.5
     latent_weight: float = 1.0
     own_code_dropout: float = 0.2  # drops a step's previous-code input (the level's last code)
+    own_coarser: float = 0.0  # share of windows whose finer levels see the coarser level's own samples (causal models)
 
 
 def loss_options(stage: StageConfig) -> dict:

@@ -29,6 +29,7 @@ slow motion they carry does not need the timing of a stroke.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba
@@ -348,6 +349,7 @@ class Generator(nn.Module):
         state: GenerationState | None = None,
         teacher_codes: list[torch.Tensor] | None = None,
         own_code_keep: float = 1.0,
+        pass_on: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], GenerationState]:
         """Run the global and local streams over a span of fine steps: whole coarse blocks, or,
         for a `causal` generator, any number of fine steps. Each level takes the steps that
@@ -360,8 +362,9 @@ class Generator(nn.Module):
         chosen indices left in `sampling.indices` for this span. seed_codes: per
         level (batch, parts, L_level, C+1), the last channel 1 where a seed frame fixes the code.
         own_code_keep < 1 drops each step's previous-code input with probability 1 - keep (in
-        training mode only). Returns per level logits, latents, chosen code vectors, and the state
-        after the span.
+        training mode only). pass_on(level, logits, teacher codes) -> the codes the next finer
+        level sees instead of the teacher's (training; `stage2_loss`'s `own_coarser`). Returns
+        per level logits, latents, chosen code vectors, and the state after the span.
         """
         if (teacher_codes is None) == (sampling is None):
             raise ValueError("give either teacher_codes or sampling")
@@ -428,7 +431,8 @@ class Generator(nn.Module):
                 if sampling is not None:
                     sampling.indices[level] = torch.zeros(batch, self.parts, 0, dtype=torch.long)
             last_h = state.last_h[level]
-            previous = (last_h, h, last[:, :, None], codes, level_steps, factor)
+            passed = codes if pass_on is None or teacher_codes is None else pass_on(level, logits, codes)
+            previous = (last_h, h, last[:, :, None], passed, level_steps, factor)
             new_local.append(level_state)
             new_last.append(codes[:, :, -1] if len(level_steps) else state.last_codes[level])
             new_h.append(h[:, :, -1:] if len(level_steps) else last_h)

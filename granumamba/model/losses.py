@@ -92,10 +92,17 @@ def stage2_loss(
     seed_probability: float = 0.5,
     latent_weight: float = 1.0,
     own_code_dropout: float = 0.2,
+    own_coarser: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Cross-entropy on each level's codes + S9's MSE on each level's code latents, each step
     seeing its level's previous teacher code (dropped with probability `own_code_dropout`, so
-    the speech keeps its say)."""
+    the speech keeps its say).
+
+    `own_coarser`: the share of windows whose finer levels see the codes the coarser level
+    samples from its own logits, as at inference, instead of the teacher's. A causal
+    generator chooses a coarse code at its block's first fine step, so the teacher's coarse
+    code tells the finer levels of motion that the speech they see does not yet say; trained
+    on it, they follow the coarse codes rather than the speech."""
     with torch.no_grad():
         indices, codes = model.teacher_codes({p: batch[p] for p in PART_NAMES})
     audio, words = model.generator.shift_lookahead(batch["audio"], batch["words"])
@@ -107,7 +114,17 @@ def stage2_loss(
         seed_codes = model.seed_conditioning(codes, model.frame_multiple, audio.shape[1])
         keep = (torch.rand(size, device=audio.device) < seed_probability).float().view(size, 1, 1, 1)
         seed_codes = [s * keep for s in seed_codes]
-    logits, latents, _, _ = model.generator.run(cond, seed_codes=seed_codes, teacher_codes=codes, own_code_keep=1 - own_code_dropout)
+    pass_on = None
+    if own_coarser > 0:
+        own = (torch.rand(size, device=audio.device) < own_coarser).view(size, 1, 1, 1)
+
+        def pass_on(level: int, level_logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+            sampled = torch.distributions.Categorical(logits=level_logits.detach().float()).sample()
+            return torch.where(own, model.lookup_codes(level, sampled).to(teacher.dtype), teacher)
+
+    logits, latents, _, _ = model.generator.run(
+        cond, seed_codes=seed_codes, teacher_codes=codes, own_code_keep=1 - own_code_dropout, pass_on=pass_on
+    )
     out: dict[str, torch.Tensor] = {}
     total = audio.new_zeros(())
     for level, name in enumerate(LEVELS):
