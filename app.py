@@ -4,7 +4,9 @@
 
 Weights: --model, else GRANUMAMBA_MODEL, else the default Hub repo; when the Hub cannot be
 reached, the bundled demo checkpoint in assets/ (the page says which is in use). The Live tab
-serves the same model unless --live-model or GRANUMAMBA_LIVE_MODEL names another.
+serves --live-model, else GRANUMAMBA_LIVE_MODEL, else the default live repo (a causal model that
+answers speech in a quarter of a second), with the bundled live checkpoint as its fallback; in a
+checkout without that checkpoint, the app's own model.
 Limits (environment): GRANUMAMBA_MAX_SECONDS (audio length, default 120),
 GRANUMAMBA_MAX_UPLOAD_MB (default 50), GRANUMAMBA_CONCURRENCY (requests at once, default 1);
 live mode's GRANUMAMBA_LIVE_SESSIONS, GRANUMAMBA_LIVE_MAX_SECONDS, GRANUMAMBA_LIVE_IDLE_SECONDS
@@ -38,7 +40,14 @@ from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 from granumamba.model.granumamba import ModelLoadError
 from granumamba.motion.bvh import write_bvh
 from granumamba.motion.parts import Motion
-from granumamba.pipeline import DEFAULT_MODEL_ID, DEFAULT_TEMPERATURE, GenerationResult, GranuMambaPipeline, display_name
+from granumamba.pipeline import (
+    DEFAULT_LIVE_MODEL_ID,
+    DEFAULT_MODEL_ID,
+    GenerationResult,
+    GranuMambaPipeline,
+    display_name,
+    live_model_name,
+)
 from granumamba.render.body import SMPLX_ENV, SMPLXError
 from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
@@ -108,10 +117,11 @@ def weights_line(pipe: GranuMambaPipeline) -> str:
 
 
 def load_live_pipeline(pipe: GranuMambaPipeline, live_model: str | None) -> GranuMambaPipeline:
-    """The Live tab's model: the one named by --live-model or GRANUMAMBA_LIVE_MODEL (a causal
-    model answers speech in a quarter of a second; README, Live mode), else the app's own."""
-    live_model = live_model or os.environ.get("GRANUMAMBA_LIVE_MODEL")
-    return GranuMambaPipeline.from_pretrained(live_model, allow_fallback=False) if live_model else pipe
+    """The Live tab's model (`live_model_name`: a causal one answers speech in a quarter of a
+    second, README, Live mode), else the app's own. Only the default live repo falls back to its
+    bundled checkpoint: a named model that does not load is an error."""
+    name = live_model_name(live_model)
+    return GranuMambaPipeline.from_pretrained(name, allow_fallback=name == DEFAULT_LIVE_MODEL_ID) if name else pipe
 
 
 @dataclass
@@ -320,7 +330,7 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                         temperature = gr.Slider(
                             0,
                             2,
-                            DEFAULT_TEMPERATURE,
+                            pipe.model.config.temperature,
                             step=0.05,
                             label="Temperature",
                             info="1: the model as trained; 0: the most likely gesture",
@@ -387,7 +397,8 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help=f"Hub repo id or folder (default: GRANUMAMBA_MODEL or {DEFAULT_MODEL_ID})")
-    parser.add_argument("--live-model", help="the Live tab's model, Hub repo id or folder (default: GRANUMAMBA_LIVE_MODEL, else --model's)")
+    live_help = f"the Live tab's model, Hub repo id or folder (default: GRANUMAMBA_LIVE_MODEL or {DEFAULT_LIVE_MODEL_ID})"
+    parser.add_argument("--live-model", help=live_help)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     args = parser.parse_args(argv)

@@ -90,10 +90,9 @@ def live_bc(model_dir: Path | None, data: Path) -> list[list]:
     from granumamba.audio.io import load_audio
     from granumamba.data.beat2 import index_beat2
     from granumamba.live import LiveSession, join
-    from granumamba.pipeline import GranuMambaPipeline
     from train.metrics import audio_onsets, beat_consistency, motion_positions
 
-    model = GranuMambaPipeline.from_pretrained(model_dir).model
+    model = live_model(model_dir)
     lookaheads = sorted({model.generator.lookahead, model.generator.lookahead // 2, 0}, reverse=True)
     takes = index_beat2(data, split="test").takes
     audios = [load_audio(t.audio) for t in takes]
@@ -113,27 +112,45 @@ def live_bc(model_dir: Path | None, data: Path) -> list[list]:
     return rows
 
 
-def speech_and_silence(model_dir: Path | None) -> list[list]:
-    """Arm motion per frame in the live path while speech plays and in settled silence (from 1.5 s
-    after the speech to 1 s before the next), on project-made speech with 6 s silences between."""
-    from granumamba.live import LiveSession, join
-    from granumamba.pipeline import GranuMambaPipeline
+def live_model(model_dir: Path | None):
+    """The model the Live tab serves: `model_dir`, else the app's default (`live_model_name`)."""
+    from granumamba.pipeline import GranuMambaPipeline, live_model_name
 
-    model = GranuMambaPipeline.from_pretrained(model_dir).model
+    return GranuMambaPipeline.from_pretrained(live_model_name(model_dir)).model
+
+
+def speech_and_silence(model_dir: Path | None, seeds: range = range(4)) -> list[list]:
+    """Arm motion per frame in the live path while speech plays and in settled silence (from 1.5 s
+    after the speech to 1 s before the next): project-made speech with 6 s silences between,
+    and each example recording followed by 7 s of silence (what the browser test plays)."""
+    from granumamba.audio.io import load_audio
+    from granumamba.live import LiveSession, join
+
+    model = live_model(model_dir)
+    gap = np.zeros(6 * SAMPLE_RATE, np.float32)
+    signals = {"project speech, 6 s silences": [speech(12), gap, speech(12)[::-1].copy(), gap]}
+    for example in sorted((ROOT / "assets" / "examples").glob("*.wav")):
+        signals[f"{example.stem} + 7 s silence"] = [load_audio(example), np.zeros(7 * SAMPLE_RATE, np.float32)]
     rows = []
-    for seed in (0, 1):
-        clips = [speech(12), np.zeros(6 * SAMPLE_RATE, np.float32), speech(12)[::-1].copy(), np.zeros(6 * SAMPLE_RATE, np.float32)]
-        audio = np.concatenate(clips)
-        session = LiveSession(model, seed=seed)
-        given = []
-        for piece in pieces_of(audio):
-            given += session.push(piece)
-        poses = join(given + session.finish()).poses.reshape(-1, 55, 3)
-        arms = np.abs(np.diff(poses[:, 16:22], axis=0)).sum((1, 2))
-        t = np.arange(len(arms)) / 30
-        silent = ((t > 13.5) & (t < 17)) | (t > 31.5)
-        spoken = (t < 12) | ((t > 18) & (t < 30))
-        rows.append([seed, arms[spoken].mean(), arms[silent].mean(), arms[spoken].mean() / arms[silent].mean()])
+    for name, clips in signals.items():
+        bounds = np.cumsum([0] + [c.size / SAMPLE_RATE for c in clips])  # speech, silence, speech, ...
+        ratios = []
+        for seed in seeds:
+            session = LiveSession(model, seed=seed)
+            given = []
+            for piece in pieces_of(np.concatenate(clips)):
+                given += session.push(piece)
+            poses = join(given + session.finish()).poses.reshape(-1, 55, 3)
+            arms = np.abs(np.diff(poses[:, 16:22], axis=0)).sum((1, 2))
+            t = (np.arange(len(arms)) + 1) / 30
+            spoken = np.zeros(len(arms), bool)
+            silent = np.zeros(len(arms), bool)
+            for k in range(0, len(clips), 2):
+                spoken |= (t > bounds[k]) & (t < bounds[k + 1])
+                silent |= (t > bounds[k + 1] + 1.5) & (t < bounds[k + 2] - (1.0 if k + 2 < len(clips) else 0.0))
+            ratios.append(float(arms[spoken].mean() / arms[silent].mean()))
+            rows.append([name, seed, float(arms[spoken].mean()), float(arms[silent].mean()), ratios[-1]])
+        rows.append([name, "mean", "", "", float(np.mean(ratios))])
     return rows
 
 
@@ -255,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         proc.wait(timeout=30)
     table(
         "Live motion while speech plays and in settled silence (arm joints' rotation change per frame, rad)",
-        ["seed", "speech", "silence", "speech / silence"],
+        ["speech", "seed", "while speech plays", "in settled silence", "speech / silence"],
         speech_and_silence(args.model),
     )
     if args.data:

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--coarse", type=_number(0, 2), default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
     gen.add_argument("--mid", type=_number(0, 2), default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
     gen.add_argument("--fine", type=_number(0, 2), default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
-    gen.add_argument("--temperature", type=_number(0, 2), default=None, help="sampling temperature, 0 (most likely) to 2; default 1")
+    gen.add_argument("--temperature", type=_number(0, 2), default=None, help="sampling temperature, 0 to 2 (default: the model's)")
     gen.add_argument("--seed", type=_number(0, 2**32 - 1, int), default=0, help="random seed, 0 to 2^32 - 1")
     gen.add_argument("--speaker", type=_number(0, 10_000, int), default=None, help="speaker/style id of the model")
     gen.add_argument("--max-seconds", type=_number(0.5, 1e6), default=None, help="refuse longer audio")

@@ -43,7 +43,7 @@ from .audio.features import FEATURE_DIM, StreamingFeatures, frames_covered
 from .model.granumamba import GranuMamba
 from .model.sampler import CodeSampler, SampledCodes
 from .motion.parts import Motion
-from .pipeline import DEFAULT_TEMPERATURE, check_gains, decode_motion
+from .pipeline import check_gains, decode_motion
 
 MIN_RATE, MAX_RATE = 8000, 192000
 DEFAULT_DELAY = 8  # frames given out behind the sampled codes by a model whose decoders look ahead (see LiveSession)
@@ -79,7 +79,7 @@ class LiveSession:
         sample_rate: int = SAMPLE_RATE,
         speaker: int | None = None,
         gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        temperature: float = DEFAULT_TEMPERATURE,
+        temperature: float | None = None,
         seed: int = 0,
         loudness_gain: float | None = None,
         lookahead: int | None = None,
@@ -87,6 +87,7 @@ class LiveSession:
     ):
         if not MIN_RATE <= sample_rate <= MAX_RATE:
             raise ValueError(f"sample rate {sample_rate} Hz: give one from {MIN_RATE} to {MAX_RATE} Hz")
+        temperature = model.config.temperature if temperature is None else temperature
         if not 0.0 <= temperature <= 2.0:
             raise ValueError(f"temperature goes from 0 to 2, got {temperature}")
         if loudness_gain is not None and not (np.isfinite(loudness_gain) and 0 < loudness_gain <= 1e4):

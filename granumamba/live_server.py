@@ -6,6 +6,7 @@
    {"type": "start", "sample_rate": 16000, "encoding": "f32le" | "s16le", "speaker": 1,
     "gains": [1, 1, 1], "temperature": 1.0, "seed": 0, "loudness_gain": null,
     "lookahead": 3, "delay": 0}
+   temperature: by default the model's own (config.json's `temperature`; 1 unless it says).
    loudness_gain: null for live speech (the gain of the speech so far); a number for a recording
    whose gain the client knows (`python -m granumamba live --audio` sends its file's, which makes
    the motion that of `generate`). lookahead and delay: frames, see `granumamba.live`; by
@@ -57,7 +58,6 @@ from . import SAMPLE_RATE
 from .live import LiveFrames, LiveSession, default_delay
 from .model.granumamba import GranuMamba
 from .motion.skeleton import JOINT_NAMES
-from .pipeline import DEFAULT_TEMPERATURE
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def open_session(model: GranuMamba, settings: dict) -> tuple[LiveSession, np.dty
             sample_rate=_number(settings, "sample_rate", 16000, 8000, 192000, int),
             speaker=_number(settings, "speaker", config.default_speaker, 0, config.num_speakers - 1, int),
             gains=_gains(settings.get("gains", [1, 1, 1])),
-            temperature=_number(settings, "temperature", DEFAULT_TEMPERATURE, 0, 2),
+            temperature=_number(settings, "temperature", config.temperature, 0, 2),
             seed=_number(settings, "seed", 0, 0, 2**31 - 1, int),
             loudness_gain=_number(settings, "loudness_gain", None, 1e-4, 1e4),
             lookahead=_number(settings, "lookahead", model.generator.lookahead, 0, model.generator.lookahead, int),

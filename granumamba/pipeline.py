@@ -28,6 +28,13 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "granumamba-demo"
 DEFAULT_MODEL_ID = "granumamba/granumamba-demo"
+# The Live tab's default: a causal model, sampled 4 frames at a time as their speech comes in.
+BUNDLED_LIVE_MODEL = BUNDLED_MODEL.parent / "granumamba-live"
+DEFAULT_LIVE_MODEL_ID = "granumamba/granumamba-live"
+BUNDLED = {
+    DEFAULT_MODEL_ID: (BUNDLED_MODEL, "bundled demo checkpoint"),
+    DEFAULT_LIVE_MODEL_ID: (BUNDLED_LIVE_MODEL, "bundled live checkpoint"),
+}
 GAIN_RANGE = (0.0, 2.0)
 DEFAULT_TEMPERATURE = 1.0  # sampling the model's own distribution: lower sharpens it towards smaller, stiller motion
 MERGE_FRAMES = 1800  # frames decoded and converted to axis-angle at a time
@@ -95,8 +102,9 @@ def hub_reachable(timeout: float = HUB_CHECK_SECONDS) -> bool:
 def display_name(source: str) -> str:
     """What visitors are shown of the weights in use: a repo id, a folder's name, never a server path."""
     path = Path(source)
-    if path.resolve() == BUNDLED_MODEL:
-        return "bundled demo checkpoint"
+    for folder, label in BUNDLED.values():
+        if path.resolve() == folder:
+            return label
     return path.name if os.path.isabs(source) or source.startswith((".", "~")) else source
 
 
@@ -104,10 +112,10 @@ def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = Tru
     """Load `name` (Hub repo id or folder; default GRANUMAMBA_MODEL or the default repo id).
 
     A folder that does not load is an error. When the Hub cannot be reached (checked in at most
-    HUB_CHECK_SECONDS), a repo in the local Hub cache loads from there; otherwise the default repo
-    falls back to the bundled demo checkpoint (when `allow_fallback`) and says why, and any other
-    repo id is an error that names it, as is a repo id that the reachable Hub does not have: a
-    misspelled name never quietly gives the demo model.
+    HUB_CHECK_SECONDS), a repo in the local Hub cache loads from there; otherwise a default repo
+    (the demo's, the live model's) falls back to its bundled checkpoint (when `allow_fallback`)
+    and says why, and any other repo id is an error that names it, as is a repo id that the
+    reachable Hub does not have: a misspelled name never quietly gives the demo model.
     """
     name = str(name or os.environ.get("GRANUMAMBA_MODEL") or DEFAULT_MODEL_ID)
     if os.path.isdir(name) or name.startswith((".", "/", "~")) or os.path.exists(name):
@@ -116,18 +124,28 @@ def load_model(name: str | os.PathLike | None = None, allow_fallback: bool = Tru
     try:
         return LoadedModel(GranuMamba.from_pretrained(name, local_files_only=not online), name)
     except ModelLoadError as err:
-        if not allow_fallback or name != DEFAULT_MODEL_ID:
+        if not allow_fallback or name not in BUNDLED:
             if not online:
                 raise ModelLoadError(
                     f"{name}: the Hub cannot be reached and this model is not in the local Hub cache. "
                     "Connect to the network, give a model folder, or leave the model out to use the bundled demo checkpoint."
                 ) from None
             raise
-        if not (BUNDLED_MODEL / "model.safetensors").is_file():
-            raise ModelLoadError(f"{err} The bundled demo checkpoint is missing too ({BUNDLED_MODEL}).") from None
+        folder, label = BUNDLED[name]
+        if not (folder / "model.safetensors").is_file():
+            raise ModelLoadError(f"{err} The {label} is missing too ({folder}).") from None
         reason = str(err) if online else f"{name}: the Hub cannot be reached and the model is not in the local cache"
-        log.warning("using the bundled demo checkpoint: %s", reason)
-        return LoadedModel(GranuMamba.from_pretrained(BUNDLED_MODEL), str(BUNDLED_MODEL), reason)
+        log.warning("using the %s: %s", label, reason)
+        return LoadedModel(GranuMamba.from_pretrained(folder), str(folder), reason)
+
+
+def live_model_name(named: str | os.PathLike | None = None) -> str | None:
+    """The Live tab's model: `named`, else GRANUMAMBA_LIVE_MODEL, else the default live repo
+    (falling back to the bundled live checkpoint) where that checkpoint is here; None: the app's own."""
+    named = named or os.environ.get("GRANUMAMBA_LIVE_MODEL")
+    if named:
+        return str(named)
+    return DEFAULT_LIVE_MODEL_ID if (BUNDLED_LIVE_MODEL / "model.safetensors").is_file() else None
 
 
 def decode_motion(
@@ -170,7 +188,7 @@ class GranuMambaPipeline:
         speaker: int | None = None,
         seed_motion: Motion | None = None,
         gains: tuple[float, float, float] = (1.0, 1.0, 1.0),
-        temperature: float = DEFAULT_TEMPERATURE,
+        temperature: float | None = None,
         seed: int = 0,
         max_seconds: float | None = None,
         chunk_frames: int | None = 480,
@@ -182,6 +200,7 @@ class GranuMambaPipeline:
         if is_silent(samples):
             raise AudioError("the audio is silent: there is no speech to gesture to. Check the recording's level or input.")
         gains = check_gains(gains)
+        temperature = self.model.config.temperature if temperature is None else temperature  # the checkpoint's own
         if not 0.0 <= temperature <= 2.0:
             raise ValueError(f"temperature goes from 0 to 2, got {temperature}")
         features = torch.from_numpy(speech_features(samples))

@@ -185,16 +185,17 @@ def test_unreachable_hub_falls_back_to_the_bundled_checkpoint(monkeypatch):
 
 
 def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
-    """--live-model or GRANUMAMBA_LIVE_MODEL puts another model behind the Live tab (a causal one
-    for its latency) while the Generate tab keeps the app's; none named, the app's own; a named
-    one that does not load stops the start with the reason. Checked through the started app: its
+    """--live-model or GRANUMAMBA_LIVE_MODEL puts another model behind the Live tab while the
+    Generate tab keeps the app's; none named, the bundled live checkpoint (causal, for its
+    latency), or the app's own in a checkout without one; a named one that does not load stops
+    the start with the reason. Checked through the started app: its
     WebSocket answers with the live model's blocks of 4 frames, not the demo's 16."""
     import importlib
 
     from websockets.sync.client import connect
 
     from granumamba.model import GranuMamba
-    from granumamba.pipeline import GranuMambaPipeline
+    from granumamba.pipeline import GranuMambaPipeline, display_name
 
     from .test_model import TINY
 
@@ -203,7 +204,11 @@ def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
     live_dir = tmp_path / "live-model"
     GranuMamba(TINY | {"causal": True, "lookahead": 2}).save_pretrained(live_dir)
     pipe = GranuMambaPipeline.from_pretrained(BUNDLED)
-    assert app.load_live_pipeline(pipe, None) is pipe
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    default_live = app.load_live_pipeline(pipe, None)  # the bundled live checkpoint, causal
+    assert default_live.model.config.causal and display_name(default_live.source) == "bundled live checkpoint"
+    monkeypatch.setattr("granumamba.pipeline.BUNDLED_LIVE_MODEL", tmp_path / "no-live-checkpoint")
+    assert app.load_live_pipeline(pipe, None) is pipe  # a checkout without one: the app's own
     assert app.load_live_pipeline(pipe, str(live_dir)).model.config.causal
     monkeypatch.setenv("GRANUMAMBA_LIVE_MODEL", str(live_dir))
     assert app.load_live_pipeline(pipe, None).source == str(live_dir)
@@ -377,8 +382,8 @@ def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypat
 
 def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     """Chromium's fake microphone plays speech then silence into the Live tab: frames stream back
-    for every moment of it with their latencies, the body moves, Stop ends the session cleanly.
-    (How much less it moves in the silences is the model's: bench_live measures it.)"""
+    for every moment of it with their latencies, the body moves with the speech and rests in the
+    silence, Stop ends the session cleanly."""
     playwright = pytest.importorskip("playwright.sync_api")
     speech, rate = soundfile.read(ROOT / "assets" / "examples" / "welcome_us_female.wav", dtype="float32")
     mic = tmp_path / "mic.wav"
@@ -418,3 +423,14 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     assert len(motion) >= len(level) - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
     assert np.nanmean(motion) > 0.01
     assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
+    # The Live tab's model rests in the silence: the arms move at least 1.5 times as much while
+    # the speech plays as in the silence after it, from 1.5 s in to where the fake microphone
+    # plays the recording again (the page's level finds both).
+    start = int(np.argmax(level > 0.01))
+    end = start + len(speech) * 30 // rate - 15  # the recording's last 0.5 s can be quiet
+    while level[end : end + 15].max() > 0.01:  # to where the speech ends
+        end += 1
+    again = end + int(np.argmax(level[end:] > 0.01)) if (level[end:] > 0.01).any() else len(level)
+    assert again - end > 150  # 5 s of silence at least
+    spoken, settled = motion[start:end], motion[end + 45 : again]
+    assert np.nanmean(spoken) >= 1.5 * np.nanmean(settled), (np.nanmean(spoken), np.nanmean(settled))

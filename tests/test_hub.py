@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from granumamba.model import ModelLoadError
-from granumamba.pipeline import BUNDLED_MODEL, DEFAULT_MODEL_ID, display_name, load_model
+from granumamba.pipeline import BUNDLED_LIVE_MODEL, BUNDLED_MODEL, DEFAULT_LIVE_MODEL_ID, DEFAULT_MODEL_ID, display_name, load_model
 
 need_bundled = pytest.mark.skipif(not (BUNDLED_MODEL / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built")
 COMMIT = "0" * 40
@@ -108,6 +108,9 @@ def test_the_default_repo_missing_on_the_hub_gives_the_bundled_checkpoint(hub):
     loaded = load_model(DEFAULT_MODEL_ID)
     assert loaded.fallback_reason and Path(loaded.source) == BUNDLED_MODEL
     assert display_name(loaded.source) == "bundled demo checkpoint"
+    live = load_model(DEFAULT_LIVE_MODEL_ID)  # the Live tab's default: the bundled causal one
+    assert live.fallback_reason and Path(live.source) == BUNDLED_LIVE_MODEL and live.model.config.causal
+    assert display_name(live.source) == "bundled live checkpoint"
 
 
 @need_bundled

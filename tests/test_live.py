@@ -378,3 +378,27 @@ def test_torch_threads_are_restored_after_live_sessions(pipe, speech):
     threads = torch.get_num_threads()
     run_live(pipe.model, speech[:SAMPLE_RATE])
     assert torch.get_num_threads() == threads
+
+
+def test_a_models_own_temperature_is_the_default_of_generate_and_live(speech, tmp_path):
+    """config.json's `temperature` is what a model is sampled at unless the caller says: the
+    pipeline and a live session both take it, and a value outside 0 to 2 is refused at load."""
+    from granumamba.model import GranuMamba, ModelLoadError
+
+    torch.manual_seed(0)
+    small = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1, "causal": True}
+    model = GranuMamba(small | {"temperature": 0.0}).eval()
+    clip = speech[: 3 * SAMPLE_RATE]
+    pipe = GranuMambaPipeline(model)
+    own = pipe(clip, seed=1).motion.poses
+    assert np.array_equal(own, pipe(clip, seed=1, temperature=0.0).motion.poses)
+    assert not np.array_equal(own, pipe(clip, seed=1, temperature=1.0).motion.poses)
+    live = join(run_live(model, clip, seed=1)[1]).poses
+    assert np.array_equal(live, join(run_live(model, clip, seed=1, temperature=0.0)[1]).poses)
+    assert not np.array_equal(live, join(run_live(model, clip, seed=1, temperature=1.0)[1]).poses)
+    model.save_pretrained(tmp_path / "m")
+    assert GranuMamba.from_pretrained(tmp_path / "m").config.temperature == 0.0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config | {"temperature": 3}))
+    with pytest.raises(ModelLoadError, match="temperature must be a number from 0 to 2"):
+        GranuMamba.from_pretrained(tmp_path / "m")

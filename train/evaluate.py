@@ -40,7 +40,7 @@ from granumamba.audio.io import load_audio
 from granumamba.data import index_beat2, load_motion
 from granumamba.model import GranuMamba
 from granumamba.motion.parts import Motion, merge_parts, split_parts
-from granumamba.pipeline import DEFAULT_TEMPERATURE, GranuMambaPipeline
+from granumamba.pipeline import GranuMambaPipeline
 from granumamba.text import read_words
 
 from .corpus_stats import mean_stats, motion_stats, planted_ankle_speed
@@ -136,7 +136,7 @@ def evaluate(
     max_takes: int | None = None,
     sigma: float | tuple[float, ...] = 0.3,
     reconstructions: bool = False,
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     seeds: int = 1,
 ) -> dict[str, dict[str, float]]:
     """The split's table (see the module's docstring); the generated rows' figures are over
@@ -222,7 +222,7 @@ def evaluate_real(
     real,
     seed: int = 0,
     sigmas: tuple[float, ...] = (0.3, 0.1),
-    temperature: float = DEFAULT_TEMPERATURE,
+    temperature: float | None = None,
     seeds: int = 3,
 ) -> dict[str, dict[str, float]]:
     """The model on real recordings (a BEAT2-layout folder's wave16k/*.wav) at default settings,
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconstruction", action="store_true", help="add stage 1's reconstruction of the ground truth from its own codes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=1, help="random seeds (from --seed on) the split's generated rows are over")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature of every generated row")
+    parser.add_argument("--temperature", type=float, help="sampling temperature of every generated row (default: each model's own)")
     parser.add_argument("--real", type=Path, help="a BEAT2-layout folder of real recordings (and capture) for the real-speech block")
     parser.add_argument("--real-seeds", type=int, default=3, help="random seeds (from --seed on) the real-speech block averages over")
     parser.add_argument("--no-split", action="store_true", help="only the real-speech block (with --real)")

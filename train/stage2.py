@@ -39,7 +39,8 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
     if mismatched:
         detail = ", ".join(f"{f}: stage 1 has {getattr(stage1.config, f)}, config says {getattr(cfg.model, f)}" for f in mismatched)
         raise ConfigError(f"{stage1_dir}: stage 1 does not match this config ({detail}).")
-    return stage1.with_new_generator(replace(stage1.config, **{f: getattr(cfg.model, f) for f in GENERATOR_FIELDS}))
+    # the generator's sizes, and the temperature the model is served at, are stage 2's to set
+    return stage1.with_new_generator(replace(stage1.config, **{f: getattr(cfg.model, f) for f in (*GENERATOR_FIELDS, "temperature")}))
 
 
 def run_stage2(

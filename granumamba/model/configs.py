@@ -97,6 +97,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
     default_speaker: int = 2
     trained_stages: list[int] = field(default_factory=list)
     feature_dim: int = FEATURE_DIM
+    temperature: float = 1.0  # the sampling temperature it is served at unless told otherwise (pipeline, live mode)
 
     @classmethod
     def from_dict(cls, values: dict) -> GranuMambaConfig:
@@ -114,10 +115,10 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                     raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
-        for name in ("beta", "dropout"):
+        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2)):
             value = values.get(name, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ModelLoadError(f"config.json: {name} must be a number from 0 to 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+                raise ModelLoadError(f"config.json: {name} must be a number from 0 to {high}, got {value!r}")
         if "factors" in values:
             factors = values["factors"]
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
