@@ -112,7 +112,7 @@ def prune_outputs(keep: int = KEEP_OUTPUTS) -> None:
 
 def weights_line(pipe: GranuMambaPipeline) -> str:
     if pipe.fallback_reason:
-        return f"**Weights:** bundled demo checkpoint, because the Hub model could not be loaded: {pipe.fallback_reason}"
+        return f"**Weights:** {display_name(pipe.source)}, because the Hub model could not be loaded: {pipe.fallback_reason}"
     return f"**Weights:** `{display_name(pipe.source)}`"
 
 

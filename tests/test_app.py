@@ -207,6 +207,7 @@ def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     default_live = app.load_live_pipeline(pipe, None)  # the bundled live checkpoint, causal
     assert default_live.model.config.causal and display_name(default_live.source) == "bundled live checkpoint"
+    assert app.weights_line(default_live).startswith("**Weights:** bundled live checkpoint, because")  # what the Live tab shows
     monkeypatch.setattr("granumamba.pipeline.BUNDLED_LIVE_MODEL", tmp_path / "no-live-checkpoint")
     assert app.load_live_pipeline(pipe, None) is pipe  # a checkout without one: the app's own
     assert app.load_live_pipeline(pipe, str(live_dir)).model.config.causal
