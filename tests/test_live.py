@@ -26,6 +26,7 @@ from .conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "assets" / "examples" / "welcome_us_female.wav"
+SMALL = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1}  # untrained models' sizes
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,7 @@ def model(request, pipe):
     if request.param == "bundled":
         return pipe.model
     torch.manual_seed(0)
-    small = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1}
-    return GranuMamba(small | {"causal": not pipe.model.config.causal, "split_decoder": True}).eval()
+    return GranuMamba(SMALL | {"causal": not pipe.model.config.causal, "split_decoder": True}).eval()
 
 
 def run_live(model, audio, piece=320, **settings):
@@ -386,8 +386,7 @@ def test_a_models_own_temperature_is_the_default_of_generate_and_live(speech, tm
     from granumamba.model import GranuMamba, ModelLoadError
 
     torch.manual_seed(0)
-    small = {"vq_hidden": 32, "latent_dim": 16, "codebook_size": 32, "d_model": 32, "n_global": 1, "n_local": 1, "causal": True}
-    model = GranuMamba(small | {"temperature": 0.0}).eval()
+    model = GranuMamba(SMALL | {"causal": True, "temperature": 0.0}).eval()
     clip = speech[: 3 * SAMPLE_RATE]
     pipe = GranuMambaPipeline(model)
     own = pipe(clip, seed=1).motion.poses
