@@ -128,7 +128,8 @@ def speech_and_silence(model_dir: Path | None, seeds: range = range(4)) -> list[
 
     model = live_model(model_dir)
     gap = np.zeros(6 * SAMPLE_RATE, np.float32)
-    signals = {"project speech, 6 s silences": [speech(12), gap, speech(12)[::-1].copy(), gap]}
+    talk = speech(12)
+    signals = {"project speech, 6 s silences": [talk, gap, talk[::-1].copy(), gap]}
     for example in sorted((ROOT / "assets" / "examples").glob("*.wav")):
         signals[f"{example.stem} + 7 s silence"] = [load_audio(example), np.zeros(7 * SAMPLE_RATE, np.float32)]
     rows = []
