@@ -381,11 +381,45 @@ def test_old_outputs_and_cached_uploads_are_bounded_by_count(tmp_path, monkeypat
     assert {"in-flight", "entry000", "entry001", "entry002", "entry139"} <= cache and "entry010" not in cache
 
 
+def spoken_and_settled(level: np.ndarray, loud: float = 0.01, quiet: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of the page's microphone level (one per motion frame) where speech plays (loud
+    frames, gaps under half a second between them bridged) and where silence has settled (quiet
+    for over 1.5 s, and half a second or more before the next loud frame). The fake microphone
+    loops its file from whatever moment the stream starts at, so both are found in the level
+    itself, wherever they fall."""
+    from scipy import ndimage
+
+    loud_frames = level > loud
+    spoken = ndimage.binary_closing(np.pad(loud_frames, 15), np.ones(16, bool))[15:-15]
+    quiet_for = np.zeros(len(level), int)  # how many frames the level has been quiet
+    for i, is_quiet in enumerate(level < quiet):
+        quiet_for[i] = (quiet_for[i - 1] + 1 if i else 1) if is_quiet else 0
+    loud_so_far = np.concatenate([[0], np.cumsum(loud_frames), np.full(15, loud_frames.sum())])
+    loud_soon = loud_so_far[16 : 16 + len(level)] > loud_so_far[1 : 1 + len(level)]  # in the next 15 frames
+    return spoken, (quiet_for > 45) & ~loud_soon
+
+
+def test_spoken_and_settled_find_speech_and_silence_wherever_the_loop_starts():
+    rng = np.random.default_rng(0)
+    talk = np.where(np.arange(300) % 40 < 30, 0.05, 0.0) + rng.uniform(0, 0.02, 300)  # words, 10-frame gaps
+    loop = np.concatenate([talk, np.zeros(210)])  # 10 s of speech, 7 s of silence
+    for start in (0, 150, 320, 480):
+        level = np.tile(loop, 3)[start : start + 700]
+        spoken, settled = spoken_and_settled(level)
+        in_talk = np.tile(np.arange(510) < 300, 3)[start : start + 700]
+        assert not (spoken & settled).any()
+        assert (spoken <= in_talk).all() and spoken[in_talk].mean() > 0.9  # pauses between words count as speech
+        silences = np.flatnonzero(np.diff(np.concatenate([[1], in_talk, [1]]).astype(int)) == -1)
+        for first in silences:  # each whole silence: settled from 1.5 s in to 0.5 s before the speech
+            if 0 < first and first + 210 < 700:  # a whole silence, with speech on both sides
+                assert settled[first + 46 : first + 195].all() and not settled[first : first + 45].any()
+                assert not settled[first + 196 : first + 210].any()
+
+
 def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     """Chromium's fake microphone plays speech then silence into the Live tab: frames stream back
-    for every moment of it with their latencies, the body moves, Stop ends the session cleanly.
-    (How much less it moves in the silences is the model's, and varies from run to run here, as
-    the microphone's audio starts at another moment: bench_live measures it over seeds.)"""
+    for every moment of it with their latencies, the body moves with the speech and rests in the
+    silence, Stop ends the session cleanly."""
     playwright = pytest.importorskip("playwright.sync_api")
     speech, rate = soundfile.read(ROOT / "assets" / "examples" / "welcome_us_female.wav", dtype="float32")
     mic = tmp_path / "mic.wav"
@@ -425,3 +459,10 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
     assert len(motion) >= len(level) - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
     assert np.nanmean(motion) > 0.01
     assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
+    # The Live tab's model rests in the silence: the arms move at least 1.5 times as much while
+    # the speech plays as in settled silence, wherever in the loop the microphone began.
+    spoken, settled = spoken_and_settled(level[: len(motion)])
+    assert spoken.sum() > 150 and settled.sum() > 90
+    ratio = np.nanmean(motion[: len(level)][spoken]) / np.nanmean(motion[: len(level)][settled])
+    print(f"arm motion, speech against settled silence: {ratio:.2f}")
+    assert ratio >= 1.5, ratio
