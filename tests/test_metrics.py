@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from train.metrics import beat_consistency, face_errors, frechet_distance, l1_diversity, motion_beats
+from train.metrics import beat_consistency, face_errors, far_beat_share, frechet_distance, l1_diversity, motion_beats
 
 
 def test_fgd_is_zero_for_identical_sets_and_the_closed_form_for_a_shifted_gaussian():
@@ -39,6 +39,21 @@ def test_motion_beats_on_the_onsets_give_bc_one_and_off_beat_gives_less():
     assert shifted == pytest.approx(np.exp(-(0.2**2) / (2 * 0.1**2)), abs=0.05)
     beats = motion_beats(beat_motion(onsets))[0]
     assert np.abs(beats[(beats > 2) & (beats < 8)] - onsets[:, None]).min(axis=0).max() < 1 / 30 + 1e-9
+
+
+def test_far_beat_share_counts_the_beats_in_the_speechs_pauses():
+    onsets = np.arange(2.5, 8.0, 0.4)
+    beats = np.array([2.5, 3.3, 4.1, 4.9, 5.3, 5.7, 6.5, 7.3])  # each on an onset
+    spoken = onsets[(onsets < 5.0) | (onsets > 6.0)]  # the same speech pausing from 5.0 to 6.0 s
+    positions = beat_motion(beats)
+    assert far_beat_share(positions, onsets) == 0.0
+    share = far_beat_share(positions, spoken)  # 5.3 and 5.7 lie 0.4 s from the nearest onset
+    found = motion_beats(positions)[0]
+    found = found[(found >= 2) & (found <= 8)]
+    assert share == pytest.approx(np.isclose(found[:, None], [5.3, 5.7], atol=0.04).any(1).mean())
+    assert 0 < share < 0.5
+    assert beat_consistency(positions, spoken, sigma=0.3) < beat_consistency(positions, onsets, sigma=0.3)
+    assert np.isnan(far_beat_share(positions, np.zeros(0)))
 
 
 def test_diversity_is_zero_for_constant_motion_and_scales_with_spread():

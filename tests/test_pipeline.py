@@ -165,5 +165,7 @@ def test_on_real_speech_its_arms_follow_the_loudness_and_its_feet_stay_put(beat2
     assert model["planted_foot"] < 2.0, model["planted_foot"]
     # the like-for-like row: the model on the one recording that has capture, under the same seeds
     same = real["model on the captured recordings' speech"]
-    assert set(same) == {"wrist_speed", "wrist_spread", "bc", "bc_sigma0.1", "speech_motion_corr"}
+    assert set(same) == {"wrist_speed", "wrist_spread", "bc", "bc_sigma0.1", "far_beats", "speech_motion_corr"}
+    # fewer of its beats fall in its own speech's pauses than in another recording's
+    assert 0 < model["far_beats"] < other["far_beats"], (model["far_beats"], other["far_beats"])
     assert same["bc"] != model["bc"] and 0 < same["wrist_speed"] < 1

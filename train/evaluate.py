@@ -49,6 +49,7 @@ from .metrics import (
     audio_onsets,
     beat_consistency,
     face_errors,
+    far_beat_share,
     frechet_distance,
     l1_diversity,
     motion_positions,
@@ -83,6 +84,11 @@ def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float)
 
 def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
     return {bc_column(k, s): mean_bc(positions, onsets, s) for k, s in enumerate(sigmas)}
+
+
+def far_column(positions: list[np.ndarray], onsets: list[np.ndarray]) -> dict[str, float]:
+    """The share of motion beats over 0.3 s from any onset (in the speech's pauses), mean over takes."""
+    return {"far_beats": float(np.nanmean([far_beat_share(p, o) for p, o in zip(positions, onsets)]))}
 
 
 def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
@@ -260,6 +266,7 @@ def evaluate_real(
         }
         if truth_positions:
             capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas)
+            capture |= far_column(truth_positions, [o for o, _ in truth_onsets])
             capture["speech_motion_corr"] = float(
                 np.mean([speech_motion_correlation(a, p) for (_, a), p in zip(truth_onsets, truth_positions)])
             )
@@ -271,10 +278,12 @@ def evaluate_real(
         "wrist_spread": float(np.mean([s["wrist_spread"] for s in per_take])),
         "planted_foot": float(np.mean([s["planted_ankle_speed_p50"] for s in per_take]) * 100),
         **bc_columns(positions, run_onsets, sigmas),
+        **far_column(positions, run_onsets),
         "speech_motion_corr": float(np.mean(own_corr)),
     }
     results["model, against another recording's speech"] = {
         **bc_columns(positions, other_onsets, sigmas),
+        **far_column(positions, other_onsets),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
     }
     if captures:
@@ -286,6 +295,7 @@ def evaluate_real(
                 "wrist_speed": float(np.mean([per_take[k]["wrist_speed"] for k in captured])),
                 "wrist_spread": float(np.mean([per_take[k]["wrist_spread"] for k in captured])),
                 **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas),
+                **far_column([positions[k] for k in captured], [run_onsets[k] for k in captured]),
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
     return results
@@ -293,10 +303,10 @@ def evaluate_real(
 
 def real_table(results: dict[str, dict[str, float]]) -> str:
     bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
-    columns = ["wrist_speed", "wrist_spread", "planted_foot", *bcs, "speech_motion_corr"]
+    columns = ["wrist_speed", "wrist_spread", "planted_foot", *bcs, "far_beats", "speech_motion_corr"]
     titles = ["wrist speed (body heights/s)", "wrist spread (body heights)", "planted foot (cm/s)"]
     titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs]
-    titles += ["speech energy ~ arm speed r"]
+    titles += ["beats over 0.3 s from any onset", "speech energy ~ arm speed r"]
     lines = ["| real speech | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3g}" if c in row else "-" for c in columns) + " |")

@@ -89,20 +89,28 @@ def motion_beats(positions: np.ndarray, joints=UPPER_BEAT_JOINTS, threshold: flo
     return beats
 
 
-def beat_consistency(positions: np.ndarray, onsets: np.ndarray, sigma: float = 0.3, skip: float = 2.0) -> float:
-    """BC / BAS of joint positions (T, 55, 3) against audio onset times (s)."""
+def beat_distances(positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0) -> np.ndarray:
+    """Every motion beat's distance (s) to the nearest audio onset, the first and last `skip`
+    seconds left out; empty where there are no onsets or no beats."""
     duration = positions.shape[0] / FPS
     onsets = np.asarray(onsets)
     if onsets.size == 0:
-        return float("nan")
-    total, count = 0.0, 0
-    for beats in motion_beats(positions):
-        beats = beats[(beats >= skip) & (beats <= duration - skip)]
-        for b in beats:
-            d = np.abs(onsets - b).min()
-            total += np.exp(-(d**2) / (2 * sigma**2))
-            count += 1
-    return total / count if count else float("nan")
+        return np.zeros(0)
+    beats = np.concatenate([b[(b >= skip) & (b <= duration - skip)] for b in motion_beats(positions)])
+    return np.abs(onsets[None, :] - beats[:, None]).min(1) if beats.size else np.zeros(0)
+
+
+def beat_consistency(positions: np.ndarray, onsets: np.ndarray, sigma: float = 0.3, skip: float = 2.0) -> float:
+    """BC / BAS of joint positions (T, 55, 3) against audio onset times (s)."""
+    d = beat_distances(positions, onsets, skip)
+    return float(np.exp(-(d**2) / (2 * sigma**2)).mean()) if d.size else float("nan")
+
+
+def far_beat_share(positions: np.ndarray, onsets: np.ndarray, far: float = 0.3, skip: float = 2.0) -> float:
+    """The share of motion beats more than `far` seconds from any onset: beats in the speech's
+    pauses, which BC scores near zero whatever their timing elsewhere."""
+    d = beat_distances(positions, onsets, skip)
+    return float((d > far).mean()) if d.size else float("nan")
 
 
 def l1_diversity(positions: np.ndarray) -> float:
