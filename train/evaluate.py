@@ -47,9 +47,11 @@ from .corpus_stats import mean_stats, motion_stats, planted_ankle_speed
 from .fgd_autoencoder import MotionAutoencoder
 from .metrics import (
     audio_onsets,
+    bc_of_distances,
     beat_consistency,
+    beat_distances,
     face_errors,
-    far_beat_share,
+    far_share_of_distances,
     frechet_distance,
     l1_diversity,
     motion_positions,
@@ -77,18 +79,17 @@ def take_bcs(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float
     return np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)])
 
 
-def mean_bc(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float) -> float:
-    bc = take_bcs(positions, onsets, sigma)
-    return float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
-
-
-def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
-    return {bc_column(k, s): mean_bc(positions, onsets, s) for k, s in enumerate(sigmas)}
-
-
-def far_column(positions: list[np.ndarray], onsets: list[np.ndarray]) -> dict[str, float]:
-    """The share of motion beats over 0.3 s from any onset (in the speech's pauses), mean over takes."""
-    return {"far_beats": float(np.nanmean([far_beat_share(p, o) for p, o in zip(positions, onsets)]))}
+def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...], far: bool = False) -> dict[str, float]:
+    """BC at each sigma, mean over takes; with `far`, also "far_beats": the share of motion beats
+    over 0.3 s from any onset (in the speech's pauses). Each take's beats are found once."""
+    distances = [beat_distances(p, o) for p, o in zip(positions, onsets)]
+    columns = {}
+    for k, sigma in enumerate(sigmas):
+        bc = np.array([bc_of_distances(d, sigma) for d in distances])
+        columns[bc_column(k, sigma)] = float(np.nanmean(bc)) if not np.all(np.isnan(bc)) else float("nan")
+    if far:
+        columns["far_beats"] = float(np.nanmean([far_share_of_distances(d) for d in distances]))
+    return columns
 
 
 def bc_wins(positions: list[np.ndarray], others: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...]) -> dict[str, float]:
@@ -265,8 +266,7 @@ def evaluate_real(
             "planted_foot": row["planted_ankle_speed_p50"] * 100,
         }
         if truth_positions:
-            capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas)
-            capture |= far_column(truth_positions, [o for o, _ in truth_onsets])
+            capture |= bc_columns(truth_positions, [o for o, _ in truth_onsets], sigmas, far=True)
             capture["speech_motion_corr"] = float(
                 np.mean([speech_motion_correlation(a, p) for (_, a), p in zip(truth_onsets, truth_positions)])
             )
@@ -277,13 +277,11 @@ def evaluate_real(
         "wrist_speed": float(np.mean([s["wrist_speed"] for s in per_take])),
         "wrist_spread": float(np.mean([s["wrist_spread"] for s in per_take])),
         "planted_foot": float(np.mean([s["planted_ankle_speed_p50"] for s in per_take]) * 100),
-        **bc_columns(positions, run_onsets, sigmas),
-        **far_column(positions, run_onsets),
+        **bc_columns(positions, run_onsets, sigmas, far=True),
         "speech_motion_corr": float(np.mean(own_corr)),
     }
     results["model, against another recording's speech"] = {
-        **bc_columns(positions, other_onsets, sigmas),
-        **far_column(positions, other_onsets),
+        **bc_columns(positions, other_onsets, sigmas, far=True),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
     }
     if captures:
@@ -294,8 +292,7 @@ def evaluate_real(
             results["model on the captured recordings' speech"] = {
                 "wrist_speed": float(np.mean([per_take[k]["wrist_speed"] for k in captured])),
                 "wrist_spread": float(np.mean([per_take[k]["wrist_spread"] for k in captured])),
-                **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas),
-                **far_column([positions[k] for k in captured], [run_onsets[k] for k in captured]),
+                **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas, far=True),
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
     return results

@@ -100,17 +100,25 @@ def beat_distances(positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0)
     return np.abs(onsets[None, :] - beats[:, None]).min(1) if beats.size else np.zeros(0)
 
 
+def bc_of_distances(distances: np.ndarray, sigma: float = 0.3) -> float:
+    """BC from the beats' distances to their nearest onsets (`beat_distances`)."""
+    return float(np.exp(-(distances**2) / (2 * sigma**2)).mean()) if distances.size else float("nan")
+
+
+def far_share_of_distances(distances: np.ndarray, far: float = 0.3) -> float:
+    """The share of beats more than `far` seconds from any onset, from `beat_distances`."""
+    return float((distances > far).mean()) if distances.size else float("nan")
+
+
 def beat_consistency(positions: np.ndarray, onsets: np.ndarray, sigma: float = 0.3, skip: float = 2.0) -> float:
     """BC / BAS of joint positions (T, 55, 3) against audio onset times (s)."""
-    d = beat_distances(positions, onsets, skip)
-    return float(np.exp(-(d**2) / (2 * sigma**2)).mean()) if d.size else float("nan")
+    return bc_of_distances(beat_distances(positions, onsets, skip), sigma)
 
 
 def far_beat_share(positions: np.ndarray, onsets: np.ndarray, far: float = 0.3, skip: float = 2.0) -> float:
     """The share of motion beats more than `far` seconds from any onset: beats in the speech's
     pauses, which BC scores near zero whatever their timing elsewhere."""
-    d = beat_distances(positions, onsets, skip)
-    return float((d > far).mean()) if d.size else float("nan")
+    return far_share_of_distances(beat_distances(positions, onsets, skip), far)
 
 
 def l1_diversity(positions: np.ndarray) -> float:
