@@ -108,3 +108,20 @@ def test_band_energy_sees_fast_motion_and_not_a_clip_that_ends_elsewhere_than_it
     assert band_energy(turn, HAND_JOINTS, 3.0, 15.0) < 0.01 * fast
     assert band_energy(turn + tremor, HAND_JOINTS, 3.0, 15.0) == pytest.approx(fast, rel=0.1)
     assert band_energy(turn, HAND_JOINTS, 0.05, 1.0) > 100 * band_energy(tremor, HAND_JOINTS, 0.05, 1.0)
+
+
+def test_root_speed_is_the_travel_speed_and_ignores_jitter_and_height():
+    """corpus_stats.root_speed: a root walking 0.3 m/s along x reads 0.3 whatever its frame-to-frame
+    jitter of a few mm or its bobbing up and down; a root that only jitters reads near 0."""
+    from granumamba.motion import Motion
+    from train.corpus_stats import root_speed
+
+    rng = np.random.default_rng(0)
+    frames = 300
+    t = np.arange(frames) / 30
+    jitter = rng.normal(0, 0.002, (frames, 3))
+    walk = np.stack([0.3 * t, 1.0 + 0.05 * np.sin(4 * t), np.zeros(frames)], 1) + jitter
+    blank = dict(poses=np.zeros((frames, 165)), expressions=np.zeros((frames, 100)))
+    assert root_speed(Motion(trans=walk, **blank)) == pytest.approx(0.3, rel=0.05)
+    assert root_speed(Motion(trans=jitter, **blank)) < 0.02
+    assert root_speed(Motion(trans=np.zeros((1, 3)), poses=np.zeros((1, 165)), expressions=np.zeros((1, 100)))) == 0.0

@@ -18,7 +18,9 @@ as gesture.
 - rest_share: share of frames where both wrists are low (within 0.12 body heights of the
   lowest 5 % of their height) and slow;
 - range_<joint>: p95 of each frame's rotation away from the joint's mean rotation (degrees);
-- planted_ankle_speed: horizontal speed of the supporting (lower) ankle, median and p99 (m/s).
+- planted_ankle_speed: horizontal speed of the supporting (lower) ankle, median and p99 (m/s);
+- root_speed: mean horizontal speed of the root (the pelvis's travel: weight shifts, steps,
+  walking) over 0.5 s averages, so mocap jitter does not count (m/s).
 
 `--features` also prints where the reference's speech sits in the corpus's speech-feature
 distribution: per feature, the z-score of the reference's mean against the corpus's frames.
@@ -116,7 +118,14 @@ def motion_stats(motion: Motion) -> dict[str, float]:
         angle = np.degrees(np.arccos(np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1)))
         stats[f"range_{name}"] = float(np.percentile(angle, 95))
     stats.update(planted_ankle_speed(motion))
+    stats["root_speed"] = root_speed(motion)
     return stats
+
+
+def root_speed(motion: Motion, seconds: float = 0.5) -> float:
+    """Mean horizontal speed (m/s) of the root translation, averaged over `seconds` first."""
+    travel = uniform_filter1d(np.asarray(motion.trans, dtype=np.float64)[:, [0, 2]], max(1, int(seconds * FPS)), axis=0)
+    return float(np.linalg.norm(np.diff(travel, axis=0), axis=-1).mean() * FPS) if len(travel) > 1 else 0.0
 
 
 def planted_ankle_speed(motion: Motion, positions: np.ndarray | None = None) -> dict[str, float]:
