@@ -293,10 +293,10 @@ def test_a_gain_of_zero_removes_exactly_that_level():
     assert torch.allclose(doubled, vq.decode([torch.zeros_like(c[0]), 2 * c[1], torch.zeros_like(c[2])])[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_generation_is_deterministic_for_a_seed_and_streams_exactly(causal):
+@pytest.mark.parametrize("causal, history", [(False, 1), (True, 1), (False, 3), (True, 3)])
+def test_generation_is_deterministic_for_a_seed_and_streams_exactly(causal, history):
     torch.manual_seed(2)
-    model = GranuMamba(TINY | {"causal": causal}).eval()
+    model = GranuMamba(TINY | {"causal": causal, "own_history": history}).eval()
     audio = torch.randn(333, 68)
     words = torch.randint(0, 4, (333,))
     one = model.generate(audio, words, rng_seed=5, chunk_frames=None)
@@ -394,13 +394,13 @@ def teacher_inputs(model):
     return generator, cond, codebooks, indices, codes
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_code(causal):
+@pytest.mark.parametrize("causal, history", [(False, 1), (True, 1), (False, 3), (True, 3)])
+def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previous_codes(causal, history):
     """Training's one pass over shifted teacher codes and inference's step-by-step loop give the
     same logits when inference chooses the teacher codes, and a step's prediction depends on the
-    code its level chose one step earlier (and not on later ones)."""
+    codes its level chose in the `own_history` steps before (and not on later or older ones)."""
     torch.manual_seed(6)
-    model = GranuMamba(TINY | {"causal": causal}).eval()
+    model = GranuMamba(TINY | {"causal": causal, "own_history": history}).eval()
     generator, cond, codebooks, indices, codes = teacher_inputs(model)
     with torch.no_grad():
         taught = generator.run(cond, teacher_codes=codes)[0]
@@ -413,7 +413,9 @@ def test_teacher_forced_pass_matches_step_by_step_generation_and_sees_the_previo
         changed[2][:, :, 3] += 1.0  # the fine level's code at step 3
         after = generator.run(cond, teacher_codes=changed)[0][2]
     assert torch.allclose(after[:, :, :4], taught[2][:, :, :4], atol=1e-6)  # steps up to 3 cannot see it
-    assert not torch.allclose(after[:, :, 4], taught[2][:, :, 4], atol=1e-4)  # step 4 sees it
+    for step in range(4, 4 + history):  # the next `history` steps see it
+        assert not torch.allclose(after[:, :, step], taught[2][:, :, step], atol=1e-4), step
+    assert torch.allclose(after[:, :, 4 + history :], taught[2][:, :, 4 + history :], atol=1e-6)  # later ones no longer
     with pytest.raises(ValueError, match="either teacher_codes or sampling"):
         generator.run(cond)
 
@@ -623,6 +625,20 @@ def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_
     assert GranuMamba(TINY).vqvae["upper"].fine_decoder is None
     with pytest.raises(ModelLoadError, match="split_decoder"):
         GranuMambaConfig.from_dict({"split_decoder": "yes"})
+
+
+def test_own_history_is_saved_and_a_config_without_it_loads_one_code_of_history(tmp_path):
+    model = GranuMamba(TINY | {"own_history": 3}).eval()
+    model.save_pretrained(tmp_path / "h3")
+    again = GranuMamba.from_pretrained(tmp_path / "h3")
+    assert again.config.own_history == 3 and again.generator.own_code_in[0].in_features == 3 * TINY["latent_dim"]
+    audio = torch.randn(96, 68)
+    a, b = model.generate(audio, rng_seed=1), again.generate(audio, rng_seed=1)
+    assert all(torch.equal(a[p], b[p]) for p in a)
+    assert GranuMambaConfig.from_dict({}).own_history == 1  # checkpoints from before it: the one code before
+    for bad in (0, 17, 2.5, True):
+        with pytest.raises(ModelLoadError, match="own_history must be a whole number from 1 to 16"):
+            GranuMambaConfig.from_dict({"own_history": bad})
 
 
 @pytest.mark.parametrize("split", [False, True])

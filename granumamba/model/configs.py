@@ -44,6 +44,7 @@ class GeneratorSizes:
     expand: int = 2
     lookahead: int = 6
     dropout: float = 0.1
+    own_history: int = 1  # codes of its own level, the latest first, that each head step sees (generator.py); 1 before it
 
 
 @dataclass
@@ -80,6 +81,7 @@ _INT_RANGES = {
     "d_state": (1, 1024),
     "expand": (1, 16),
     "lookahead": (0, 300),
+    "own_history": (1, 16),
     "num_speakers": (1, 100_000),
     "default_speaker": (0, 100_000),
     "feature_dim": (1, 4096),

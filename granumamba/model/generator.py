@@ -7,14 +7,16 @@
     local streams, coarse -> mid -> fine, every part at once (parts ride in the batch, with a
       part embedding): input = cond_level + global + coarser level's hidden state and codes
       (repeated to this rate) + seed; one pass over the span;
-    heads, per level and part: the stream's output + the part's own code at this level one
-      step earlier, through a small MLP -> code logits and code latents.
+    heads, per level and part: the stream's output + the part's own codes at this level of the
+      `own_history` steps before, through a small MLP -> code logits and code latents.
 
 Within a level, each step sees the code its part chose at the step before (teacher codes
-shifted by one in training, the sampled codes at inference): codes drawn independently of each
-other mix strokes that turn a frame or two apart, which blurs the timing. Only the light head
-sees it, so the Mamba streams run over a whole span in one pass and only the head steps: a step
-costs two small matrix products instead of a pass through every Mamba layer.
+shifted in training, the sampled codes at inference): codes drawn independently of each other
+mix strokes that turn a frame or two apart, which blurs the timing. With `own_history` above 1
+it sees its part's last few codes, so it can tell how far a slow movement has come (the demo
+sees one: README, Metrics). Only the light head sees them, so the Mamba streams run over a
+whole span in one pass and only the head steps: a step costs two small matrix products instead
+of a pass through every Mamba layer.
 
 Every operation is per step or a causal Mamba with a carried state, so generation can run
 span by span with the exact result of one pass (`GenerationState`). A level's step sees the
@@ -47,8 +49,8 @@ from .threads import WORKERS, in_threads, worth_threads
 @dataclass
 class GenerationState:
     """Recurrent state of a generation in progress: Mamba states of every stack, each level's
-    last chosen code vectors (batch, parts, C) and last stream output (batch, parts, 1, d), the
-    global stream's last output (batch, 1, d), the last fine conditioning steps that the next
+    last `own_history` chosen code vectors (batch, parts, own_history, C; the latest last) and
+    last stream output (batch, parts, 1, d), the global stream's last output (batch, 1, d), the last fine conditioning steps that the next
     span's first steps see (batch, coarse factor - 1, d), and how many latent steps (at the fine
     rate) are done, which positions the sampling noise."""
 
@@ -122,7 +124,8 @@ def _step_loop(
 ):  # pragma: no cover (compiled; tested through Generator.run against the teacher-forced heads)
     """The heads of `Generator._heads`, a step at a time, each step seeing the code its part
     chose at the step before, and the choice (`StepSampling`): for every batch row and part,
-    z = h + gelu(gelu(h + own W_own + b_own) W_mix + b_mix); logits, latent = z W_part + b_part.
+    z = h + gelu(gelu(h + own W_own + b_own) W_mix + b_mix); logits, latent = z W_part + b_part,
+    `own` the part's last chosen codes side by side, the latest first (`last` opens it).
 
     Written by hand (numba, already a dependency through librosa): the steps cannot be
     batched, since each sees the code just chosen, and a step is a few products of a few
@@ -137,6 +140,7 @@ def _step_loop(
             own = np.empty(last.shape[2], np.float32)
             for j in range(own.shape[0]):
                 own[j] = last[b, p, j]
+            width = codebook.shape[2]
             for s in range(steps):
                 h = stream[b, p, s]
                 _affine(own, own_weight, own_bias, a)
@@ -172,7 +176,9 @@ def _step_loop(
                     while k < codes_k - 1 and cdf[k] < threshold:
                         k += 1
                 chosen[b, p, s] = k
-                for j in range(own.shape[0]):
+                for j in range(own.shape[0] - 1, width - 1, -1):  # the older codes move one place on
+                    own[j] = own[j - width]
+                for j in range(width):
                     own[j] = codebook[p, k, j]
                     codes[b, p, s, j] = own[j]
 
@@ -185,7 +191,7 @@ class Generator(nn.Module):
         super().__init__()
         self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
         self.lookahead, self.frames_per_latent, self.factors = config.lookahead, frames_per_latent, factors
-        self.causal = config.causal
+        self.causal, self.own_history = config.causal, config.own_history
         self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.word_embedding = nn.Embedding(config.vocab_size, d_model)
         self.speaker_embedding = nn.Embedding(config.num_speakers, d_model)
@@ -195,7 +201,7 @@ class Generator(nn.Module):
         self.level_in = nn.ModuleList(nn.Linear(factor * d_model, d_model) for factor in factors)
         self.part_embedding = nn.Parameter(torch.randn(parts, d_model) * 0.02)
         self.code_in = nn.Linear(latent_dim, d_model)
-        self.own_code_in = nn.ModuleList(nn.Linear(latent_dim, d_model) for _ in factors)
+        self.own_code_in = nn.ModuleList(nn.Linear(config.own_history * latent_dim, d_model) for _ in factors)
         # The autoregressive head: the stream's output and the previous code, mixed nonlinearly.
         self.head_mix = nn.ModuleList(nn.Sequential(nn.GELU(), nn.Linear(d_model, d_model), nn.GELU()) for _ in factors)
         self.seed_in = nn.Linear(latent_dim + 1, d_model)
@@ -236,8 +242,8 @@ class Generator(nn.Module):
         return self.dropout(x + self.speaker_embedding(speaker)[:, None])
 
     def _heads(self, level: int, h: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stream output h (batch, parts, L, d) and each step's previous code of its level
-        own (batch, parts, L, C) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
+        """Stream output h (batch, parts, L, d) and each step's previous codes of its level, the
+        latest first, own (batch, parts, L, own_history * C) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
         z = h + self.head_mix[level](h + self.own_code_in[level](own))
         logits = torch.einsum("bpld,pdk->bplk", z, self.logit_weight[level]) + self.logit_bias[level]
         latents = torch.einsum("bpld,pdc->bplc", z, self.latent_weight[level])
@@ -293,8 +299,11 @@ class Generator(nn.Module):
         return x
 
     def _teacher_heads(self, level: int, h, last, codes, own_code_keep: float):
-        """Training: every step's head sees the teacher code one step earlier, all in one pass."""
-        own = torch.cat([last[:, :, None], codes[:, :, :-1]], dim=2)
+        """Training: every step's head sees the teacher codes of the `own_history` steps before
+        it (`last`, (batch, parts, own_history, C), before the span's first), all in one pass."""
+        history, steps = self.own_history, codes.shape[2]
+        before = torch.cat([last, codes[:, :, :-1]], dim=2)  # row r: the code of step r - history
+        own = torch.cat([before[:, :, history - 1 - j : history - 1 - j + steps] for j in range(history)], dim=3)
         if own_code_keep < 1 and self.training:
             own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
         return self._heads(level, h, own)
@@ -313,7 +322,7 @@ class Generator(nn.Module):
         uniform = sampling.uniform[level] if sampling.uniform is not None else np.zeros((0, 0, 0), np.float32)
         _step_loop(
             stream,
-            np.ascontiguousarray(last.detach().float().cpu().numpy()),
+            np.ascontiguousarray(last.flip(2).flatten(2).detach().float().cpu().numpy()),  # the latest first
             *self._step_weights(level),
             codebook,
             fixed,
@@ -401,7 +410,7 @@ class Generator(nn.Module):
             at = range(level_steps.start * factor, level_steps.stop * factor, factor)
             last = state.last_codes[level]
             if last is None:
-                last = buffer.new_zeros(batch, self.parts, self.latent_dim)
+                last = buffer.new_zeros(batch, self.parts, self.own_history, self.latent_dim)
             if len(level_steps):
                 coarser = None
                 if previous is not None:
@@ -432,9 +441,9 @@ class Generator(nn.Module):
                     sampling.indices[level] = torch.zeros(batch, self.parts, 0, dtype=torch.long)
             last_h = state.last_h[level]
             passed = codes if pass_on is None or teacher_codes is None else pass_on(level, logits, codes)
-            previous = (last_h, h, last[:, :, None], passed, level_steps, factor)
+            previous = (last_h, h, last[:, :, -1:], passed, level_steps, factor)
             new_local.append(level_state)
-            new_last.append(codes[:, :, -1] if len(level_steps) else state.last_codes[level])
+            new_last.append(torch.cat([last, codes], dim=2)[:, :, -self.own_history :] if len(level_steps) else state.last_codes[level])
             new_h.append(h[:, :, -1:] if len(level_steps) else last_h)
             all_logits.append(logits)
             all_latents.append(latents)
