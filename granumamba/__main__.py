@@ -283,9 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return {"generate": generate, "render": render, "export": export, "live": live}[args.command](args)
-    except (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, ValueError, OSError) as err:  # SMPLXError is a ValueError
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except Exception as err:
+        if TERMINATED.is_set():  # the stop's SystemExit, turned into another error by the call it landed in
+            sys.exit(128 + signal.SIGTERM)  # (ctypes wraps it in an ArgumentError, e.g. inside an EGL call)
+        bad_input = (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, ValueError, OSError)  # SMPLXError is a ValueError
+        if isinstance(err, bad_input):
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 

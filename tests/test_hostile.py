@@ -173,6 +173,32 @@ def test_a_render_told_to_stop_stops_even_where_a_library_swallowed_the_exit(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stop_that_a_library_turned_into_another_error_still_exits_as_stopped(tmp_path, monkeypatch, capsys):
+    """A SIGTERM that lands inside a ctypes call (the renderer's EGL calls) reaches the CLI as a
+    ctypes.ArgumentError wrapping the handler's SystemExit: the CLI still exits as stopped (143),
+    without a traceback, and the render's partial video is removed on the way out."""
+    import ctypes
+
+    import granumamba
+    from granumamba.render import scene
+
+    save_motion(tmp_path / "clip.npz", motion(60))
+
+    def stopped_inside_a_c_call(*_args, **_kwargs):
+        granumamba.TERMINATED.set()  # what the CLI's handler does before it raises
+        raise ctypes.ArgumentError("argument 1: SystemExit: 143")
+
+    monkeypatch.setattr(scene.pyrender_patch, "overwrite_vertices", stopped_inside_a_c_call)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main(["render", "--motion", str(tmp_path / "clip.npz"), "--out", str(tmp_path / "clip.mp4"), "--size", "256", "--workers", "1"])
+    finally:
+        granumamba.TERMINATED.clear()
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert "Traceback" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.npz"]
+
+
 # ----- the study tool --------------------------------------------------------------------------
 def plan_text(clip_id: str = "c1", condition: str = "ground_truth", extra: str = "") -> str:
     return (
