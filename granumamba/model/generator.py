@@ -50,9 +50,10 @@ from .threads import WORKERS, in_threads, worth_threads
 class GenerationState:
     """Recurrent state of a generation in progress: Mamba states of every stack, each level's
     last `own_history` chosen code vectors (batch, parts, own_history, C; the latest last) and
-    last stream output (batch, parts, 1, d), the global stream's last output (batch, 1, d), the last fine conditioning steps that the next
-    span's first steps see (batch, coarse factor - 1, d), and how many latent steps (at the fine
-    rate) are done, which positions the sampling noise."""
+    last stream output (batch, parts, 1, d), the global stream's last output (batch, 1, d), the
+    last fine conditioning steps that the next span's first steps see (batch, coarse factor - 1,
+    d), and how many latent steps (at the fine rate) are done, which positions the sampling
+    noise."""
 
     global_stream: list[MambaState] | None = None
     local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
@@ -122,8 +123,8 @@ def _gelu_(x):  # pragma: no cover (compiled)
 def _step_loop(
     stream, last, own_weight, own_bias, mix_weight, mix_bias, weight, bias, codebook, fixed, uniform, scale, logits, latents, codes, chosen
 ):  # pragma: no cover (compiled; tested through Generator.run against the teacher-forced heads)
-    """The heads of `Generator._heads`, a step at a time, each step seeing the code its part
-    chose at the step before, and the choice (`StepSampling`): for every batch row and part,
+    """The heads of `Generator._heads`, a step at a time, each step seeing the codes its part
+    chose at the steps before, and the choice (`StepSampling`): for every batch row and part,
     z = h + gelu(gelu(h + own W_own + b_own) W_mix + b_mix); logits, latent = z W_part + b_part,
     `own` the part's last chosen codes side by side, the latest first (`last` opens it).
 
@@ -243,7 +244,8 @@ class Generator(nn.Module):
 
     def _heads(self, level: int, h: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stream output h (batch, parts, L, d) and each step's previous codes of its level, the
-        latest first, own (batch, parts, L, own_history * C) -> logits (batch, parts, L, K), latents (batch, parts, L, C)."""
+        latest first, own (batch, parts, L, own_history * C) -> logits (batch, parts, L, K),
+        latents (batch, parts, L, C)."""
         z = h + self.head_mix[level](h + self.own_code_in[level](own))
         logits = torch.einsum("bpld,pdk->bplk", z, self.logit_weight[level]) + self.logit_bias[level]
         latents = torch.einsum("bpld,pdc->bplc", z, self.latent_weight[level])
