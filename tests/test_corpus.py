@@ -1,6 +1,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 
 from granumamba import num_frames
 from granumamba.audio import load_audio
@@ -198,3 +199,16 @@ def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tm
                 rests.append(arms[int((a.end + 2.3) * 30) : int((b.start - 0.8) * 30)].mean())
         talks.append(arms[int(spoken[0].start * 30) : int(spoken[-1].end * 30)].mean())
     assert rests and np.mean(rests) < 0.3 * np.mean(talks), (rests, talks)
+
+
+@pytest.mark.parametrize("setting", [{"walk": 1.5}, {"walk": -0.1}, {"phrase_pause": 2.0}, {"paused_share": 1.5}, {"minutes": 0}])
+def test_make_corpus_refuses_settings_out_of_range_before_writing_anything(tmp_path, setting):
+    from train.make_corpus import main
+
+    options = {"minutes": 0.2, "seed": 1, "speakers": 1} | setting
+    with pytest.raises(ValueError, match=f"{next(iter(setting))} (must be )?(positive|from)"):
+        make_corpus(tmp_path / "out", **options, progress=False)
+    assert not (tmp_path / "out").exists()
+    flag = "--" + next(iter(setting)).replace("_", "-")
+    assert main(["--out", str(tmp_path / "cli"), flag, str(setting[next(iter(setting))])]) == 2
+    assert not (tmp_path / "cli").exists()

@@ -84,3 +84,48 @@ def test_the_gesture_space_is_in_front_of_the_torso():
     wrists = _wrists(gesture(words, energy, pitch, onsets, speaker_style(3), np.random.default_rng(2)))
     assert np.percentile(wrists[..., 2], 50) > 0.05  # forward of the pelvis
     assert np.percentile(wrists[..., 1], 90) < CHEST[1] + 0.3  # rarely above the shoulders
+
+
+def _speech_in_phrases(seconds: float) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
+    """Words in phrases of five with a 0.45 s pause between them (phrase boundaries)."""
+    words, t = [], 0.3
+    while t < seconds:
+        for _ in range(5):
+            words.append(Word("word", t, t + 0.28))
+            t += 0.36
+        t += 0.45
+    frames = int((seconds + 1.0) * FPS)
+    energy = np.zeros(frames)
+    for w in words:
+        energy[int(w.start * FPS) : int(w.end * FPS)] = 0.7
+    return words, energy, np.where(energy > 0, 1.3, 0.0), np.array([w.start + 0.01 for w in words])
+
+
+def test_a_speaker_who_walks_travels_on_planted_feet():
+    """With `walk`, the speaker walks a few steps to another place at phrase boundaries: the
+    root travels (twice as fast as without, over 0.3 m away), the ankle that carries the weight stays put,
+    the legs reach the feet (no straight leg short of its foot: the feet are where the plan puts
+    them), and without it the speaker stays near one place."""
+    from granumamba.motion import Motion
+    from train.corpus_stats import root_speed
+
+    style = speaker_style(2)
+    words, energy, pitch, onsets = _speech_in_phrases(30.0)
+    moved = {}
+    for walk in (0.0, 1.0):
+        parts = gesture(words, energy, pitch, onsets, style, np.random.default_rng(4), walk=walk)
+        poses = (parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]).reshape(len(energy), -1)
+        trans = parts["trans"]
+        motion = Motion(poses.astype(np.float32), trans, np.zeros((len(poses), 100), np.float32), np.zeros(300, np.float32))
+        moved[walk] = root_speed(motion), np.ptp(trans[:, [0, 2]], axis=0).max()
+        positions = joint_positions(torch.as_tensor(poses, dtype=torch.float32), torch.as_tensor(trans, dtype=torch.float32)).numpy()
+        ankles = positions[:, [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]]]
+        lower = ankles[..., 1].argmin(1)
+        carrying = ankles[np.arange(len(ankles)), lower]
+        same = lower[1:] == lower[:-1]  # the weight on the same foot from one frame to the next
+        slide = np.linalg.norm(np.diff(carrying[:, [0, 2]], axis=0), axis=-1)[same] * FPS
+        assert np.percentile(slide, 99) < 0.02, (walk, np.percentile(slide, 99))
+        height = carrying[:, 1]  # on the floor: a leg short of its foot (out of reach) would lift it
+        assert np.ptp(height) < 0.006, (walk, np.ptp(height))
+    assert moved[1.0][0] > 2 * moved[0.0][0], moved  # root speed
+    assert moved[1.0][1] > 0.3 > moved[0.0][1], moved  # the farthest it gets from where it started, one way

@@ -591,20 +591,29 @@ def _fast_share(x: torch.Tensor, low: float = 5.0) -> float:
     return float(spectrum[freqs >= low].sum() / spectrum.sum())
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_exactly(causal):
-    """With `split_decoder`, any coarse and mid codes decode to motion without fast components
-    (the fine slider then moves only what the fine level adds), and the fine level's motion is
-    its gain times its motion at gain 1. The joint decoder of the same codes has neither."""
+@pytest.mark.parametrize("causal, slow_cutoff", [(False, 0.0), (False, 3.5), (True, 0.0)])
+def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_exactly(causal, slow_cutoff):
+    """With `split_decoder`, any coarse and mid codes decode to motion without components
+    faster than its low-pass passes (the mid level's Nyquist rate, 1.9 Hz, or `slow_cutoff`; the
+    fine slider then moves only what the fine level adds), and the fine level's motion is its
+    gain times its motion at gain 1. The joint decoder of the same codes has neither."""
     torch.manual_seed(3)
-    split = GranuMamba(TINY | {"split_decoder": True, "causal": causal}).eval()
+    split = GranuMamba(TINY | {"split_decoder": True, "causal": causal, "slow_cutoff": slow_cutoff}).eval()
     joint = GranuMamba(TINY | {"causal": causal}).eval()
     indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]  # 256 frames of random codes
     with torch.no_grad():
         decoded = {g: split.decode_part("hands", indices, (1.0, 1.0, g)) for g in (0.0, 0.5, 1.0, 2.0)}
         joint_slow = joint.decode_part("hands", indices, (1.0, 1.0, 0.0))
     if not causal:  # a causal split decoder has no low-pass (vqvae.py)
-        assert _fast_share(decoded[0.0]) < 1e-6 < 1e-4 < _fast_share(joint_slow)
+        cutoff = slow_cutoff or 30 / 16  # the mid level's Nyquist rate: a mid code every 8 frames
+        fast = 5.0 * cutoff / (30 / 16)  # where the response is 2^-7 (amplitude)
+        assert _fast_share(decoded[0.0], fast) < 1e-6 < 1e-5 < _fast_share(joint_slow, fast)
+        if slow_cutoff:  # a higher cutoff lets through what the default one stops
+            default = GranuMamba(TINY | {"split_decoder": True}).eval()
+            default.load_state_dict(split.state_dict())
+            with torch.no_grad():
+                narrower = default.decode_part("hands", indices, (1.0, 1.0, 0.0))
+            assert _fast_share(narrower, 2.5) < 0.25 * _fast_share(decoded[0.0], 2.5)
     assert _fast_share(decoded[1.0]) > 1e-3  # the fine level moves fast
     fine = decoded[1.0] - decoded[0.0]
     assert float(fine.abs().max()) > 1e-3
@@ -625,6 +634,21 @@ def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_
     assert GranuMamba(TINY).vqvae["upper"].fine_decoder is None
     with pytest.raises(ModelLoadError, match="split_decoder"):
         GranuMambaConfig.from_dict({"split_decoder": "yes"})
+
+
+def test_slow_cutoff_is_saved_and_a_config_without_it_low_passes_at_the_mid_levels_nyquist_rate(tmp_path):
+    model = GranuMamba(TINY | {"split_decoder": True, "slow_cutoff": 3.5})
+    model.save_pretrained(tmp_path / "c")
+    again = GranuMamba.from_pretrained(tmp_path / "c")
+    assert again.config.slow_cutoff == 3.5
+    # the Gaussian's response exp(-(2 pi f sigma / fps)^2 / 2) halves at the cutoff
+    for m, cutoff in ((again, 3.5), (GranuMamba(TINY | {"split_decoder": True}), 30 / 16)):
+        sigma = m.vqvae["hands"].slow_sigma
+        assert math.exp(-((2 * math.pi * cutoff * sigma / 30) ** 2) / 2) == pytest.approx(0.5)
+    assert again.vqvae["hands"].reach < GranuMamba(TINY | {"split_decoder": True}).vqvae["hands"].reach  # a narrower kernel
+    for bad in (-1, 16, "3", True):
+        with pytest.raises(ModelLoadError, match="slow_cutoff must be a number from 0 to 15"):
+            GranuMambaConfig.from_dict({"slow_cutoff": bad})
 
 
 def test_own_history_is_saved_and_a_config_without_it_loads_one_code_of_history(tmp_path):

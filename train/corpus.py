@@ -69,6 +69,10 @@ PAUSED_SHARE = 0.0
 # against 1.73) moved at 0.63 x real capture's wrist speed on real speech, against 0.71 x
 # without, and its beats were hardly nearer the onsets (BC 0.948 against 0.947; README, Metrics).
 PHRASE_PAUSE = 0.0
+# Share of phrase boundaries (scaled by each speaker's habit of stepping) at which the speaker
+# walks a few steps to another place (`--walk`, train.gesture._walk). Off by default: see the
+# README (Metrics) for the demo trained with it.
+WALK = 0.0
 
 
 def speaker_style(speaker: int) -> SpeakerStyle:
@@ -170,6 +174,7 @@ def make_take(
     augmented: bool = False,
     paused_share: float = PAUSED_SHARE,
     phrase_pause: float = PHRASE_PAUSE,
+    walk: float = WALK,
 ) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
@@ -181,7 +186,7 @@ def make_take(
         sentences.append(make_sentence(rng))
     audio, words = speak_with_pauses(sentences, voice, rng, paused_share, phrase_pause)
     frames = num_frames(audio.shape[0])
-    parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng)
+    parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng, walk)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]
     motion = Motion(poses.reshape(frames, -1).astype(np.float32), parts["trans"], parts["expressions"], np.zeros(300, np.float32))
     if augmented:

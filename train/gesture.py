@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import CubicHermiteSpline, PchipInterpolator
+from scipy.ndimage import maximum_filter1d
 from scipy.signal import butter, sosfiltfilt
 from scipy.spatial.transform import Rotation
 
@@ -36,6 +37,7 @@ from granumamba.motion.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS, REST_OF
 from granumamba.text.textgrid import Word
 
 STANDING_HEIGHT = 1.295  # root translation height that puts the rest skeleton's feet on the floor
+KNEE_AXIS = np.array([1.0, 0.0, 0.0])  # the knee's axis of flexion
 KNEE_SOFT = 0.012  # the pelvis this much lower than full leg extension: knees slightly bent, IK has slack
 SLOW_HZ = 0.5  # the coarse component's cut-off
 
@@ -87,6 +89,24 @@ def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
 
 
+STRAIGHTEST = 0.985  # of a chain's full reach: two_bone_ik never locks a limb straight
+
+
+def _chain_terms(upper: np.ndarray, lower: np.ndarray, bend_axis: np.ndarray) -> tuple[float, float, float, float]:
+    """|upper + R(bend) lower|^2 = base + 2 (A + R cos(bend - delta)): base, A, R and delta, with
+    R(bend) the rotation about the bend axis (Rodrigues)."""
+    k = _unit(bend_axis)
+    along = np.dot(lower, k) * k
+    A, B, C = np.dot(upper, along), np.dot(upper, lower - along), np.dot(upper, np.cross(k, lower))
+    return np.dot(upper, upper) + np.dot(lower, lower), A, np.hypot(B, C), np.arctan2(C, B)
+
+
+def chain_reach(upper: np.ndarray, lower: np.ndarray, bend_axis: np.ndarray) -> float:
+    """The furthest a two-bone chain's end gets from its root (over its bend angles)."""
+    base, A, R, _ = _chain_terms(upper, lower, bend_axis)
+    return float(np.sqrt(base + 2 * (A + R)))
+
+
 def two_bone_ik(
     target: np.ndarray, upper: np.ndarray, lower: np.ndarray, pole: np.ndarray, bend_axis: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -99,16 +119,10 @@ def two_bone_ik(
     Targets out of reach are met in their direction, the chain straight.
     (A closed form: the law of cosines for the middle angle, then one frame alignment.)
     """
-    # |upper + R(bend) lower|^2 = |upper|^2 + |lower|^2 + 2 (A + B cos(bend) + C sin(bend)), with
-    # R the rotation about the bend axis (Rodrigues), so one bend angle gives each distance.
-    k = _unit(bend_axis)
-    along = np.dot(lower, k) * k
-    A, B, C = np.dot(upper, along), np.dot(upper, lower - along), np.dot(upper, np.cross(k, lower))
-    R, delta = np.hypot(B, C), np.arctan2(C, B)
-    base = np.dot(upper, upper) + np.dot(lower, lower)
-    longest = np.sqrt(base + 2 * (A + R))
+    # one bend angle gives each distance (_chain_terms)
+    base, A, R, delta = _chain_terms(upper, lower, bend_axis)
     distance = np.clip(
-        np.linalg.norm(target, axis=-1), np.sqrt(max(base + 2 * (A - R), 0.0)) + 1e-3, longest * 0.985
+        np.linalg.norm(target, axis=-1), np.sqrt(max(base + 2 * (A - R), 0.0)) + 1e-3, STRAIGHTEST * chain_reach(upper, lower, bend_axis)
     )  # never locked straight
     bend = delta + np.arccos(np.clip(((distance**2 - base) / 2 - A) / R, -1, 1))
     middle = Rotation.from_rotvec(bend[:, None] * _unit(bend_axis)[None]).as_matrix()
@@ -433,10 +447,36 @@ def _phrase_targets(words: list[Word], t: np.ndarray, count: int, rng: np.random
     return _smooth(knots[idx], 0.4)
 
 
-def _stance(words: list[Word], frames: int, style: GestureStyle, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _walk(start: tuple[np.ndarray, np.ndarray], at: float, rng: np.random.Generator) -> list[tuple[float, float, int, np.ndarray]]:
+    """A few steps to a new place from feet `start` (left, right ankle), the first lifting at
+    `at` s: [(lift, land, foot, where)], feet alternating, each landing before the next lifts
+    (one foot always carries the weight), the body facing forward, the place within a stage of
+    0.9 x 1.4 m around the origin."""
+    centre = (start[0] + start[1]) / 2
+    goal = centre + np.array([rng.uniform(-0.4, 0.4), 0.0, rng.uniform(-0.6, 0.6)])
+    goal[0], goal[2] = np.clip(goal[0], -0.45, 0.45), np.clip(goal[2], -0.7, 0.7)
+    count = int(np.clip(np.ceil(np.linalg.norm((goal - centre)[[0, 2]]) / 0.28), 1, 4))  # steps of at most 0.28 m
+    lead = 0 if goal[0] > centre[0] else 1  # the foot on the side it goes first
+    feet, steps = [start[0].copy(), start[1].copy()], []
+    for k in range(count + 1):  # the last step brings the trailing foot beside the other
+        foot = (lead + k) % 2
+        target = centre + (goal - centre) * min(1.0, (k + 1) / count)
+        where = target + np.array([0.1 if foot == 0 else -0.1, 0.0, rng.normal(0, 0.02)])
+        where[1] = feet[foot][1]
+        lift = at + k * rng.uniform(0.5, 0.6)
+        steps.append((lift, lift + 0.38, foot, where))
+        feet[foot] = where
+    return steps
+
+
+def _stance(
+    words: list[Word], frames: int, style: GestureStyle, rng: np.random.Generator, walk: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feet (T, 2, 3) planted ankle positions (left, right; world), the pelvis position (T, 3)
     over them, and the weight's lateral share. A step moves one foot at a phrase boundary while
-    the other carries the weight; a foot moves only when unloaded."""
+    the other carries the weight; a foot moves only when unloaded. `walk`: the share of phrase
+    boundaries (about, by the speaker's habit of stepping) at which the speaker walks a few steps
+    to another place, as people who pace while they talk do (`_walk`)."""
     t = np.arange(frames) / FPS
     ankle_y = STANDING_HEIGHT + _chain_position(_j("left_ankle"), _j("pelvis"))[1] + REST_OFFSETS[0][1]
     feet_keys = {0: [(0.0, np.array([0.1, ankle_y, -0.035]))], 1: [(0.0, np.array([-0.1, ankle_y, -0.035]))]}
@@ -445,6 +485,13 @@ def _stance(words: list[Word], frames: int, style: GestureStyle, rng: np.random.
     last_step = -10.0
     swing_spans = []
     for b in boundaries:
+        if walk > 0 and b - last_step > 1.5 and b + 3.0 < t[-1] and rng.random() < walk * style.step / 0.22:
+            for lift, land, foot, where in _walk((feet_keys[0][-1][1], feet_keys[1][-1][1]), b, rng):
+                feet_keys[foot].append((lift, feet_keys[foot][-1][1]))
+                feet_keys[foot].append((land, where))
+                swing_spans.append((lift - 0.3, lift + 0.6, foot))
+                last_step = land
+            continue
         if b - last_step < 3.0 or rng.random() > style.step or b + 0.6 > t[-1]:
             continue
         foot = int(rng.integers(2))
@@ -476,11 +523,35 @@ def _stance(words: list[Word], frames: int, style: GestureStyle, rng: np.random.
     pelvis = centre + half * (0.55 * weight)[:, None]
     pelvis[:, 1] = STANDING_HEIGHT - KNEE_SOFT - 0.012 * np.abs(weight)
     pelvis[:, 2] = centre[:, 2] + 0.01
-    return feet, pelvis, weight
+    return feet, (_within_reach(pelvis, feet) if walk > 0 else pelvis), weight
+
+
+def _within_reach(pelvis: np.ndarray, feet: np.ndarray) -> np.ndarray:
+    """The pelvis lowered (knees bent) where a foot further out than usual (a walking stride)
+    would be out of the leg's reach: two_bone_ik meets targets out of reach with the leg as
+    straight as it goes, short of the target, and the planted foot would slide. Unchanged where
+    both feet are in reach."""
+    drop = np.zeros(len(pelvis))
+    for f, side in enumerate(SIDES):
+        reach = STRAIGHTEST * chain_reach(REST_OFFSETS[_j(f"{side}_knee")], REST_OFFSETS[_j(f"{side}_ankle")], KNEE_AXIS)
+        leg = feet[:, f] - (REST_OFFSETS[0] + pelvis + REST_OFFSETS[_j(f"{side}_hip")])
+        across = np.linalg.norm(leg[:, [0, 2]], axis=-1)
+        drop = np.maximum(drop, -leg[:, 1] - np.sqrt(np.clip(reach**2 - across**2, 0.0, None)))
+    if not (drop > 0).any():
+        return pelvis
+    # held over the stride (a maximum over 0.3 s each side), then eased, so the knees bend smoothly
+    drop = _smooth(maximum_filter1d(drop.clip(0, None), 31), 2.0).clip(0, None)
+    return pelvis - drop[:, None] * np.array([0.0, 1.0, 0.0])
 
 
 def gesture(
-    words: list[Word], energy: np.ndarray, pitch: np.ndarray, onsets: np.ndarray, style: GestureStyle, rng: np.random.Generator
+    words: list[Word],
+    energy: np.ndarray,
+    pitch: np.ndarray,
+    onsets: np.ndarray,
+    style: GestureStyle,
+    rng: np.random.Generator,
+    walk: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Procedural motion for one take, from its words, per-frame energy (0..1) and pitch (Hz,
     0 unvoiced), and onset times. Returns (T, 55, 3) axis-angle components coarse, mid, fine,
@@ -532,7 +603,7 @@ def gesture(
         pose[:, first : first + 15] = fingers
 
     # legs: the pelvis over the feet, each leg by IK so that a planted foot stays put
-    feet, pelvis_at, weight = _stance(words, frames, style, rng)
+    feet, pelvis_at, weight = _stance(words, frames, style, rng, walk)
     pelvis_turn = np.stack([np.zeros(frames), 0.3 * twist + 0.04 * drift[:, 0], -0.04 * weight], -1)
     pose[:, _j("pelvis")] = pelvis_turn
     r_pelvis = Rotation.from_rotvec(pelvis_turn).as_matrix()
@@ -545,7 +616,7 @@ def gesture(
             REST_OFFSETS[_j(f"{side}_knee")],
             REST_OFFSETS[_j(f"{side}_ankle")],
             np.array([0.0, 0.0, 1.0]),
-            np.array([1.0, 0.0, 0.0]),
+            KNEE_AXIS,
         )
         ankle = np.swapaxes(r_pelvis @ hip @ knee, -1, -2)  # the foot stays flat and forward
         pose[:, _j(f"{side}_hip")] = _rotvec(hip)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from granumamba.text.tts import SpeechError, espeak_available
 
-from .corpus import PHRASE_PAUSE, make_take
+from .corpus import PHRASE_PAUSE, WALK, make_take
 
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
@@ -44,10 +44,12 @@ def make_corpus(
     progress: bool = True,
     paused_share: float = 0.0,
     phrase_pause: float = PHRASE_PAUSE,
+    walk: float = WALK,
 ) -> list[tuple[str, str]]:
-    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not 0 <= paused_share <= 1 or not 0 <= phrase_pause <= 1.2:
+    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not 0 <= paused_share <= 1 or not 0 <= phrase_pause <= 1.2 or not 0 <= walk <= 1:
         raise ValueError(
-            "minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1, phrase_pause from 0 to 1.2 s"
+            "minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1,"
+            " phrase_pause from 0 to 1.2 s, walk from 0 to 1"
         )
     if not espeak_available():
         raise SpeechError("the synthetic corpus is spoken by espeak-ng: `apt-get install espeak-ng`.")
@@ -61,7 +63,7 @@ def make_corpus(
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
         split = split_of(take, takes_per_speaker)
-        make_take(out, name, speaker, seconds, rng, augmented=split == "train", paused_share=paused_share, phrase_pause=phrase_pause)
+        make_take(out, name, speaker, seconds, rng, split == "train", paused_share, phrase_pause, walk)
         rows.append((name, split))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
     )
+    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             args.take_seconds,
             paused_share=args.paused_share,
             phrase_pause=args.phrase_pause,
+            walk=args.walk,
         )
     except (ValueError, OSError) as err:
         print(f"make_corpus: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .corpus import PHRASE_PAUSE
+from .corpus import PHRASE_PAUSE, WALK
 from .fgd_autoencoder import train_autoencoder
 from .make_corpus import make_corpus
 from .stage1 import run_stage1
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
     )
+    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -45,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, [f"seed={args.seed}", *args.overrides])
         corpus = Path(cfg.data.root)
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            make_corpus(corpus, args.minutes, args.seed, args.speakers, paused_share=args.paused_share, phrase_pause=args.phrase_pause)
+            make_corpus(
+                corpus,
+                args.minutes,
+                args.seed,
+                args.speakers,
+                paused_share=args.paused_share,
+                phrase_pause=args.phrase_pause,
+                walk=args.walk,
+            )
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):

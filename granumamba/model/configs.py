@@ -26,6 +26,7 @@ class VQConfig:
     beta: float = 0.25
     dead_after: int = 200
     split_decoder: bool = False  # the fine level decoded apart, the rest low-passed (vqvae.py); false in checkpoints before it
+    slow_cutoff: float = 0.0  # Hz where the split decoder's low-pass halves; 0: the mid level's Nyquist rate, as before it (vqvae.py)
     causal: bool = False  # no output sees later input: decoders, level upsampling, generator steps (live mode's latency); false before it
 
     @property
@@ -117,7 +118,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                     raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
-        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2)):
+        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2), ("slow_cutoff", 15)):
             value = values.get(name, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
                 raise ModelLoadError(f"config.json: {name} must be a number from 0 to {high}, got {value!r}")

@@ -6,11 +6,12 @@ maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
 
 - joint (`split_decoder` false): one decoder of the levels' sum;
 - split (`split_decoder` true): the coarse and mid levels' sum through one decoder whose output
-  is low-passed at the mid level's Nyquist rate (1.9 Hz at 8 frames a mid code, 30 fps), plus
-  the fine level through a decoder without biases. So the motion faster than the mid codes can
-  carry is the fine level's alone, for any codes the generator samples (a loss asking for it
-  holds only for the codes it was trained on), and the fine decoder, a ReLU network without
-  biases, is positively homogeneous: the fine gain scales the fine level's motion exactly.
+  is low-passed (by default at the mid level's Nyquist rate, 1.9 Hz at 8 frames a mid code and
+  30 fps; at `slow_cutoff` Hz where that is set), plus the fine level through a decoder without
+  biases. So the motion faster than the cutoff is the fine level's alone, for any codes the
+  generator samples (a loss asking for it holds only for the codes it was trained on), and the
+  fine decoder, a ReLU network without biases, is positively homogeneous: the fine gain scales
+  the fine level's motion exactly.
 
 `causal` decoders see no later latent than a frame's own (live mode). A causal split decoder
 has no low-pass: a causal one delays what it smooths (a Gaussian by its radius, 9 frames), and a
@@ -26,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import FPS
 from .configs import VQConfig
 from .quantizer import MultiRateQuantizer, combine
 
@@ -96,7 +98,7 @@ class PartVQVAE(nn.Module):
             enc += [ResBlock(hidden, 1), ResBlock(hidden, 3), nn.Conv1d(hidden, hidden, 4, stride=2, padding=1)]
         enc += [ResBlock(hidden, 1), nn.ReLU(), nn.Conv1d(hidden, latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        self.causal = config.causal
+        self.causal, self.slow_cutoff = config.causal, config.slow_cutoff
         self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
         self.quantizer = MultiRateQuantizer(
@@ -120,10 +122,11 @@ class PartVQVAE(nn.Module):
 
     @property
     def slow_sigma(self) -> float:
-        """The split decoder's low-pass: a Gaussian whose response halves at the mid level's
-        Nyquist rate (8 frames a mid code: 1.9 Hz at 30 fps, sigma 3 frames; 3 Hz passes at 0.17)."""
-        step = self.frames_per_latent * self.quantizer.factors[-2]
-        return math.sqrt(2 * math.log(2)) * step / math.pi
+        """The split decoder's low-pass: a Gaussian whose response halves at `slow_cutoff` Hz, or,
+        where that is 0, at the mid level's Nyquist rate (8 frames a mid code: 1.9 Hz at 30 fps,
+        sigma 3 frames). The response at f is 2^-(f / cutoff)^2."""
+        cutoff = self.slow_cutoff or FPS / (2 * self.frames_per_latent * self.quantizer.factors[-2])
+        return math.sqrt(2 * math.log(2)) * FPS / (2 * math.pi * cutoff)
 
     @property
     def reach(self) -> int:
