@@ -8,9 +8,10 @@ circles and open-palm offers, one- or two-handed (mirrored, parallel, asymmetric
 handshape on all 15 finger joints of the hand and a palm orientation. Arms and legs are posed
 from those paths by two-bone inverse kinematics on the project's rest skeleton, so a stroke
 size is a distance and the feet stay exactly where they are planted. The torso leans and turns
-with the arms, the head nods on stressed words, and the weight shifts (and the feet step) at
-phrase boundaries. The speech drives it: a louder word gives a larger, faster stroke, a pause a
-hold, a long pause a retraction, silence a rest.
+with the arms, the head nods on stressed words, and the weight shifts (and the feet step; with
+`walk`, the speaker walks a few steps to another place) at phrase boundaries. The speech drives
+it: a louder word gives a larger, faster stroke, a pause a hold, a long pause a retraction,
+silence a rest.
 
 Every path is a Hermite spline whose velocity is zero only at a stroke's apex, a hold's ends
 and a rest, so the hand's turning points are where the speech puts them: the corpus's beat
@@ -38,6 +39,7 @@ from granumamba.text.textgrid import Word
 
 STANDING_HEIGHT = 1.295  # root translation height that puts the rest skeleton's feet on the floor
 KNEE_AXIS = np.array([1.0, 0.0, 0.0])  # the knee's axis of flexion
+STRAIGHTEST = 0.985  # of a chain's full reach: two_bone_ik never locks a limb straight
 KNEE_SOFT = 0.012  # the pelvis this much lower than full leg extension: knees slightly bent, IK has slack
 SLOW_HZ = 0.5  # the coarse component's cut-off
 
@@ -87,9 +89,6 @@ def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
     e1 = _unit(primary)
     e2 = _unit(secondary - (secondary * e1).sum(-1, keepdims=True) * e1)
     return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
-
-
-STRAIGHTEST = 0.985  # of a chain's full reach: two_bone_ik never locks a limb straight
 
 
 def _chain_terms(upper: np.ndarray, lower: np.ndarray, bend_axis: np.ndarray) -> tuple[float, float, float, float]:
@@ -463,7 +462,7 @@ def _walk(start: tuple[np.ndarray, np.ndarray], at: float, rng: np.random.Genera
         target = centre + (goal - centre) * min(1.0, (k + 1) / count)
         where = target + np.array([0.1 if foot == 0 else -0.1, 0.0, rng.normal(0, 0.02)])
         where[1] = feet[foot][1]
-        lift = at + k * rng.uniform(0.5, 0.6)
+        lift = at + k * rng.uniform(0.5, 0.6)  # at least 0.4 s after the one before lifts, so after it lands
         steps.append((lift, lift + 0.38, foot, where))
         feet[foot] = where
     return steps
@@ -475,7 +474,7 @@ def _stance(
     """Feet (T, 2, 3) planted ankle positions (left, right; world), the pelvis position (T, 3)
     over them, and the weight's lateral share. A step moves one foot at a phrase boundary while
     the other carries the weight; a foot moves only when unloaded. `walk`: the share of phrase
-    boundaries (about, by the speaker's habit of stepping) at which the speaker walks a few steps
+    boundaries (scaled by the speaker's habit of stepping) at which the speaker walks a few steps
     to another place, as people who pace while they talk do (`_walk`)."""
     t = np.arange(frames) / FPS
     ankle_y = STANDING_HEIGHT + _chain_position(_j("left_ankle"), _j("pelvis"))[1] + REST_OFFSETS[0][1]
