@@ -32,8 +32,12 @@ def _speech(seconds: float, pause_after: float | None = None) -> tuple[list[Word
             t = pause_after + 4.0
         words.append(Word("word", t, t + 0.28))
         t += 0.36
-    frames = int((seconds + 0.5) * FPS)
-    energy = np.zeros(frames)
+    return _signals(words, seconds + 0.5)
+
+
+def _signals(words: list[Word], seconds: float) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
+    """The words with their per-frame energy and pitch over `seconds`, and their onsets."""
+    energy = np.zeros(int(seconds * FPS))
     for w in words:
         energy[int(w.start * FPS) : int(w.end * FPS)] = 0.7
     pitch = np.where(energy > 0, 1.3, 0.0)
@@ -41,9 +45,14 @@ def _speech(seconds: float, pause_after: float | None = None) -> tuple[list[Word
     return words, energy, pitch, onsets
 
 
-def _wrists(parts) -> np.ndarray:
+def _poses(parts) -> np.ndarray:
+    """(T, 165) poses: the gesture's components summed, as the corpus saves them."""
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]
-    positions = joint_positions(torch.as_tensor(poses.reshape(len(poses), -1), dtype=torch.float32)).numpy()
+    return poses.reshape(len(poses), -1)
+
+
+def _wrists(parts) -> np.ndarray:
+    positions = joint_positions(torch.as_tensor(_poses(parts), dtype=torch.float32)).numpy()
     return positions[:, [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]]] - positions[:, [0]]
 
 
@@ -94,11 +103,7 @@ def _speech_in_phrases(seconds: float) -> tuple[list[Word], np.ndarray, np.ndarr
             words.append(Word("word", t, t + 0.28))
             t += 0.36
         t += 0.45
-    frames = int((seconds + 1.0) * FPS)
-    energy = np.zeros(frames)
-    for w in words:
-        energy[int(w.start * FPS) : int(w.end * FPS)] = 0.7
-    return words, energy, np.where(energy > 0, 1.3, 0.0), np.array([w.start + 0.01 for w in words])
+    return _signals(words, seconds + 1.0)
 
 
 def test_a_speaker_who_walks_travels_on_planted_feet():
@@ -114,7 +119,7 @@ def test_a_speaker_who_walks_travels_on_planted_feet():
     moved = {}
     for walk in (0.0, 1.0):
         parts = gesture(words, energy, pitch, onsets, style, np.random.default_rng(4), walk=walk)
-        poses = (parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]).reshape(len(energy), -1)
+        poses = _poses(parts)
         trans = parts["trans"]
         motion = Motion(poses.astype(np.float32), trans, np.zeros((len(poses), 100), np.float32), np.zeros(300, np.float32))
         moved[walk] = root_speed(motion), np.ptp(trans[:, [0, 2]], axis=0).max()

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from granumamba.text.tts import SpeechError, espeak_available
 
-from .corpus import PHRASE_PAUSE, WALK, make_take
+from .corpus import PAUSED_SHARE, PHRASE_PAUSE, WALK, make_take
 
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
@@ -42,7 +42,7 @@ def make_corpus(
     speakers: int,
     take_seconds: float = 40.0,
     progress: bool = True,
-    paused_share: float = 0.0,
+    paused_share: float = PAUSED_SHARE,
     phrase_pause: float = PHRASE_PAUSE,
     walk: float = WALK,
 ) -> list[tuple[str, str]]:
@@ -72,6 +72,21 @@ def make_corpus(
     return rows
 
 
+def add_take_options(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of how the takes sound and move (make_corpus's keywords of the
+    same names), for every command that makes a corpus."""
+    parser.add_argument("--paused-share", type=float, default=PAUSED_SHARE, help="share of takes with long silences, where the body rests")
+    parser.add_argument(
+        "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
+    )
+    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
+
+
+def take_options(args: argparse.Namespace) -> dict[str, float]:
+    """make_corpus's keywords from the options `add_take_options` added."""
+    return {"paused_share": args.paused_share, "phrase_pause": args.phrase_pause, "walk": args.walk}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder to write (BEAT2 layout)")
@@ -79,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speakers", type=int, default=4, help="synthetic speakers, each with its own voice and style")
     parser.add_argument("--take-seconds", type=float, default=40.0, help="mean length of a take")
-    parser.add_argument("--paused-share", type=float, default=0.0, help="share of takes with long silences, where the body rests")
-    parser.add_argument(
-        "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
-    )
-    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
+    add_take_options(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
@@ -93,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             args.speakers,
             args.take_seconds,
-            paused_share=args.paused_share,
-            phrase_pause=args.phrase_pause,
-            walk=args.walk,
+            **take_options(args),
         )
     except (ValueError, OSError) as err:
         print(f"make_corpus: {err}", file=sys.stderr)

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .corpus import PHRASE_PAUSE, WALK
 from .fgd_autoencoder import train_autoencoder
-from .make_corpus import make_corpus
+from .make_corpus import add_take_options, make_corpus, take_options
 from .stage1 import run_stage1
 from .stage2 import run_stage2
 
@@ -33,11 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=100.0, help="minutes of synthetic speech to train on")
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--paused-share", type=float, default=0.0, help="share of takes with long silences (the body rests in them)")
-    parser.add_argument(
-        "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
-    )
-    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
+    add_take_options(parser)
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -46,15 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, [f"seed={args.seed}", *args.overrides])
         corpus = Path(cfg.data.root)
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            make_corpus(
-                corpus,
-                args.minutes,
-                args.seed,
-                args.speakers,
-                paused_share=args.paused_share,
-                phrase_pause=args.phrase_pause,
-                walk=args.walk,
-            )
+            make_corpus(corpus, args.minutes, args.seed, args.speakers, **take_options(args))
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):
