@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from train.metrics import beat_consistency, face_errors, far_beat_share, frechet_distance, l1_diversity, motion_beats
+from train.metrics import (
+    bc_of_distances,
+    beat_consistency,
+    chance_distances,
+    face_errors,
+    far_beat_share,
+    far_share_of_distances,
+    frechet_distance,
+    l1_diversity,
+    motion_beats,
+)
 
 
 def test_fgd_is_zero_for_identical_sets_and_the_closed_form_for_a_shifted_gaussian():
@@ -54,6 +64,36 @@ def test_far_beat_share_counts_the_beats_in_the_speechs_pauses():
     assert 0 < share < 0.5
     assert beat_consistency(positions, spoken, sigma=0.3) < beat_consistency(positions, onsets, sigma=0.3)
     assert np.isnan(far_beat_share(positions, np.zeros(0)))
+
+
+def test_chance_level_is_bc_of_times_spread_evenly_between_the_onsets():
+    """Onsets every 0.4 s with a 1.2 s pause: random times lie uniformly 0 to 0.2 s from the
+    nearest onset in the speech, 0 to 0.6 s in the pause (closed forms by scipy's erf)."""
+    from scipy.special import erf
+
+    onsets = np.concatenate([np.arange(0.0, 6.01, 0.4), np.arange(7.2, 14.01, 0.4)])
+    distances = chance_distances(onsets, duration=14.0)  # 2 to 12 s; the pause 6.0 to 7.2 s
+    sigma = 0.3
+
+    def mean_bc(half_gap):  # the mean of exp(-d^2 / 2 sigma^2) for d uniform on [0, half_gap]
+        return sigma * np.sqrt(np.pi / 2) * erf(half_gap / (sigma * np.sqrt(2))) / half_gap
+
+    expected = (8.8 * mean_bc(0.2) + 1.2 * mean_bc(0.6)) / 10.0
+    assert bc_of_distances(distances, sigma) == pytest.approx(expected, abs=1e-3)
+    assert far_share_of_distances(distances) == pytest.approx(0.6 / 10.0, abs=1e-3)  # over 0.3 s: the pause's middle 0.6 s
+    assert chance_distances(np.zeros(0), 14.0).size == 0 and chance_distances(onsets, 3.0).size == 0
+
+
+def test_bc_against_a_shorter_recording_counts_only_the_seconds_it_covers():
+    """Beats at random times over 30 s against onsets that end at 20 s (another, shorter
+    recording): taken until 20 s, BC is the chance level of those onsets; taken to the end of
+    the motion, the last 8 s of beats all count as far from any onset."""
+    rng = np.random.default_rng(3)
+    positions = beat_motion(np.sort(rng.uniform(0, 30, 60)), seconds=30.0)
+    onsets = np.sort(rng.uniform(0, 20, 120))
+    chance = bc_of_distances(chance_distances(onsets, 20.0), 0.3)
+    assert beat_consistency(positions, onsets, until=20.0) == pytest.approx(chance, abs=0.03)
+    assert beat_consistency(positions, onsets) < chance - 0.15
 
 
 def test_diversity_is_zero_for_constant_motion_and_scales_with_spread():

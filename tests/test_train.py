@@ -183,6 +183,7 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     assert list(rows) == [
         "ground truth",
         "ground truth, another take's speech",
+        "beats at random times (chance)",
         "stage 1 reconstruction (the ground truth's own codes)",
         "model",
         "untrained",
@@ -192,6 +193,10 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     ]
     wins = [rows.pop(name) for name in list(rows)[-2:]]
     assert all(set(w) == {"bc", "bc_sigma0.1"} and all(v in (0, 1, 2) for v in w.values()) for w in wins)
+    chance = rows.pop("beats at random times (chance)")
+    assert (
+        set(chance) == {"bc", "bc_sigma0.1", "far_beats"} and chance["bc"] < rows["ground truth"]["bc"]
+    )  # the truth's strokes land on onsets
     truth = rows["ground truth"]
     assert truth["fgd"] == 0 and truth["face_mse"] == 0 and truth["diversity"] > 0 and 0 < truth["bc"] <= 1
     assert all(0 < row["bc_sigma0.1"] < row["bc"] for row in rows.values())  # a tighter tolerance only lowers each beat's weight

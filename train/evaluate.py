@@ -4,7 +4,8 @@
         [--reconstruction] [--sigma 0.3 [0.1 ...]]
 
 Rows: the ground truth (its own BC and diversity; FGD 0 by definition), the ground truth's BC
-against another take's speech (the chance level of BC on this data), the model, and with
+against another take's speech over the seconds both cover, BC's chance level (beats at random
+times against each take's own speech), the model, and with
 --ablations the model without its coarse level, without its fine level, and without word input;
 with --untrained the same architecture with random weights (and the trained statistics), and
 the trained stage 1 with a random generator (what stage 2 adds), and for each of those two a row
@@ -18,10 +19,12 @@ compare each take's mean BC over them (one sample of a take is noisy).
 the model generates from each recording at default settings (under --real-seeds seeds, 3 unless
 told, its figures the mean), and its wrist speed and wrist
 height spread (train.corpus_stats, body heights) are compared with the folder's real capture;
-BC against the recording's own speech and against another recording's; and the correlation of
-the speech's energy with the arms' speed, for its own recording and for another. Where only some
-recordings have capture, a row gives the model on those recordings alone: BC depends on the
-recording (how densely its onsets fall), so that row is the one to set beside the capture's.
+BC against the recording's own speech and against another recording's (over the seconds both
+recordings cover); BC's chance level on these recordings (beats falling at random times); and
+the correlation of the speech's energy with the arms' speed, for its own recording and for
+another. Where only some recordings have capture, rows give the model and the chance level on
+those recordings alone: BC depends on the recording (how densely its onsets fall, where its
+pauses are), so those rows are the ones to set beside the capture's.
 
 FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
@@ -36,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from granumamba import SAMPLE_RATE
 from granumamba.audio.io import load_audio
 from granumamba.data import index_beat2, load_motion
 from granumamba.model import GranuMamba
@@ -50,6 +54,7 @@ from .metrics import (
     bc_of_distances,
     beat_consistency,
     beat_distances,
+    chance_distances,
     face_errors,
     far_share_of_distances,
     frechet_distance,
@@ -79,10 +84,24 @@ def take_bcs(positions: list[np.ndarray], onsets: list[np.ndarray], sigma: float
     return np.array([beat_consistency(p, o, sigma=sigma) for p, o in zip(positions, onsets)])
 
 
-def bc_columns(positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...], far: bool = False) -> dict[str, float]:
+def bc_columns(
+    positions: list[np.ndarray], onsets: list[np.ndarray], sigmas: tuple[float, ...], far: bool = False, until: list[float] | None = None
+) -> dict[str, float]:
     """BC at each sigma, mean over takes; with `far`, also "far_beats": the share of motion beats
-    over 0.3 s from any onset (in the speech's pauses). Each take's beats are found once."""
-    distances = [beat_distances(p, o) for p, o in zip(positions, onsets)]
+    over 0.3 s from any onset (in the speech's pauses). Each take's beats are found once.
+    `until`: per take, the seconds of speech the onsets cover, where they are another
+    recording's (`beat_distances`)."""
+    distances = [beat_distances(p, o, until=u) for p, o, u in zip(positions, onsets, until or [None] * len(positions))]
+    return distance_columns(distances, sigmas, far)
+
+
+def chance_columns(onsets: list[np.ndarray], durations: list[float], sigmas: tuple[float, ...]) -> dict[str, float]:
+    """`bc_columns` for beats that fall at random times (`chance_distances`): the BC that motion
+    with no timing of its own scores against these recordings."""
+    return distance_columns([chance_distances(o, d) for o, d in zip(onsets, durations)], sigmas, far=True)
+
+
+def distance_columns(distances: list[np.ndarray], sigmas: tuple[float, ...], far: bool) -> dict[str, float]:
     columns = {}
     for k, sigma in enumerate(sigmas):
         bc = np.array([bc_of_distances(d, sigma) for d in distances])
@@ -177,8 +196,12 @@ def evaluate(
     results = {"ground truth": score(truths, truths, onsets, fgd_model, sigmas, truth_positions)}
     if fgd_model is not None:
         results["ground truth"]["fgd"] = 0.0
-    if len(takes) > 1:  # BC's chance level here: each take's motion against the next take's speech
-        results["ground truth, another take's speech"] = bc_columns(truth_positions, onsets[1:] + onsets[:1], sigmas)
+    durations = [a.shape[0] / SAMPLE_RATE for a in audios]
+    if len(takes) > 1:  # each take's motion against the next take's speech
+        results["ground truth, another take's speech"] = bc_columns(
+            truth_positions, onsets[1:] + onsets[:1], sigmas, until=durations[1:] + durations[:1]
+        )
+    results["beats at random times (chance)"] = chance_columns(onsets, durations, sigmas)
     runs = [(name, pipe, options) for name, options in settings.items()]
     if untrained:
         torch.manual_seed(seed)
@@ -250,6 +273,8 @@ def evaluate_real(
     positions = [motion_positions(m) for m in motions]
     run_audios, run_onsets = audios * seeds, onsets * seeds
     others, other_onsets = (audios[1:] + audios[:1]) * seeds, (onsets[1:] + onsets[:1]) * seeds
+    durations = [a.shape[0] / SAMPLE_RATE for a in audios]
+    other_durations = (durations[1:] + durations[:1]) * seeds
     results = {}
     captures = sorted((real / "smplxflame_30").glob("*.npz"))
     if captures:
@@ -280,8 +305,9 @@ def evaluate_real(
         **bc_columns(positions, run_onsets, sigmas, far=True),
         "speech_motion_corr": float(np.mean(own_corr)),
     }
+    results["beats at random times (chance), the same recordings"] = chance_columns(onsets, durations, sigmas)
     results["model, against another recording's speech"] = {
-        **bc_columns(positions, other_onsets, sigmas, far=True),
+        **bc_columns(positions, other_onsets, sigmas, far=True, until=other_durations),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
     }
     if captures:
@@ -295,6 +321,11 @@ def evaluate_real(
                 **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas, far=True),
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
+        captured = [k for k, w in enumerate(wavs) if w.stem in truths]
+        if captured and len(captured) < len(wavs):
+            results["beats at random times (chance), the captured recordings"] = chance_columns(
+                [onsets[k] for k in captured], [durations[k] for k in captured], sigmas
+            )
     return results
 
 

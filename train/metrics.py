@@ -89,15 +89,31 @@ def motion_beats(positions: np.ndarray, joints=UPPER_BEAT_JOINTS, threshold: flo
     return beats
 
 
-def beat_distances(positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0) -> np.ndarray:
+def beat_distances(positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0, until: float | None = None) -> np.ndarray:
     """Every motion beat's distance (s) to the nearest audio onset, the first and last `skip`
-    seconds left out; empty where there are no onsets or no beats."""
-    duration = positions.shape[0] / FPS
+    seconds left out; empty where there are no onsets or no beats. `until` (s) ends the span
+    earlier than the motion does: where the onsets are another, shorter recording's, the motion's
+    beats past that recording's end would all count as beats in a pause."""
+    duration = positions.shape[0] / FPS if until is None else min(until, positions.shape[0] / FPS)
     onsets = np.asarray(onsets)
     if onsets.size == 0:
         return np.zeros(0)
     beats = np.concatenate([b[(b >= skip) & (b <= duration - skip)] for b in motion_beats(positions)])
     return np.abs(onsets[None, :] - beats[:, None]).min(1) if beats.size else np.zeros(0)
+
+
+def chance_distances(onsets: np.ndarray, duration: float, skip: float = 2.0, step: float = 0.001) -> np.ndarray:
+    """The distances to the nearest onset of times evenly spread (every `step` s) over the span
+    that `beat_distances` takes beats from: BC and the far share of beats that fall at random,
+    with no timing of their own (the chance level, which depends on how a recording's onsets
+    and pauses fall)."""
+    onsets = np.sort(np.asarray(onsets, dtype=float))
+    times = np.arange(skip, duration - skip, step)
+    if onsets.size == 0 or times.size == 0:
+        return np.zeros(0)
+    after = np.searchsorted(onsets, times).clip(1, onsets.size) - 1  # the onset at or before, else the first
+    nearest = np.minimum(np.abs(times - onsets[after]), np.abs(onsets[np.minimum(after + 1, onsets.size - 1)] - times))
+    return nearest
 
 
 def bc_of_distances(distances: np.ndarray, sigma: float = 0.3) -> float:
@@ -110,9 +126,10 @@ def far_share_of_distances(distances: np.ndarray, far: float = 0.3) -> float:
     return float((distances > far).mean()) if distances.size else float("nan")
 
 
-def beat_consistency(positions: np.ndarray, onsets: np.ndarray, sigma: float = 0.3, skip: float = 2.0) -> float:
-    """BC / BAS of joint positions (T, 55, 3) against audio onset times (s)."""
-    return bc_of_distances(beat_distances(positions, onsets, skip), sigma)
+def beat_consistency(positions: np.ndarray, onsets: np.ndarray, sigma: float = 0.3, skip: float = 2.0, until: float | None = None) -> float:
+    """BC / BAS of joint positions (T, 55, 3) against audio onset times (s) (`until`: see
+    `beat_distances`)."""
+    return bc_of_distances(beat_distances(positions, onsets, skip, until), sigma)
 
 
 def far_beat_share(positions: np.ndarray, onsets: np.ndarray, far: float = 0.3, skip: float = 2.0) -> float:
