@@ -321,10 +321,10 @@ def evaluate_real(
                 **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas, far=True),
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
-        captured = [k for k, w in enumerate(wavs) if w.stem in truths]
-        if captured and len(captured) < len(wavs):
+        captured_wavs = [k for k, w in enumerate(wavs) if w.stem in truths]
+        if captured_wavs and len(captured_wavs) < len(wavs):
             results["beats at random times (chance), the captured recordings"] = chance_columns(
-                [onsets[k] for k in captured], [durations[k] for k in captured], sigmas
+                [onsets[k] for k in captured_wavs], [durations[k] for k in captured_wavs], sigmas
             )
     return results
 
