@@ -20,9 +20,10 @@ from granumamba.model import (
 )
 from granumamba.model.configs import GranuMambaConfig, VQConfig
 from granumamba.model.generator import StepSampling
-from granumamba.model.losses import foot_contact_loss, position_losses, stage1_loss
-from granumamba.model.sampler import codebook_arrays
+from granumamba.model.losses import foot_contact_loss, held_teacher, position_losses, stage1_loss, stage2_loss
+from granumamba.model.sampler import codebook_arrays, sample_codes
 from granumamba.model.vqvae import low_pass
+from granumamba.motion.parts import PART_DIMS, PART_NAMES, Motion, split_parts
 
 TINY = {
     "vq_hidden": 32,
@@ -663,6 +664,121 @@ def test_own_history_is_saved_and_a_config_without_it_loads_one_code_of_history(
     for bad in (0, 17, 2.5, True):
         with pytest.raises(ModelLoadError, match="own_history must be a whole number from 1 to 16"):
             GranuMambaConfig.from_dict({"own_history": bad})
+
+
+def hold_model(bias: float) -> GranuMamba:
+    """A tiny model with a hold outcome whose logit is raised by `bias` at every level."""
+    torch.manual_seed(7)
+    model = GranuMamba(TINY | {"hold_speed": 0.15}).eval()
+    with torch.no_grad():
+        for b in model.generator.logit_bias:
+            b[..., -1] += bias
+    return model
+
+
+def hold_run(model: GranuMamba, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The generator's logits and its chosen indices, the likeliest outcome at every step."""
+    generator, frames = model.generator, audio.shape[0]
+    shifted = generator.shift_lookahead(audio[None], torch.zeros(1, frames, dtype=torch.long))
+    with torch.no_grad():
+        cond = generator.condition(*shifted, torch.tensor([1]))
+        sampling = StepSampling(codebook_arrays(model))
+        logits = generator.run(cond, sampling)[0]
+    return logits, sampling.indices
+
+
+def test_a_hold_keeps_the_code_before_and_streams_exactly():
+    """The hold outcome (the logits' last column) chooses the code of the step before; at the
+    very first step, with no code before, the likeliest code. Carried from span to span, so
+    streaming gives the codes of one pass."""
+    K = TINY["codebook_size"]
+    audio = torch.randn(160, 68)
+    logits, chosen = hold_run(hold_model(50.0), audio)  # every step a hold
+    for level, indices in zip(logits, chosen):
+        assert bool((level.argmax(-1) == K).all())
+        assert torch.equal(indices, level[:, :, :1, :K].argmax(-1).expand_as(indices))
+    logits, chosen = hold_run(hold_model(2.0), audio)  # a hold at some steps, a code at others
+    holds = 0
+    for level, indices in zip(logits, chosen):
+        assert level.shape[-1] == K + 1
+        hold = level.argmax(-1) == K
+        holds += int(hold[:, :, 1:].sum())
+        assert torch.equal(indices[:, :, 1:][hold[:, :, 1:]], indices[:, :, :-1][hold[:, :, 1:]])
+        assert torch.equal(indices[~hold], level.argmax(-1)[~hold])
+    assert 0 < holds < sum(i[:, :, 1:].numel() for i in chosen)  # both checks above were exercised
+    model = hold_model(3.5)  # e^3.5 against 32 codes: holds about half the time
+    one = sample_codes(model, audio, rng_seed=3, chunk_frames=None).indices
+    repeats = sum(int((i[:, :, 1:] == i[:, :, :-1]).sum()) for i in one) / sum(i[:, :, 1:].numel() for i in one)
+    assert 0.2 < repeats < 0.95
+    for chunk in (16, 48):
+        assert all(torch.equal(a, b) for a, b in zip(one, sample_codes(model, audio, rng_seed=3, chunk_frames=chunk).indices)), chunk
+
+
+def arm_motion(frames: int, stop: int) -> Motion:
+    """The left elbow swinging fast until frame `stop`, then still at its last angle."""
+    poses = np.zeros((frames, 165), np.float32)
+    angle = np.sin(np.arange(frames) / 30 * 2 * math.pi * 2)
+    angle[stop:] = angle[stop - 1]
+    poses[:, 18 * 3 + 1] = angle  # left elbow, about its y axis
+    return Motion(poses, np.zeros((frames, 3), np.float32), np.zeros((frames, 100), np.float32))
+
+
+def test_the_teacher_holds_where_the_arms_are_still_and_carries_the_code_before():
+    """`held_teacher`: the steps whose frames (and the move into them) have the elbows and
+    wrists under `hold_speed` are taught as holds of the last moving step's code, in the upper
+    part only; a window's first step never holds."""
+    model = GranuMamba(TINY | {"hold_speed": 0.15}).eval()  # an untrained normaliser: normalised = raw
+    K = TINY["codebook_size"]
+    upper = split_parts(arm_motion(64, 32))["upper"][None].float()
+    indices = [torch.randint(0, K, (1, len(PART_NAMES), 64 // (4 * f))) for f in model.config.factors]
+    targets, carried = held_teacher(model, upper, indices)
+    u = PART_NAMES.index("upper")
+    for level, f in enumerate(model.config.factors):
+        first_still = 32 // (4 * f)
+        expected = torch.arange(indices[level].shape[2]) >= first_still
+        assert torch.equal(targets[level][0, u] == K, expected), level
+        assert torch.equal(carried[level][0, u, first_still:], indices[level][0, u, first_still - 1].expand(64 // (4 * f) - first_still))
+        assert torch.equal(carried[level][0, u, :first_still], indices[level][0, u, :first_still])
+        others = [p for p in range(len(PART_NAMES)) if p != u]
+        assert torch.equal(targets[level][0, others], indices[level][0, others]) and torch.equal(
+            carried[level][0, others], indices[level][0, others]
+        )
+    still = split_parts(arm_motion(64, 1))["upper"][None].float()  # still from the first frame
+    targets, _ = held_teacher(model, still, indices)
+    assert all(bool((t[0, u, 0] != K) and (t[0, u, 1:] == K).all()) for t in targets)
+
+
+def test_stage2_loss_teaches_the_hold_outcome():
+    """With a hold outcome, stage 2's cross-entropy falls as the hold logit rises on a batch
+    whose arms are still (its targets are holds), and training steps it there."""
+    torch.manual_seed(8)
+    model = GranuMamba(TINY | {"hold_speed": 0.15})
+    frames = 64
+    batch = {p: torch.zeros(2, frames, PART_DIMS[p]) for p in PART_NAMES}
+    batch["upper"] = split_parts(arm_motion(frames, 1))["upper"][None].float().expand(2, -1, -1).clone()
+    batch |= {"audio": torch.randn(2, frames, 68), "words": torch.zeros(2, frames, dtype=torch.long), "speaker": torch.tensor([0, 1])}
+    model.eval()  # no dropout: the two evaluations differ by the bias alone
+    before = stage2_loss(model, batch, seed_probability=0)["ce_fine"]
+    with torch.no_grad():
+        model.generator.logit_bias[2][PART_NAMES.index("upper"), 0, -1] += 5.0
+    after = stage2_loss(model, batch, seed_probability=0)["ce_fine"]
+    assert after < before - 0.5
+
+
+def test_hold_speed_is_saved_and_a_config_without_it_has_no_hold(tmp_path):
+    model = hold_model(1.0)
+    model.save_pretrained(tmp_path / "hold")
+    again = GranuMamba.from_pretrained(tmp_path / "hold")
+    assert again.config.hold_speed == 0.15 and again.generator.hold
+    audio = torch.randn(96, 68)
+    a, b = model.generate(audio, rng_seed=1), again.generate(audio, rng_seed=1)
+    assert all(torch.equal(a[p], b[p]) for p in a)
+    plain = GranuMamba(TINY)
+    assert not plain.generator.hold and plain.generator.logit_weight[0].shape[-1] == TINY["codebook_size"]
+    assert GranuMambaConfig.from_dict({}).hold_speed == 0.0
+    for bad in (-0.1, 6, True, "fast"):
+        with pytest.raises(ModelLoadError, match="hold_speed must be a number from 0 to 5"):
+            GranuMambaConfig.from_dict({"hold_speed": bad})
 
 
 @pytest.mark.parametrize("split", [False, True])

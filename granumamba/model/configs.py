@@ -46,6 +46,9 @@ class GeneratorSizes:
     lookahead: int = 6
     dropout: float = 0.1
     own_history: int = 1  # codes of its own level, the latest first, that each head step sees (generator.py); 1 before it
+    # m/s; above 0 each head has a "hold" outcome beside its codes (keep the step before's code),
+    # learned where the truth's elbows and wrists all move slower than this (generator.py); 0 before it
+    hold_speed: float = 0.0
 
 
 @dataclass
@@ -118,7 +121,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                     raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
-        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2), ("slow_cutoff", 15)):
+        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2), ("slow_cutoff", 15), ("hold_speed", 5)):
             value = values.get(name, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
                 raise ModelLoadError(f"config.json: {name} must be a number from 0 to {high}, got {value!r}")

@@ -18,6 +18,13 @@ sees one: README, Metrics). Only the light head sees them, so the Mamba streams 
 whole span in one pass and only the head steps: a step costs two small matrix products instead
 of a pass through every Mamba layer.
 
+With `hold_speed` above 0 each head has one outcome more than its codebook has codes: a hold,
+which keeps the code chosen at the step before. Stage 2 teaches it where the truth's elbows and
+wrists are still (`granumamba.model.losses.hold_steps`), so an arm can stay still through a
+pause in the speech by keeping one code, which the decoders render as a still arm; without it,
+stillness is a run of different codes that the generator has to get right one by one (README,
+Metrics).
+
 Every operation is per step or a causal Mamba with a carried state, so generation can run
 span by span with the exact result of one pass (`GenerationState`). A level's step sees the
 conditioning of its own fine steps, side by side: all of them (the default), so a span must end
@@ -52,8 +59,8 @@ class GenerationState:
     last `own_history` chosen code vectors (batch, parts, own_history, C; the latest last) and
     last stream output (batch, parts, 1, d), the global stream's last output (batch, 1, d), the
     last fine conditioning steps that the next span's first steps see (batch, coarse factor - 1,
-    d), and how many latent steps (at the fine rate) are done, which positions the sampling
-    noise."""
+    d), how many latent steps (at the fine rate) are done, which positions the sampling noise,
+    and each level's last chosen code indices (batch, parts), which a hold keeps."""
 
     global_stream: list[MambaState] | None = None
     local: list[list[MambaState] | None] = field(default_factory=lambda: [None] * len(LEVELS))
@@ -62,6 +69,7 @@ class GenerationState:
     last_h: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
     last_global: torch.Tensor | None = None
     cond_tail: torch.Tensor | None = None
+    last_indices: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))  # (batch, parts), a hold's code
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -121,12 +129,31 @@ def _gelu_(x):  # pragma: no cover (compiled)
 
 @numba.njit(cache=True, nogil=True)
 def _step_loop(
-    stream, last, own_weight, own_bias, mix_weight, mix_bias, weight, bias, codebook, fixed, uniform, scale, logits, latents, codes, chosen
+    stream,
+    last,
+    own_weight,
+    own_bias,
+    mix_weight,
+    mix_bias,
+    weight,
+    bias,
+    codebook,
+    fixed,
+    uniform,
+    scale,
+    logits,
+    latents,
+    codes,
+    chosen,
+    previous,
 ):  # pragma: no cover (compiled; tested through Generator.run against the teacher-forced heads)
     """The heads of `Generator._heads`, a step at a time, each step seeing the codes its part
     chose at the steps before, and the choice (`StepSampling`): for every batch row and part,
     z = h + gelu(gelu(h + own W_own + b_own) W_mix + b_mix); logits, latent = z W_part + b_part,
-    `own` the part's last chosen codes side by side, the latest first (`last` opens it).
+    `own` the part's last chosen codes side by side, the latest first (`last` opens it). Where
+    the logits have one outcome more than the codebook has codes, that last outcome is a hold:
+    the step keeps the code chosen at the step before (`previous`, (batch, parts), -1 where there
+    is none yet: then the most likely code), and `previous` ends holding each row's last choice.
 
     Written by hand (numba, already a dependency through librosa): the steps cannot be
     batched, since each sees the code just chosen, and a step is a few products of a few
@@ -134,6 +161,7 @@ def _step_loop(
     (measured on a 2-core CPU: 227 microseconds a step in torch, 83 in numpy)."""
     batch, parts, steps, d = stream.shape
     codes_k = logits.shape[3]
+    book = codebook.shape[1]  # codes_k - book: 1 with a hold outcome, else 0
     a, m, out = np.empty(d, np.float32), np.empty(d, np.float32), np.empty(bias.shape[1], np.float32)
     cdf = np.empty(codes_k, np.float32)
     for b in range(batch):
@@ -176,6 +204,14 @@ def _step_loop(
                     threshold = uniform[b, p, s] * total
                     while k < codes_k - 1 and cdf[k] < threshold:
                         k += 1
+                if k >= book:  # a hold: the code before, or at the very first step the likeliest
+                    k = previous[b, p]
+                    if k < 0:
+                        k = 0
+                        for j in range(1, book):
+                            if out[j] > out[k]:
+                                k = j
+                previous[b, p] = k
                 chosen[b, p, s] = k
                 for j in range(own.shape[0] - 1, width - 1, -1):  # the older codes move one place on
                     own[j] = own[j - width]
@@ -193,6 +229,9 @@ class Generator(nn.Module):
         self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
         self.lookahead, self.frames_per_latent, self.factors = config.lookahead, frames_per_latent, factors
         self.causal, self.own_history = config.causal, config.own_history
+        # with a hold outcome, the logits' last column (see _step_loop and `hold_targets`)
+        self.hold = config.hold_speed > 0
+        outcomes = codebook_size + int(self.hold)
         self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.word_embedding = nn.Embedding(config.vocab_size, d_model)
         self.speaker_embedding = nn.Embedding(config.num_speakers, d_model)
@@ -211,8 +250,8 @@ class Generator(nn.Module):
         self.global_stream = MambaStack(d_model, config.n_global, **mamba)
         self.local_streams = nn.ModuleList(MambaStack(d_model, config.n_local, **mamba) for _ in factors)
         # Heads per part and level: (parts, d_model, out) weights applied by einsum.
-        self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, codebook_size) * d_model**-0.5) for _ in factors)
-        self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, codebook_size)) for _ in factors)
+        self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, outcomes) * d_model**-0.5) for _ in factors)
+        self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, outcomes)) for _ in factors)
         self.latent_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, latent_dim) * d_model**-0.5) for _ in factors)
 
     @property
@@ -245,7 +284,7 @@ class Generator(nn.Module):
     def _heads(self, level: int, h: torch.Tensor, own: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stream output h (batch, parts, L, d) and each step's previous codes of its level, the
         latest first, own (batch, parts, L, own_history * C) -> logits (batch, parts, L, K),
-        latents (batch, parts, L, C)."""
+        latents (batch, parts, L, C); with a hold outcome, logits have K + 1 columns, the last the hold."""
         z = h + self.head_mix[level](h + self.own_code_in[level](own))
         logits = torch.einsum("bpld,pdk->bplk", z, self.logit_weight[level]) + self.logit_bias[level]
         latents = torch.einsum("bpld,pdc->bplc", z, self.latent_weight[level])
@@ -310,18 +349,20 @@ class Generator(nn.Module):
             own = own * (torch.rand(*own.shape[:3], 1, device=own.device) < own_code_keep).to(own.dtype)
         return self._heads(level, h, own)
 
-    def _sampled_heads(self, level: int, h, last, sampling: StepSampling):
+    def _sampled_heads(self, level: int, h, last, last_indices, sampling: StepSampling):
         """Inference: the head steps through the span, each step seeing the code just chosen
-        (`_step_loop`); the chosen indices go to `sampling.indices[level]`."""
+        (`_step_loop`; `last_indices` (batch, parts) or None: the codes chosen just before the
+        span, which a hold keeps); the chosen indices go to `sampling.indices[level]`."""
         stream = np.ascontiguousarray(h.detach().float().cpu().numpy())
         batch, parts, steps, _ = stream.shape
         codebook = sampling.codebooks[level]
-        logits = np.empty((batch, parts, steps, self.codebook_size), np.float32)
+        logits = np.empty((batch, parts, steps, self.codebook_size + int(self.hold)), np.float32)
         latents = np.empty((batch, parts, steps, self.latent_dim), np.float32)
         codes = np.empty((batch, parts, steps, codebook.shape[2]), np.float32)
         chosen = np.empty((batch, parts, steps), np.int64)
         fixed = sampling.fixed[level] if sampling.fixed is not None else np.full((batch, parts, steps), -1, np.int64)
         uniform = sampling.uniform[level] if sampling.uniform is not None else np.zeros((0, 0, 0), np.float32)
+        previous = np.full((batch, parts), -1, np.int64) if last_indices is None else last_indices.numpy().astype(np.int64, copy=True)
         _step_loop(
             stream,
             np.ascontiguousarray(last.flip(2).flatten(2).detach().float().cpu().numpy()),  # the latest first
@@ -334,6 +375,7 @@ class Generator(nn.Module):
             latents,
             codes,
             chosen,
+            previous,
         )
         sampling.indices[level] = torch.from_numpy(chosen)
         return tuple(torch.from_numpy(t).to(h.device, h.dtype) for t in (logits, latents, codes))
@@ -434,10 +476,10 @@ class Generator(nn.Module):
                     codes = teacher_codes[level]
                     logits, latents = self._teacher_heads(level, h, last, codes, own_code_keep)
                 else:
-                    logits, latents, codes = self._sampled_heads(level, h, last, sampling)
+                    logits, latents, codes = self._sampled_heads(level, h, last, state.last_indices[level], sampling)
             else:  # no step of this level begins in the span
                 h, level_state = buffer.new_zeros(batch, self.parts, 0, d), state.local[level]
-                logits = buffer.new_zeros(batch, self.parts, 0, self.codebook_size)
+                logits = buffer.new_zeros(batch, self.parts, 0, self.codebook_size + int(self.hold))
                 latents = codes = buffer.new_zeros(batch, self.parts, 0, self.latent_dim)
                 if sampling is not None:
                     sampling.indices[level] = torch.zeros(batch, self.parts, 0, dtype=torch.long)
@@ -451,7 +493,10 @@ class Generator(nn.Module):
             all_latents.append(latents)
             all_codes.append(codes)
         last_global = g[:, -1:] if len(coarse_steps) else state.last_global
+        last_indices = list(state.last_indices)
+        if sampling is not None:
+            last_indices = [i[:, :, -1] if i.shape[2] else old for i, old in zip(sampling.indices, last_indices)]
         new_state = GenerationState(
-            global_state, new_local, new_last, stop, new_h, last_global, buffer[:, buffer.shape[1] - (coarse - 1) :]
+            global_state, new_local, new_last, stop, new_h, last_global, buffer[:, buffer.shape[1] - (coarse - 1) :], last_indices
         )
         return all_logits, all_latents, all_codes, new_state

@@ -4,7 +4,9 @@
   S5 beta-weighted commitment) with velocity and acceleration terms; for the upper body also its
   joint positions, velocities and accelerations by forward kinematics (`position_losses`);
   optionally the planted feet's sliding (`foot_contact_loss`).
-- Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents.
+- Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents;
+  with a hold outcome (`hold_speed`), the steps where the truth's arms are still are taught as
+  holds of the code before (`hold_steps`).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from .. import FPS
 from ..motion.parts import PART_JOINTS, PART_NAMES, lower_body_feet, upper_body_positions
+from ..motion.skeleton import JOINT_INDEX
 from .quantizer import LEVELS
 from .vqvae import prior_loss
 
 if TYPE_CHECKING:
     from .granumamba import GranuMamba
+
+ARM_JOINTS = tuple(JOINT_INDEX[f"{side}_{joint}"] for side in ("left", "right") for joint in ("elbow", "wrist"))
 
 
 def stage1_loss(
@@ -84,6 +90,40 @@ def foot_contact_loss(model: GranuMamba, x: torch.Tensor, x_hat: torch.Tensor) -
     return (sliding.pow(2).sum(-1) * planted).sum() / planted.sum().clamp(min=1)
 
 
+def hold_steps(model: GranuMamba, upper: torch.Tensor) -> list[torch.Tensor]:
+    """Normalised upper parts (batch, T, 78) -> per level (batch, L) the steps over which the
+    elbows and wrists all move slower than `hold_speed` (m/s, relative to the pelvis: forward
+    kinematics of the upper part alone), the move into the step's first frame included; a
+    window's first step never (there is no code before it to hold)."""
+    positions = upper_body_positions(model.normalizer.denormalize("upper", upper))[..., list(ARM_JOINTS), :]
+    speed = F.pad(positions.diff(dim=1).norm(dim=-1).amax(-1) * FPS, (1, 0), value=float("inf"))  # (batch, T): the move into each frame
+    batch, frames = speed.shape
+    out = []
+    for factor in model.config.factors:
+        n = model.generator.frames_per_latent * factor
+        steps = frames // n
+        out.append(speed[:, : steps * n].reshape(batch, steps, n).amax(-1) < model.config.hold_speed)
+    return out
+
+
+def held_teacher(model: GranuMamba, upper: torch.Tensor, indices: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The teacher's codes as a generator with a hold outcome makes them: per level the targets
+    (batch, parts, L), the hold outcome (index K) where the upper part's arms are still
+    (`hold_steps`), and the indices the steps then carry, each still step the index of the last
+    step before it that was not."""
+    targets, held = [], []
+    upper_part = PART_NAMES.index("upper")
+    for level, still in enumerate(hold_steps(model, upper)):
+        hold = torch.zeros_like(indices[level], dtype=torch.bool)
+        hold[:, upper_part] = still
+        position = torch.arange(hold.shape[2], device=hold.device).expand_as(hold)
+        source = torch.where(hold, 0, position).cummax(dim=2).values  # the last step at or before that is not a hold
+        carried = indices[level].gather(2, source)
+        held.append(carried)
+        targets.append(torch.where(hold, model.config.codebook_size, carried))
+    return targets, held
+
+
 def stage2_loss(
     model: GranuMamba,
     batch: dict[str, torch.Tensor],
@@ -105,6 +145,10 @@ def stage2_loss(
     on it, they follow the coarse codes rather than the speech."""
     with torch.no_grad():
         indices, codes = model.teacher_codes({p: batch[p] for p in PART_NAMES})
+        targets = indices
+        if model.generator.hold:
+            targets, indices = held_teacher(model, batch["upper"], indices)
+            codes = [model.lookup_codes(level, i) for level, i in enumerate(indices)]
     audio, words = model.generator.shift_lookahead(batch["audio"], batch["words"])
     size = audio.shape[0]
     use_words = (torch.rand(size, device=audio.device) >= word_dropout).float()
@@ -120,7 +164,9 @@ def stage2_loss(
 
         def pass_on(level: int, level_logits: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
             sampled = torch.distributions.Categorical(logits=level_logits.detach().float()).sample()
-            return torch.where(own, model.lookup_codes(level, sampled).to(teacher.dtype), teacher)
+            code = sampled < model.config.codebook_size  # a sampled hold passes the teacher's code on
+            sampled_codes = model.lookup_codes(level, sampled.clamp(max=model.config.codebook_size - 1)).to(teacher.dtype)
+            return torch.where(own & code[..., None], sampled_codes, teacher)
 
     logits, latents, _, _ = model.generator.run(
         cond, seed_codes=seed_codes, teacher_codes=codes, own_code_keep=1 - own_code_dropout, pass_on=pass_on
@@ -128,9 +174,9 @@ def stage2_loss(
     out: dict[str, torch.Tensor] = {}
     total = audio.new_zeros(())
     for level, name in enumerate(LEVELS):
-        ce = F.cross_entropy(logits[level].reshape(-1, model.config.codebook_size), indices[level].reshape(-1))
+        ce = F.cross_entropy(logits[level].reshape(-1, logits[level].shape[-1]), targets[level].reshape(-1))
         mse = F.mse_loss(latents[level], codes[level])
-        accuracy = (logits[level].argmax(-1) == indices[level]).float().mean()
+        accuracy = (logits[level].argmax(-1) == targets[level]).float().mean()
         out[f"ce_{name}"], out[f"mse_{name}"], out[f"accuracy_{name}"] = ce, mse, accuracy.detach()
         total = total + ce + latent_weight * mse
     out["total"] = total
