@@ -229,7 +229,7 @@ class Generator(nn.Module):
         self.parts, self.codebook_size, self.latent_dim = parts, codebook_size, latent_dim
         self.lookahead, self.frames_per_latent, self.factors = config.lookahead, frames_per_latent, factors
         self.causal, self.own_history = config.causal, config.own_history
-        # with a hold outcome, the logits' last column (see _step_loop and `hold_targets`)
+        # with a hold outcome, the logits' last column (see _step_loop and losses.held_teacher)
         self.hold = config.hold_speed > 0
         outcomes = codebook_size + int(self.hold)
         self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
