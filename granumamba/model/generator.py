@@ -231,7 +231,7 @@ class Generator(nn.Module):
         self.causal, self.own_history = config.causal, config.own_history
         # with a hold outcome, the logits' last column (see _step_loop and losses.held_teacher)
         self.hold = config.hold_speed > 0
-        outcomes = codebook_size + int(self.hold)
+        self.outcomes = codebook_size + int(self.hold)
         self.audio_in = nn.Sequential(nn.Linear(config.feature_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.word_embedding = nn.Embedding(config.vocab_size, d_model)
         self.speaker_embedding = nn.Embedding(config.num_speakers, d_model)
@@ -250,8 +250,8 @@ class Generator(nn.Module):
         self.global_stream = MambaStack(d_model, config.n_global, **mamba)
         self.local_streams = nn.ModuleList(MambaStack(d_model, config.n_local, **mamba) for _ in factors)
         # Heads per part and level: (parts, d_model, out) weights applied by einsum.
-        self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, outcomes) * d_model**-0.5) for _ in factors)
-        self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, outcomes)) for _ in factors)
+        self.logit_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, self.outcomes) * d_model**-0.5) for _ in factors)
+        self.logit_bias = nn.ParameterList(nn.Parameter(torch.zeros(parts, 1, self.outcomes)) for _ in factors)
         self.latent_weight = nn.ParameterList(nn.Parameter(torch.randn(parts, d_model, latent_dim) * d_model**-0.5) for _ in factors)
 
     @property
@@ -356,7 +356,7 @@ class Generator(nn.Module):
         stream = np.ascontiguousarray(h.detach().float().cpu().numpy())
         batch, parts, steps, _ = stream.shape
         codebook = sampling.codebooks[level]
-        logits = np.empty((batch, parts, steps, self.codebook_size + int(self.hold)), np.float32)
+        logits = np.empty((batch, parts, steps, self.outcomes), np.float32)
         latents = np.empty((batch, parts, steps, self.latent_dim), np.float32)
         codes = np.empty((batch, parts, steps, codebook.shape[2]), np.float32)
         chosen = np.empty((batch, parts, steps), np.int64)
@@ -479,7 +479,7 @@ class Generator(nn.Module):
                     logits, latents, codes = self._sampled_heads(level, h, last, state.last_indices[level], sampling)
             else:  # no step of this level begins in the span
                 h, level_state = buffer.new_zeros(batch, self.parts, 0, d), state.local[level]
-                logits = buffer.new_zeros(batch, self.parts, 0, self.codebook_size + int(self.hold))
+                logits = buffer.new_zeros(batch, self.parts, 0, self.outcomes)
                 latents = codes = buffer.new_zeros(batch, self.parts, 0, self.latent_dim)
                 if sampling is not None:
                     sampling.indices[level] = torch.zeros(batch, self.parts, 0, dtype=torch.long)
