@@ -750,7 +750,7 @@ def test_the_teacher_holds_where_the_arms_are_still_and_carries_the_code_before(
 
 def test_stage2_loss_teaches_the_hold_outcome():
     """With a hold outcome, stage 2's cross-entropy falls as the hold logit rises on a batch
-    whose arms are still (its targets are holds), and training steps it there."""
+    whose arms are still (its targets are holds)."""
     torch.manual_seed(8)
     model = GranuMamba(TINY | {"hold_speed": 0.15})
     frames = 64

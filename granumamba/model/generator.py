@@ -128,6 +128,16 @@ def _gelu_(x):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True, nogil=True)
+def _likeliest(out, n):  # pragma: no cover (compiled)
+    """The index of the largest of out[:n] (the first, on a tie)."""
+    k = 0
+    for j in range(1, n):
+        if out[j] > out[k]:
+            k = j
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
 def _step_loop(
     stream,
     last,
@@ -189,10 +199,8 @@ def _step_loop(
                 k = 0
                 if fixed[b, p, s] >= 0:  # a seed frame fixes the code
                     k = fixed[b, p, s]
-                elif uniform.shape[0] == 0:  # the most likely code (the first, on a tie)
-                    for j in range(1, codes_k):
-                        if out[j] > out[k]:
-                            k = j
+                elif uniform.shape[0] == 0:  # the most likely outcome
+                    k = _likeliest(out, codes_k)
                 else:  # inverse CDF: the first code whose cumulative probability passes the step's number
                     top = out[0] * scale
                     for j in range(1, codes_k):
@@ -207,10 +215,7 @@ def _step_loop(
                 if k >= book:  # a hold: the code before, or at the very first step the likeliest
                     k = previous[b, p]
                     if k < 0:
-                        k = 0
-                        for j in range(1, book):
-                            if out[j] > out[k]:
-                                k = j
+                        k = _likeliest(out, book)
                 previous[b, p] = k
                 chosen[b, p, s] = k
                 for j in range(own.shape[0] - 1, width - 1, -1):  # the older codes move one place on
