@@ -88,15 +88,17 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
     assert a != c
 
 
-def test_corpus_moves_like_real_capture(beat2_sample, tmp_path):
+@pytest.mark.parametrize("phrase_pause", [0.0, 0.6])
+def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, phrase_pause):
     """Calibrated, not copied: the corpus's wrist speed and height spread, elbow flexion, hand
     distance, stroke rate and hold length lie within 0.7 to 1.5 times the real take's (a corpus
     of its own, four speakers and takes of the demo corpus's length: short takes are mostly
-    unit boundaries)."""
+    unit boundaries), with the voices' own pauses and with the demo corpus's longer ones
+    (train/configs/demo.yaml's corpus.phrase_pause)."""
     from train.corpus_stats import mean_stats, reference_motions
 
     need_espeak()
-    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False)
+    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, phrase_pause=phrase_pause)
     corpus = mean_stats([load_motion(t.motion) for t in index_beat2(tmp_path).takes])
     real = mean_stats(reference_motions(beat2_sample))
     for key in ("wrist_speed", "wrist_spread", "elbow_p50", "hand_distance_p50", "stroke_rate", "hold_seconds"):

@@ -714,6 +714,40 @@ def test_a_hold_keeps_the_code_before_and_streams_exactly():
         assert all(torch.equal(a, b) for a, b in zip(one, sample_codes(model, audio, rng_seed=3, chunk_frames=chunk).indices)), chunk
 
 
+def test_the_hold_is_sampled_at_its_own_temperature():
+    """With a hold outcome a step holds with the hold's probability at `hold_temperature` and
+    otherwise takes a code at the temperature asked for (`StepSampling.hold_scale`, `scale`):
+    how often the steps repeat the code before is what the logits give under that rule, and
+    not what sampling every outcome at the codes' temperature would give."""
+    model = hold_model(3.5)
+    audio = torch.randn(1920, 68)
+    generator = model.generator
+    shifted = generator.shift_lookahead(audio[None], torch.zeros(1, audio.shape[0], dtype=torch.long))
+    K = TINY["codebook_size"]
+    rng = np.random.default_rng(0)
+    steps = [level.shape[2] for level in hold_run(model, audio)[0]]
+    for hold_t, t in ((1.0, 1.0), (0.3, 1.5), (2.0, 0.4)):
+        with torch.no_grad():
+            cond = generator.condition(*shifted, torch.tensor([1]))
+            uniform = [rng.random((1, len(PART_NAMES), n)).astype(np.float32) for n in steps]
+            sampling = StepSampling(codebook_arrays(model), None, uniform, 1 / t, 1 / hold_t)
+            logits = generator.run(cond, sampling)[0]
+        observed, expected, joint = [], [], []
+        for level, indices in zip(logits, sampling.indices):
+            before, now, step_logits = indices[..., :-1], indices[..., 1:], level[..., 1:, :].double()
+            stay = step_logits.div(hold_t).softmax(-1)[..., K]
+            same = step_logits[..., :K].div(t).softmax(-1).gather(-1, before[..., None])[..., 0]
+            observed.append((now == before).double().flatten())
+            expected.append((stay + (1 - stay) * same).flatten())
+            all_at_t = step_logits.div(t).softmax(-1)
+            joint.append((all_at_t[..., K] + all_at_t[..., :K].gather(-1, before[..., None])[..., 0]).flatten())
+        observed, expected, joint = torch.cat(observed), torch.cat(expected), torch.cat(joint)
+        spread = 4 * float((expected * (1 - expected)).sum().sqrt()) / observed.numel()
+        assert abs(float(observed.mean() - expected.mean())) < spread, (hold_t, t)
+        if hold_t != t:
+            assert abs(float(observed.mean() - joint.mean())) > 3 * spread, (hold_t, t)
+
+
 def arm_motion(frames: int, stop: int) -> Motion:
     """The left elbow swinging fast until frame `stop`, then still at its last angle."""
     poses = np.zeros((frames, 165), np.float32)
@@ -776,6 +810,13 @@ def test_hold_speed_is_saved_and_a_config_without_it_has_no_hold(tmp_path):
     plain = GranuMamba(TINY)
     assert not plain.generator.hold and plain.generator.logit_weight[0].shape[-1] == TINY["codebook_size"]
     assert GranuMambaConfig.from_dict({}).hold_speed == 0.0
+    model.config.hold_temperature = 0.4
+    model.save_pretrained(tmp_path / "hold_t")
+    assert GranuMamba.from_pretrained(tmp_path / "hold_t").config.hold_temperature == 0.4
+    assert GranuMambaConfig.from_dict({}).hold_temperature == 1.0
+    for bad in (0, -1, 2.5, True, "cold"):
+        with pytest.raises(ModelLoadError, match="hold_temperature must be a number above 0 up to 2"):
+            GranuMambaConfig.from_dict({"hold_temperature": bad})
     for bad in (-0.1, 6, True, "fast"):
         with pytest.raises(ModelLoadError, match="hold_speed must be a number from 0 to 5"):
             GranuMambaConfig.from_dict({"hold_speed": bad})

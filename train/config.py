@@ -31,6 +31,18 @@ class DataConfig:
 
 
 @dataclass
+class CorpusConfig:
+    """The synthetic corpus that `train.make_demo` makes at data.root (train.make_corpus's
+    options of the same names; its command-line options override these)."""
+
+    minutes: float = 100.0
+    speakers: int = 4
+    paused_share: float = 0.0  # share of takes with long silences
+    phrase_pause: float = 0.0  # most seconds added to the voices' pauses between phrases
+    walk: float = 0.0  # share of phrase boundaries where the speaker walks
+
+
+@dataclass
 class StageConfig:
     """The schedule every stage has."""
 
@@ -82,6 +94,7 @@ class TrainConfig:
     mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int | None = None  # torch CPU threads; default: torch's choice
     data: DataConfig = field(default_factory=DataConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
     model: GranuMambaConfig = field(default_factory=GranuMambaConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)

@@ -2,7 +2,8 @@
 
     python -m train.make_demo [--out assets/granumamba-demo] [--minutes 100] [--seed 0] [key=value ...]
 
-Uses train/configs/demo.yaml; the same seed gives the same corpus and the same training batches.
+Uses train/configs/demo.yaml, whose `corpus` section says what corpus to make; the same seed
+gives the same corpus and the same training batches.
 Takes under an hour on a 2-core CPU. The result is a Hub-style folder (config.json +
 model.safetensors) that the app and the CLI load when no other model is named or reachable,
 with the FGD feature autoencoder of the corpus in its `fgd/` folder.
@@ -14,6 +15,7 @@ import argparse
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .config import ConfigError, load_config
@@ -29,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "granumamba-demo")
     parser.add_argument("--config", type=Path, default=ROOT / "train" / "configs" / "demo.yaml")
-    parser.add_argument("--minutes", type=float, default=100.0, help="minutes of synthetic speech to train on")
-    parser.add_argument("--speakers", type=int, default=4)
+    parser.add_argument("--minutes", type=float, help="minutes of synthetic speech to train on (default: the config's corpus.minutes)")
+    parser.add_argument("--speakers", type=int, help="(default: the config's corpus.speakers)")
     parser.add_argument("--seed", type=int, default=0)
     add_take_options(parser)
+    parser.set_defaults(paused_share=None, phrase_pause=None, walk=None)  # the config's corpus section unless given
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -40,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, [f"seed={args.seed}", *args.overrides])
         corpus = Path(cfg.data.root)
+        given = {"minutes": args.minutes, "speakers": args.speakers, **take_options(args)}
+        options = asdict(cfg.corpus) | {name: value for name, value in given.items() if value is not None}
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            make_corpus(corpus, args.minutes, args.seed, args.speakers, **take_options(args))
+            make_corpus(corpus, options.pop("minutes"), args.seed, options.pop("speakers"), **options)
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):

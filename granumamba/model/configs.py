@@ -104,6 +104,9 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
     trained_stages: list[int] = field(default_factory=list)
     feature_dim: int = FEATURE_DIM
     temperature: float = 1.0  # the sampling temperature it is served at unless told otherwise (pipeline, live mode)
+    # with a hold outcome, the temperature a step's hold-or-move choice is sampled at, whatever
+    # the codes' (generator.StepSampling); 1 before it
+    hold_temperature: float = 1.0
 
     @classmethod
     def from_dict(cls, values: dict) -> GranuMambaConfig:
@@ -125,6 +128,9 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             value = values.get(name, 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
                 raise ModelLoadError(f"config.json: {name} must be a number from 0 to {high}, got {value!r}")
+        hold_temperature = values.get("hold_temperature", 1.0)
+        if isinstance(hold_temperature, bool) or not isinstance(hold_temperature, (int, float)) or not 0 < hold_temperature <= 2:
+            raise ModelLoadError(f"config.json: hold_temperature must be a number above 0 up to 2, got {hold_temperature!r}")
         if "factors" in values:
             factors = values["factors"]
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):

@@ -99,12 +99,17 @@ class StepSampling:
     `codebooks` (parts, K, C) float32; `fixed` (batch, parts, L) int64, a code index where a seed
     frame fixes the step's code and -1 elsewhere (None: none fixed); `uniform` (batch, parts, L)
     float32, each step's number for inverse-CDF sampling at temperature 1 / `scale` (None: the
-    most likely code). The loop writes the chosen indices (batch, parts, L) into `indices`."""
+    most likely code). With a hold outcome, a step holds with the hold's probability at
+    temperature 1 / `hold_scale` and otherwise takes a code at 1 / `scale`, so that the
+    temperature that makes the strokes livelier does not also break the holds (at equal
+    temperatures, the same as sampling all outcomes at once). The loop writes the chosen indices
+    (batch, parts, L) into `indices`."""
 
     codebooks: list[np.ndarray]
     fixed: list[np.ndarray] | None = None
     uniform: list[np.ndarray] | None = None
     scale: float = 1.0
+    hold_scale: float = 1.0
     indices: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
 
 
@@ -151,6 +156,7 @@ def _step_loop(
     fixed,
     uniform,
     scale,
+    hold_scale,
     logits,
     latents,
     codes,
@@ -202,16 +208,30 @@ def _step_loop(
                 elif uniform.shape[0] == 0:  # the most likely outcome
                     k = _likeliest(out, codes_k)
                 else:  # inverse CDF: the first code whose cumulative probability passes the step's number
-                    top = out[0] * scale
-                    for j in range(1, codes_k):
-                        top = max(top, out[j] * scale)
-                    total = np.float32(0.0)
-                    for j in range(codes_k):
-                        total += np.exp(out[j] * scale - top)
-                        cdf[j] = total
-                    threshold = uniform[b, p, s] * total
-                    while k < codes_k - 1 and cdf[k] < threshold:
-                        k += 1
+                    u = uniform[b, p, s]
+                    if codes_k > book:  # the hold's probability at its own temperature, on top of the CDF
+                        top = out[0] * hold_scale
+                        for j in range(1, codes_k):
+                            top = max(top, out[j] * hold_scale)
+                        total = np.float32(0.0)
+                        for j in range(codes_k):
+                            total += np.exp(out[j] * hold_scale - top)
+                        stay = np.exp(out[book] * hold_scale - top) / total
+                        if u >= 1 - stay:
+                            k = book
+                        else:  # a code: the step's number spread again over the codes alone
+                            u = u / (1 - stay)
+                    if k < book:
+                        top = out[0] * scale
+                        for j in range(1, book):
+                            top = max(top, out[j] * scale)
+                        total = np.float32(0.0)
+                        for j in range(book):
+                            total += np.exp(out[j] * scale - top)
+                            cdf[j] = total
+                        threshold = u * total
+                        while k < book - 1 and cdf[k] < threshold:
+                            k += 1
                 if k >= book:  # a hold: the code before, or at the very first step the likeliest
                     k = previous[b, p]
                     if k < 0:
@@ -376,6 +396,7 @@ class Generator(nn.Module):
             fixed,
             uniform,
             np.float32(sampling.scale),
+            np.float32(sampling.hold_scale),
             logits,
             latents,
             codes,
