@@ -36,7 +36,6 @@ BUNDLED = {
     DEFAULT_LIVE_MODEL_ID: (BUNDLED_LIVE_MODEL, "bundled live checkpoint"),
 }
 GAIN_RANGE = (0.0, 2.0)
-DEFAULT_TEMPERATURE = 1.0  # sampling the model's own distribution: lower sharpens it towards smaller, stiller motion
 MERGE_FRAMES = 1800  # frames decoded and converted to axis-angle at a time
 
 

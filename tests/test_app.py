@@ -15,11 +15,12 @@ import pytest
 import soundfile
 
 from granumamba.data import load_motion
-from granumamba.pipeline import DEFAULT_TEMPERATURE
 
 from .conftest import ROOT, free_port, probe_video
 
 BUNDLED = ROOT / "assets" / "granumamba-demo"
+# the temperature the app's slider starts at and the CLI samples at unless told: the checkpoint's own
+SERVED_TEMPERATURE = json.loads((BUNDLED / "config.json").read_text()).get("temperature", 1.0) if (BUNDLED / "config.json").is_file() else 1.0
 pytestmark = pytest.mark.skipif(
     not (BUNDLED / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built (python -m train.make_demo)"
 )
@@ -87,7 +88,7 @@ def call(client, audio=None, text="", fine=1.0, seed=0, voice="English (US), mal
         1.0,
         1.0,
         fine,
-        DEFAULT_TEMPERATURE,  # the app's and the CLI's default, so that both give the same motion
+        SERVED_TEMPERATURE,  # the app's and the CLI's default, so that both give the same motion
         seed,
         "Built-in body",
         256,

@@ -58,6 +58,17 @@ def test_orders_are_balanced_latin_squares_with_checks_between_blocks(tmp_path):
     assert form_orders(plan, stimuli) == orders  # same seed, same orders
 
 
+def test_a_condition_samples_at_the_models_own_temperature_unless_given(tmp_path):
+    path = write_plan(tmp_path)
+    path.write_text(path.read_text().replace("gains: [1, 1, 0]}", "gains: [1, 1, 0], temperature: 0.5}"))
+    temperatures = {c.name: c.temperature for c in load_plan(path).conditions}
+    # None reaches the pipeline, which then samples at the checkpoint's served temperature as the app and CLI do
+    assert temperatures == {"granumamba": None, "no_fine": 0.5, "ground_truth": None}
+    path.write_text(path.read_text().replace("temperature: 0.5", "temperature: 3"))
+    with pytest.raises(PlanError, match="temperature"):
+        load_plan(path)
+
+
 def test_plan_errors_name_the_problem(tmp_path):
     path = write_plan(tmp_path)
     text = path.read_text()

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import yaml
 
-from ..pipeline import DEFAULT_TEMPERATURE
 
 MAX_PLAN_BYTES = 1_000_000
 MAX_CLIPS, MAX_CONDITIONS, MAX_FORMS, MAX_DIMENSIONS, MAX_SCALE, MAX_TEXT = 500, 20, 100, 12, 11, 500
@@ -74,7 +73,7 @@ class Condition:
     model: str | None = None
     gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
     seed: int = 0
-    temperature: float = DEFAULT_TEMPERATURE
+    temperature: float | None = None  # None: the checkpoint's own, as in the app and the CLI
     speaker: int | None = None
     npz: dict[str, Path] | None = None
 
@@ -186,7 +185,7 @@ def load_plan(path: str | Path) -> Plan:
             raise PlanError(f"condition {name}: gains are three numbers (coarse, mid, fine)")
         gains = tuple(_number(g, f"condition {name}: a gain", 0.0, 2.0) for g in raw_gains)
         seed = _number(c.get("seed", 0), f"condition {name}: seed", 0, 2**32 - 1, int)
-        temperature = _number(c.get("temperature", DEFAULT_TEMPERATURE), f"condition {name}: temperature", 0.0, 2.0)
+        temperature = None if c.get("temperature") is None else _number(c["temperature"], f"condition {name}: temperature", 0.0, 2.0)
         speaker = None if c.get("speaker") is None else _number(c["speaker"], f"condition {name}: speaker", 0, 10_000, int)
         conditions.append(Condition(name, None if model is None else str(model), gains, seed, temperature, speaker, npz))
     if len(conditions) < 2 or len({c.name for c in conditions}) != len(conditions):
