@@ -20,7 +20,8 @@ from .conftest import ROOT, free_port, probe_video
 
 BUNDLED = ROOT / "assets" / "granumamba-demo"
 # the temperature the app's slider starts at and the CLI samples at unless told: the checkpoint's own
-SERVED_TEMPERATURE = json.loads((BUNDLED / "config.json").read_text()).get("temperature", 1.0) if (BUNDLED / "config.json").is_file() else 1.0
+CONFIG = BUNDLED / "config.json"
+SERVED_TEMPERATURE = json.loads(CONFIG.read_text()).get("temperature", 1.0) if CONFIG.is_file() else 1.0
 pytestmark = pytest.mark.skipif(
     not (BUNDLED / "model.safetensors").is_file(), reason="the bundled demo checkpoint is not built (python -m train.make_demo)"
 )

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import yaml
 
-
 MAX_PLAN_BYTES = 1_000_000
 MAX_CLIPS, MAX_CONDITIONS, MAX_FORMS, MAX_DIMENSIONS, MAX_SCALE, MAX_TEXT = 500, 20, 100, 12, 11, 500
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # clip ids and condition names become file names
