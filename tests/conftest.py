@@ -39,6 +39,18 @@ def synth_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def paused_corpus(tmp_path_factory) -> Path:
+    """synth_corpus's takes with people's pauses between phrases (`phrase_pause`), the kind of
+    speech the demo checkpoint trains on; another seed than the demo corpus's, so never trained on."""
+    need_espeak()
+    from train.make_corpus import make_corpus
+
+    out = tmp_path_factory.mktemp("synth_paused")
+    make_corpus(out, minutes=1.5, seed=3, speakers=2, take_seconds=9.0, progress=False, phrase_pause=0.6)
+    return out
+
+
+@pytest.fixture(scope="session")
 def speech_wav(tmp_path_factory) -> Path:
     """A few seconds of project-made speech, 16 kHz mono PCM."""
     need_espeak()

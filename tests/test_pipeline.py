@@ -73,19 +73,20 @@ def test_each_level_carries_its_own_component(pipe, synth_corpus):
     assert share(coarse_part, 0.0, 1.0) > 1.5 * share(fine_part, 0.0, 1.0)
 
 
-def test_motion_beats_follow_the_timing_of_its_own_speech(pipe, synth_corpus):
-    """On held-out synthetic takes (a corpus the checkpoint never saw), the generated motion's
-    beats sit nearer its own speech's onsets than another take's: BC against its own speech,
-    over five seeds, is above BC of the same motion against another take's speech."""
+def test_motion_beats_follow_the_timing_of_its_own_speech(pipe, paused_corpus):
+    """On synthetic speech with people's pauses (a corpus the checkpoint never saw), the generated
+    motion's beats sit nearer its own speech's onsets than another take's: BC against its own
+    speech, over its ten takes and five seeds, is above BC of the same motion against another
+    take's speech."""
     from granumamba.audio import load_audio
     from train.metrics import audio_onsets, beat_consistency, motion_positions
 
-    takes = [t for t in index_beat2(synth_corpus).takes if t.split in ("val", "test")][:4]  # clean speech, never trained on
+    takes = index_beat2(paused_corpus).takes
     audios = [load_audio(t.audio) for t in takes]
     onsets = [audio_onsets(a) for a in audios]
     durations = [a.shape[0] / SAMPLE_RATE for a in audios]
     margins = []
-    for seed in range(5):  # one seed of four 9 s takes moves the margin by about 0.02 either way
+    for seed in range(5):  # one seed of a few 9 s takes moves the margin by about 0.02 either way
         positions = [motion_positions(pipe(a, seed=seed).motion) for a in audios]
         own = np.mean([beat_consistency(x, onsets[i], sigma=0.1) for i, x in enumerate(positions)])
         # against another take's speech over the seconds both takes cover (`beat_distances`)
@@ -96,10 +97,10 @@ def test_motion_beats_follow_the_timing_of_its_own_speech(pipe, synth_corpus):
             ]
         )
         margins.append(own - other)
-    # The generator's timing is near chance (README, Metrics): the bundled checkpoint's mean margin
-    # here is about 0.01 (the ground truth's on data/synth's test split 0.11, at sigma 0.1), and
-    # sampled at temperature 1.6 with its hold at 1 it falls to 0.005.
-    assert np.mean(margins) > 0.007, margins
+    # The bundled checkpoint's mean margin here is 0.024 (every seed above 0), where the demo
+    # checkpoint before the hold outcome, timed at chance (README, Metrics), gives 0.004; on these
+    # takes without the added pauses both give under 0.02, within one seed's noise.
+    assert np.mean(margins) > 0.012, margins
 
 
 def test_real_speech_of_another_recording_gives_plausible_motion(pipe, beat2_sample):
