@@ -143,6 +143,20 @@ def _likeliest(out, n):  # pragma: no cover (compiled)
 
 
 @numba.njit(cache=True, nogil=True)
+def _cumulative(out, n, scale, cdf):  # pragma: no cover (compiled)
+    """Fill cdf[:n] with the running sums of exp(out[:n] * scale - top), top being the largest
+    exponent (a softmax's numerators, kept from overflowing), and return top."""
+    top = out[0] * scale
+    for j in range(1, n):
+        top = max(top, out[j] * scale)
+    total = np.float32(0.0)
+    for j in range(n):
+        total += np.exp(out[j] * scale - top)
+        cdf[j] = total
+    return top
+
+
+@numba.njit(cache=True, nogil=True)
 def _step_loop(
     stream,
     last,
@@ -210,26 +224,15 @@ def _step_loop(
                 else:  # inverse CDF: the first code whose cumulative probability passes the step's number
                     u = uniform[b, p, s]
                     if codes_k > book:  # the hold's probability at its own temperature, on top of the CDF
-                        top = out[0] * hold_scale
-                        for j in range(1, codes_k):
-                            top = max(top, out[j] * hold_scale)
-                        total = np.float32(0.0)
-                        for j in range(codes_k):
-                            total += np.exp(out[j] * hold_scale - top)
-                        stay = np.exp(out[book] * hold_scale - top) / total
+                        top = _cumulative(out, codes_k, hold_scale, cdf)
+                        stay = np.exp(out[book] * hold_scale - top) / cdf[codes_k - 1]
                         if u >= 1 - stay:
                             k = book
                         else:  # a code: the step's number spread again over the codes alone
                             u = u / (1 - stay)
                     if k < book:
-                        top = out[0] * scale
-                        for j in range(1, book):
-                            top = max(top, out[j] * scale)
-                        total = np.float32(0.0)
-                        for j in range(book):
-                            total += np.exp(out[j] * scale - top)
-                            cdf[j] = total
-                        threshold = u * total
+                        _cumulative(out, book, scale, cdf)
+                        threshold = u * cdf[book - 1]
                         while k < book - 1 and cdf[k] < threshold:
                             k += 1
                 if k >= book:  # a hold: the code before, or at the very first step the likeliest
