@@ -124,13 +124,19 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
                 value = values[name]
                 if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                     raise ModelLoadError(f"config.json: {name} must be a whole number from {low} to {high}, got {value!r}")
-        for name, high in (("beta", 1), ("dropout", 1), ("temperature", 2), ("slow_cutoff", 15), ("hold_speed", 5)):
-            value = values.get(name, 0.0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-                raise ModelLoadError(f"config.json: {name} must be a number from 0 to {high}, got {value!r}")
-        hold_temperature = values.get("hold_temperature", 1.0)
-        if isinstance(hold_temperature, bool) or not isinstance(hold_temperature, (int, float)) or not 0 < hold_temperature <= 2:
-            raise ModelLoadError(f"config.json: hold_temperature must be a number above 0 up to 2, got {hold_temperature!r}")
+        # (name, top, whether 0 itself is allowed): a hold temperature of 0 would divide by zero
+        for name, high, zero in (
+            ("beta", 1, True),
+            ("dropout", 1, True),
+            ("temperature", 2, True),
+            ("slow_cutoff", 15, True),
+            ("hold_speed", 5, True),
+            ("hold_temperature", 2, False),
+        ):
+            value = values.get(name, high)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value if zero else 0 < value) or value > high:
+                span = f"from 0 to {high}" if zero else f"above 0 up to {high}"
+                raise ModelLoadError(f"config.json: {name} must be a number {span}, got {value!r}")
         if "factors" in values:
             factors = values["factors"]
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
