@@ -105,6 +105,25 @@ def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, phrase_pause):
         assert 0.7 <= corpus[key] / real[key] <= 1.5, (key, corpus[key], real[key])
 
 
+def test_slower_wrist_speed_is_the_speed_of_the_hand_that_moves_less(synth_corpus):
+    """`slower_wrist_speed` takes, frame by frame, the slower wrist: a body whose one arm alone
+    moves gives it 0 and half the mean wrist speed of the arm that moves."""
+    import dataclasses
+
+    from train.corpus_stats import motion_stats
+
+    motion = load_motion(index_beat2(synth_corpus).takes[0].motion)
+    stats = motion_stats(motion)
+    assert 0 < stats["slower_wrist_speed"] < stats["wrist_speed"]
+    poses = motion.poses.reshape(len(motion.poses), -1, 3).copy()
+    moving = [JOINT_INDEX[f"right_{name}"] for name in ("collar", "shoulder", "elbow", "wrist")]
+    still = [j for j in range(22) if j not in moving]
+    poses[:, still] = poses[:1, still]
+    one_arm = motion_stats(dataclasses.replace(motion, poses=poses.reshape(len(poses), -1)))
+    assert one_arm["slower_wrist_speed"] < 1e-9
+    assert one_arm["wrist_speed"] > 0.05
+
+
 def test_a_foot_that_carries_the_weight_stays_planted(synth_corpus):
     from train.corpus_stats import planted_ankle_speed
 

@@ -9,6 +9,8 @@ compare. Wrists are taken relative to the pelvis, so walking and weight shifts d
 as gesture.
 
 - wrist_speed: mean speed of both wrists (body heights / s);
+- slower_wrist_speed: mean speed of whichever wrist moves slower in each frame: people move
+  both hands most of the time, so it is not the speed of a hand that waits at rest;
 - wrist_spread: median over 3.4 s windows of the wrists' height range (p95 - p5);
 - elbow_p10/p50/p90: elbow flexion (degrees, 0 = straight arm) over both arms;
 - hand_distance_p10/p50/p90: wrist-to-wrist distance;
@@ -80,6 +82,7 @@ def motion_stats(motion: Motion) -> dict[str, float]:
     wrists = wrists / height
     speed = np.linalg.norm(np.diff(wrists, axis=0), axis=-1) * FPS  # (T-1, 2)
     stats: dict[str, float] = {"seconds": frames / FPS, "wrist_speed": float(speed.mean())}
+    stats["slower_wrist_speed"] = float(speed.min(1).mean())
     heights = wrists[..., 1]
     spreads = [
         np.percentile(heights[i : i + WINDOW], 95) - np.percentile(heights[i : i + WINDOW], 5)
