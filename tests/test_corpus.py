@@ -106,8 +106,8 @@ def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, phrase_pause):
 
 
 def test_slower_wrist_speed_is_the_speed_of_the_hand_that_moves_less(synth_corpus):
-    """`slower_wrist_speed` takes, frame by frame, the slower wrist: a body whose one arm alone
-    moves gives it 0 and half the mean wrist speed of the arm that moves."""
+    """`slower_wrist_speed` takes, frame by frame, the slower wrist: under the mean of both on a
+    take where both hands move, and 0 for a body whose one arm alone moves."""
     import dataclasses
 
     from train.corpus_stats import motion_stats

@@ -9,8 +9,8 @@ compare. Wrists are taken relative to the pelvis, so walking and weight shifts d
 as gesture.
 
 - wrist_speed: mean speed of both wrists (body heights / s);
-- slower_wrist_speed: mean speed of whichever wrist moves slower in each frame: people move
-  both hands most of the time, so it is not the speed of a hand that waits at rest;
+- slower_wrist_speed: mean speed of whichever wrist moves slower in each frame: whether the
+  second hand moves too (people move both most of the time) or waits while the other gestures;
 - wrist_spread: median over 3.4 s windows of the wrists' height range (p95 - p5);
 - elbow_p10/p50/p90: elbow flexion (degrees, 0 = straight arm) over both arms;
 - hand_distance_p10/p50/p90: wrist-to-wrist distance;
