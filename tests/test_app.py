@@ -445,22 +445,31 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
         frame.click("#start")
         frame.wait_for_function("window.liveState.ready && window.liveState.received > 60", timeout=60_000)
         moving = canvas_digest(frame)
-        page.wait_for_timeout(500)
-        assert canvas_digest(frame) != moving  # the body moves while the speech plays
+        # the body moves while the loop plays (polled: the microphone may begin in the silence, and
+        # on a loaded machine a frame can take a while)
+        for _ in range(20):
+            page.wait_for_timeout(500)
+            if canvas_digest(frame) != moving:
+                break
+        assert canvas_digest(frame) != moving
         # two passes of the loop: one pass's silence is one sample of what the model does there
         # (replayed through the live path, single passes read 1.1 to 2.6, pairs of passes 1.45 to 2.5)
         seconds = 2 * (len(speech) / rate + 7)
-        frame.wait_for_function(f"window.liveState.level.length > {int((seconds + 3) * 30)}", timeout=150_000)
+        heard = int((seconds + 3) * 30)
+        frame.wait_for_function(f"window.liveState.level.length > {heard}", timeout=150_000)
+        # on a loaded machine the frames can trail the microphone by seconds: what is checked is
+        # that each moment heard gets its frame, so wait for the frames of the moments heard so far
+        frame.wait_for_function(f"window.liveState.received >= {heard - 60}", timeout=60_000)
         page.screenshot(path=str(tmp_path / "live.png"))
         state = frame.evaluate("() => ({motion: liveState.motion, level: liveState.level, latencies: liveState.latencies})")
         frame.click("#stop")
         frame.wait_for_function("window.liveState.closed !== null", timeout=30_000)
         assert frame.evaluate("window.liveState.closed.code") == 1000
         browser.close()
-    level = np.array(state["level"], float)
+    level = np.array(state["level"], float)[:heard]
     assert (level > 0.01).sum() > 150 and (level < 1e-4).sum() > 45  # the speech and the silence both reached the page
     motion = np.array([np.nan if m is None else m for m in state["motion"]], float)
-    assert len(motion) >= len(level) - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
+    assert len(motion) >= heard - 60 and np.isfinite(motion[1:]).all()  # a frame for every moment, no gap
     assert np.nanmean(motion) > 0.01
     assert np.isfinite(state["latencies"]).all() and len(state["latencies"]) > 200
     # The Live tab's model rests in the silence: over both passes the arms move at least 1.2 times
