@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="speech or text to gesture (video and/or BEAT2 npz)")
     source = gen.add_mutually_exclusive_group(required=True)
-    source.add_argument("--audio", type=Path, help="speech recording (wav, flac, ogg, mp3, m4a)")
+    source.add_argument("--audio", type=Path, help="speech recording (wav, flac, ogg, mp3, m4a, opus, webm, aiff)")
     source.add_argument("--text", help="text to speak with offline text-to-speech")
     gen.add_argument("--voice", default=None, help="text-to-speech voice (see --list-voices)")
     gen.add_argument("--transcript", type=Path, help="a TextGrid with word timings for --audio")

@@ -16,7 +16,7 @@ import soundfile
 
 from .. import SAMPLE_RATE
 
-ACCEPTED = "WAV, FLAC, OGG, MP3, M4A/AAC (mono or stereo, 8 to 48 kHz, integer or float samples)"
+ACCEPTED = "WAV, FLAC, OGG, MP3, M4A/AAC, Opus/WebM, AIFF (mono or stereo, 8 to 48 kHz, integer or float samples)"
 MIN_SECONDS = 0.5
 
 
@@ -45,8 +45,12 @@ def _decode_ffmpeg(path: Path, max_seconds: float | None) -> np.ndarray:
     cmd += ["-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0 or not proc.stdout:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        reason = detail[-1] if detail else "no audio stream"
+        stderr = proc.stderr.decode(errors="replace")
+        detail = stderr.strip().splitlines()
+        if "does not contain any stream" in stderr or not detail:  # ffmpeg found a file but no sound in it
+            reason = "it holds no sound track: a picture, or a video recorded without sound?"
+        else:
+            reason = detail[-1]
         raise AudioError(f"{path.name}: not a readable audio file ({reason}). Accepted: {ACCEPTED}.")
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()
 
@@ -60,6 +64,8 @@ def load_audio(path: str | os.PathLike, max_seconds: float | None = None) -> np.
     """
     path = Path(path)
     _check_limit(max_seconds)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder; give an audio file. Accepted: {ACCEPTED}.")
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file.")
     if path.stat().st_size == 0:
