@@ -67,11 +67,11 @@ PAUSED_SHARE = 0.0
 # Most seconds added to the voices' pause between phrases (`--phrase-pause`). Off by default: a
 # demo trained with 0.6 (real speech's features sat nearer the corpus's, the largest |z| 1.33
 # against 1.73) moved at 0.63 x real capture's wrist speed on real speech, against 0.71 x
-# without, and its beats were hardly nearer the onsets (BC 0.948 against 0.947; README, Metrics).
+# without, and its beats were hardly nearer the onsets (BC 0.948 against 0.947; docs/experiments.md).
 PHRASE_PAUSE = 0.0
 # Share of phrase boundaries (scaled by each speaker's habit of stepping) at which the speaker
-# walks a few steps to another place (`--walk`, train.gesture._walk). Off by default: see the
-# README (Metrics) for the demo trained with it.
+# walks a few steps to another place (`--walk`, train.gesture._walk). Off by default: see
+# docs/experiments.md for the demo trained with it.
 WALK = 0.0
 
 

@@ -14,7 +14,7 @@ Within a level, each step sees the code its part chose at the step before (teach
 shifted in training, the sampled codes at inference): codes drawn independently of each other
 mix strokes that turn a frame or two apart, which blurs the timing. With `own_history` above 1
 it sees its part's last few codes, so it can tell how far a slow movement has come (the demo
-sees one: README, Metrics). Only the light head sees them, so the Mamba streams run over a
+sees one: docs/experiments.md). Only the light head sees them, so the Mamba streams run over a
 whole span in one pass and only the head steps: a step costs two small matrix products instead
 of a pass through every Mamba layer.
 
