@@ -34,7 +34,7 @@ import soundfile
 from gradio.utils import get_upload_folder as gradio_upload_folder
 
 from granumamba import SAMPLE_RATE
-from granumamba.audio.io import ACCEPTED, AudioError
+from granumamba.audio.io import ACCEPTED, AudioError, load_audio
 from granumamba.data.beat2 import save_motion
 from granumamba.live_server import LiveLimits, LiveServer, add_live_routes
 from granumamba.model.granumamba import ModelLoadError
@@ -181,6 +181,23 @@ def add_bvh(session: Session | None):
     return [str(p) for p in paths.values()]
 
 
+# Gradio's Audio box takes audio files only: a browser reads a .webm or .mp4 file as video/* and
+# the box refuses it, though MediaRecorder, screen recorders and phones save speech that way. So
+# recordings in a video container come in through a button that puts their sound track in the box.
+RECORDING_TYPES = [".webm", ".mp4", ".mov", ".mkv", ".avi", ".3gp"]
+
+
+def sound_track(path) -> tuple[int, np.ndarray]:
+    """A recording in a video container -> its speech (16 kHz, 16-bit) for the Speech box."""
+    if not path:
+        raise gr.Error("No file came: choose the recording again.")
+    try:
+        audio = load_audio(path, max_seconds=MAX_SECONDS)
+    except AudioError as err:
+        raise gr.Error(str(err)) from None
+    return SAMPLE_RATE, (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
 def settings_of(session: Session, **extra) -> dict:
     return dict(session.result.settings, seconds=round(session.result.seconds, 2), **extra)
 
@@ -200,8 +217,6 @@ def make_handlers(pipe: GranuMambaPipeline):
             if audio_path:
                 audio = str(audio_path)
                 if transcript and transcript.strip():
-                    from granumamba.audio.io import load_audio
-
                     audio = load_audio(audio, max_seconds=MAX_SECONDS)
                     words, warning = estimate_word_timings(transcript, audio)
                     if warning:
@@ -306,6 +321,7 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                 with gr.Column():
                     with gr.Tab("Audio"):
                         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Speech")
+                        recording = gr.UploadButton("Speech from a video or a WebM recording", file_types=RECORDING_TYPES, size="sm")
                         transcript = gr.Textbox(
                             label="Transcript (optional)",
                             lines=2,
@@ -321,7 +337,10 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                         voice = gr.Dropdown(
                             list(VOICES), value=next(iter(VOICES)), label="Voice", interactive=espeak_available() or piper_available()
                         )
-                    gr.Markdown(f"Accepted: {ACCEPTED}. Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file.")
+                    gr.Markdown(
+                        f"Accepted: {ACCEPTED}; a video's or a WebM file's sound track through the button under the box. "
+                        f"Up to {MAX_SECONDS:.0f} s of speech and {MAX_UPLOAD_MB:.0f} MB per file."
+                    )
                     coarse = gr.Slider(0, 2, 1, step=0.05, label="Coarse", info="slow posture and weight shifts (phrases)")
                     mid = gr.Slider(0, 2, 1, step=0.05, label="Mid", info="beat strokes of arms and head (words)")
                     fine = gr.Slider(0, 2, 1, step=0.05, label="Fine", info="fingers, wrists and small fast motion (frames)")
@@ -356,6 +375,7 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                     settings = gr.JSON(label="Settings used")
         session = gr.State(None)
         generate, show, regain, render = make_handlers(pipe)
+        recording.upload(sound_track, recording, audio, api_name=False)
         shuffle.click(lambda: int(np.random.default_rng().integers(0, 2**31 - 1)), outputs=seed, api_name=False)
         inputs = [audio, text, voice, transcript, speaker, coarse, mid, fine, temperature, seed]
         button.click(show, inputs, [view, downloads, settings, session, video], api_name="show", concurrency_limit=CONCURRENCY).then(

@@ -329,6 +329,43 @@ def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(a
         browser.close()
 
 
+def test_a_recording_in_a_video_container_comes_in_through_its_button(app_server, speech_wav, tmp_path):
+    """A .webm (what browsers' MediaRecorder saves) or a phone's video: the Speech box takes audio
+    files only, so the button under it puts the file's sound track in the box and Generate
+    gestures to it; a video without sound says so."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    import imageio_ffmpeg
+
+    ffmpeg = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y"]
+    webm, mute = tmp_path / "recording.webm", tmp_path / "screen.mp4"
+    if subprocess.run([*ffmpeg, "-i", str(speech_wav), "-c:a", "libopus", str(webm)], capture_output=True).returncode:
+        pytest.skip("this ffmpeg cannot write Opus")
+    picture_only = [*ffmpeg, "-f", "lavfi", "-i", "color=c=blue:s=64x64:d=2", "-c:v", "libx264", str(mute)]
+    subprocess.run(picture_only, check=True, capture_output=True)
+    url, _ = app_server
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(url, wait_until="load", timeout=120_000)
+        page.wait_for_selector("#weights-line", timeout=120_000)
+        button = page.get_by_role("button", name="Speech from a video or a WebM recording")
+        with page.expect_file_chooser() as chooser:
+            button.click()
+        chooser.value.set_files(str(mute))
+        page.get_by_text("holds no sound track").wait_for(timeout=60_000)
+        assert page.locator("[data-testid=audio-player-Speech]").count() == 0
+        with page.expect_file_chooser() as chooser:
+            button.click()
+        chooser.value.set_files(str(webm))
+        page.wait_for_selector("[data-testid=audio-player-Speech]", state="attached", timeout=60_000)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        frame = page.wait_for_selector("iframe#granumamba-view", timeout=120_000).content_frame()
+        frame.wait_for_function("window.viewerState && window.viewerState.loaded", timeout=120_000)
+        frames = frame.evaluate("window.viewerState.frames")
+        browser.close()
+    assert abs(frames - soundfile.info(speech_wav).duration * 30) <= 2  # the whole sound track, at 30 fps
+
+
 def test_other_formats_scripts_and_mismatched_transcripts_still_work(client, speech_wav, tmp_path):
     import imageio_ffmpeg
 
