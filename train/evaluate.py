@@ -26,6 +26,11 @@ another. Where only some recordings have capture, rows give the model and the ch
 those recordings alone: BC depends on the recording (how densely its onsets fall, where its
 pauses are), so those rows are the ones to set beside the capture's.
 
+--conditions (with --real) adds the model on those recordings as other microphones and rooms
+record them (train/conditions.py: a telephone line, a 24 kbit/s MP3, a quiet microphone, pink
+noise at 10 dB SNR, an echoing room; made with ffmpeg, not with the training augmentation), each
+set beside the clean recordings: how much of the motion survives the recording.
+
 FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
 
@@ -329,6 +334,61 @@ def evaluate_real(
     return results
 
 
+def evaluate_conditions(
+    model_dir,
+    real,
+    seed: int = 0,
+    sigmas: tuple[float, ...] = (0.3, 0.1),
+    temperature: float | None = None,
+    seeds: int = 3,
+    conditions: list[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """The model on a BEAT2-layout folder's recordings (wave16k/*.wav) as they are and as each of
+    `conditions` (train.conditions, all by default) records them, at default settings over
+    `seeds` seeds: per condition the wrist speed and spread, their ratio to the clean
+    recordings', BC against the clean recordings' onsets (the microphone does not move when the
+    words fall) and the correlation of the clean speech's energy with the arms' speed."""
+    from .conditions import CONDITIONS, record
+
+    wavs = sorted((Path(real) / "wave16k").glob("*.wav"))
+    if not wavs:
+        raise ValueError(f"{real}: no recordings in wave16k/")
+    if seeds < 1:
+        raise ValueError(f"the recording conditions need at least one seed, got {seeds}")
+    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
+    audios = [load_audio(w) for w in wavs]
+    onsets = [audio_onsets(a) for a in audios]
+    results: dict[str, dict[str, float]] = {}
+    for condition in ["clean", *(conditions or CONDITIONS)]:
+        recorded = audios if condition == "clean" else [record(a, condition, seed=k) for k, a in enumerate(audios)]
+        motions = [pipe(r, seed=s, temperature=temperature).motion for s in range(seed, seed + seeds) for r in recorded]
+        positions = [motion_positions(m) for m in motions]
+        stats = [motion_stats(m) for m in motions]
+        row = {
+            "wrist_speed": float(np.mean([st["wrist_speed"] for st in stats])),
+            "wrist_spread": float(np.mean([st["wrist_spread"] for st in stats])),
+            **bc_columns(positions, onsets * seeds, sigmas, far=True),
+            "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(audios * seeds, positions)])),
+        }
+        clean = results.get("clean", row)
+        row["wrist_speed_ratio"] = row["wrist_speed"] / clean["wrist_speed"]
+        row["wrist_spread_ratio"] = row["wrist_spread"] / clean["wrist_spread"]
+        results[condition] = row
+    return results
+
+
+def conditions_table(results: dict[str, dict[str, float]]) -> str:
+    bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
+    columns = ["wrist_speed", "wrist_speed_ratio", "wrist_spread", "wrist_spread_ratio", *bcs, "far_beats", "speech_motion_corr"]
+    titles = ["wrist speed", "x clean", "wrist spread", "x clean"]
+    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs]
+    titles += ["beats over 0.3 s from any onset", "speech energy ~ arm speed r"]
+    lines = ["| recorded | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
+    for name, row in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3g}" if c in row else "-" for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def real_table(results: dict[str, dict[str, float]]) -> str:
     bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
     columns = ["wrist_speed", "wrist_spread", "planted_foot", *bcs, "far_beats", "speech_motion_corr"]
@@ -371,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-seeds", type=int, default=3, help="random seeds (from --seed on) the real-speech block averages over")
     parser.add_argument("--no-split", action="store_true", help="only the real-speech block (with --real)")
     parser.add_argument(
+        "--conditions",
+        action="store_true",
+        help="with --real: the same recordings as a phone line, an MP3, a quiet or noisy microphone, an echoing room record them",
+    )
+    parser.add_argument(
         "--sigma",
         type=float,
         nargs="+",
@@ -380,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.data is None and not (args.no_split and args.real):
         parser.error("--data is needed (or --no-split with --real)")
+    if args.conditions and not args.real:
+        parser.error("--conditions needs --real (the recordings to record again)")
     try:
-        results, real = {}, {}
+        results, real, conditions = {}, {}, {}
         if not args.no_split:
             options = {
                 "seed": args.seed,
@@ -394,14 +461,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.real:
             sigmas = tuple(args.sigma) if len(args.sigma) > 1 else (0.3, 0.1)
             real = evaluate_real(args.model, args.real, args.seed, sigmas, args.temperature, args.real_seeds)
+            if args.conditions:
+                conditions = evaluate_conditions(args.model, args.real, args.seed, sigmas, args.temperature, args.real_seeds)
     except (ValueError, OSError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
-    args.out.write_text(json.dumps(results | ({"real speech": real} if real else {}), indent=1))
+    extra = ({"real speech": real} if real else {}) | ({"recording conditions": conditions} if conditions else {})
+    args.out.write_text(json.dumps(results | extra, indent=1))
     if results:
         print(markdown_table(results))
     if real:
         print(("\n" if results else "") + real_table(real))
+    if conditions:
+        print("\n" + conditions_table(conditions))
     return 0
 
 

@@ -1,0 +1,64 @@
+"""Real speech as other microphones and rooms record it (train/conditions.py): the recordings the
+check makes, and the bundled model's motion on them against the clean recordings'."""
+
+import os
+import tempfile
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from train.conditions import CONDITIONS, record
+
+from .conftest import ROOT, need_espeak
+
+BUNDLED_MODEL = ROOT / "assets" / "granumamba-demo"
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    need_espeak()
+    from granumamba.text.tts import synthesize
+
+    audio, _ = synthesize("Every careful student remembers the golden river, and the quiet city opens again.")
+    return audio
+
+
+def test_each_condition_records_the_speech_as_it_says(speech):
+    before = set(os.listdir(tempfile.gettempdir()))
+    recorded = {name: record(speech, name) for name in CONDITIONS}
+    assert set(os.listdir(tempfile.gettempdir())) == before  # nothing left behind
+    for name, audio in recorded.items():
+        assert audio.dtype == np.float32 and abs(audio.shape[0] - speech.shape[0]) < 0.3 * 16000, name
+    power = lambda a: float(np.mean(a[: speech.shape[0]].astype(np.float64) ** 2))  # noqa: E731
+    # the telephone line keeps the voice band: next to nothing above its 4 kHz Nyquist, where the clean speech has energy
+    f, clean_spectrum = welch(speech, 16000, nperseg=1024)
+    _, phone_spectrum = welch(recorded["telephone (8 kHz, 300 to 3400 Hz)"], 16000, nperseg=1024)
+    high = f > 4100
+    assert phone_spectrum[high].sum() < 0.01 * clean_spectrum[high].sum()
+    assert 10 * np.log10(power(speech) / power(recorded["quiet (-30 dB)"])) == pytest.approx(30, abs=0.5)
+    noisy = recorded["noisy (pink noise at 10 dB SNR)"]
+    n = min(noisy.shape[0], speech.shape[0])
+    assert 10 * np.log10(power(speech) / power(noisy[:n] - speech[:n])) == pytest.approx(10, abs=0.5)
+    # the MP3 and the room change the waveform but keep the speech's loudness within 6 dB
+    for name in ("MP3 at 24 kbit/s", "echoing room"):
+        assert abs(10 * np.log10(power(recorded[name]) / power(speech))) < 6, name
+    assert not np.allclose(recorded["echoing room"][: speech.shape[0]], speech, atol=1e-3)
+    with pytest.raises(ValueError, match="unknown recording condition"):
+        record(speech, "underwater")
+
+
+def test_the_motion_survives_other_microphones_and_rooms(beat2_sample):
+    """The bundled model on the shared real recordings as a phone line, an MP3, a quiet or noisy
+    microphone and an echoing room record them (two seeds): the arms move as fast and as wide as
+    on the clean recordings (within 0.85 to 1.18 times) and still follow the speech's loudness."""
+    from train.evaluate import evaluate_conditions
+
+    results = evaluate_conditions(BUNDLED_MODEL, beat2_sample, seeds=2)
+    assert list(results) == ["clean", *CONDITIONS]
+    clean = results["clean"]
+    assert clean["wrist_speed_ratio"] == clean["wrist_spread_ratio"] == 1.0
+    for name, row in results.items():
+        assert 0.85 < row["wrist_speed_ratio"] < 1.18 and 0.85 < row["wrist_spread_ratio"] < 1.18, (name, row)
+        assert row["speech_motion_corr"] > 0.05, (name, row)
+        assert 0.9 < row["bc"] < 1 and 0 <= row["far_beats"] < 0.05, (name, row)
