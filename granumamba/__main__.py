@@ -3,6 +3,7 @@
 python -m granumamba generate --audio speech.wav --out out.mp4 [--npz out.npz] [--model ID|DIR]
                               [--coarse G --mid G --fine G] [--seed N] [--speaker S] [--body mannequin|smplx] [--size N]
 python -m granumamba generate --text "Hello there." --voice "English (US), female" --npz out.npz
+python -m granumamba generate --list-voices
 python -m granumamba render --motion M.npz --audio A.wav --out out.mp4 [--body mannequin|smplx] [--size 512]
 python -m granumamba export --motion M.npz --out M.glb|M.bvh|M.npz [--in-place] [--body smplx --smplx DIR]
 python -m granumamba live --audio A.wav|--mic [--url ws://127.0.0.1:7860/live/ws] [--out M.npz] [--fast]
@@ -65,6 +66,20 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--antialias", action="store_true", help="smooth edges (4 samples a pixel; about half the speed on a CPU)")
 
 
+class _ListVoices(argparse.Action):
+    """--list-voices: print the voices this machine speaks with, one a line, and exit (like
+    --help, before the check that --audio or --text is given)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .text.tts import VOICES
+
+        print("\n".join(VOICES))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m granumamba", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--audio", type=Path, help="speech recording (wav, flac, ogg, mp3, m4a, opus, webm, aiff)")
     source.add_argument("--text", help="text to speak with offline text-to-speech")
     gen.add_argument("--voice", default=None, help="text-to-speech voice (see --list-voices)")
+    gen.add_argument("--list-voices", action=_ListVoices, help="print the voices this machine speaks with, then exit")
     gen.add_argument("--transcript", type=Path, help="a TextGrid with word timings for --audio")
     gen.add_argument("--out", type=Path, help="video to write (.mp4)")
     gen.add_argument("--npz", type=Path, help="motion to write (BEAT2 npz); alone, nothing is rendered")
@@ -158,7 +174,7 @@ def generate(args) -> int:
     started = time.perf_counter()
     if args.text is not None:
         if args.voice is not None and args.voice not in VOICES:
-            raise ValueError(f"unknown voice {args.voice!r}; voices: {', '.join(VOICES)}")
+            raise ValueError(f"unknown voice {args.voice!r}; voices: {'; '.join(VOICES)} (one a line: generate --list-voices)")
         audio, words = synthesize(args.text, VOICES[args.voice] if args.voice else next(iter(VOICES.values())))  # the app's default
     else:
         audio, words = args.audio, read_words(args.transcript) if args.transcript else None

@@ -86,3 +86,20 @@ def test_piper_without_a_voice_model_says_how_to_get_one(tmp_path):
 def test_tts_refuses_unusable_text(text, message):
     with pytest.raises(SpeechError, match=message):
         synthesize(text)
+
+
+def test_the_cli_lists_its_voices_one_a_line_and_each_one_speaks(capsys):
+    """`generate --list-voices` needs neither --audio nor --text, prints every voice the machine
+    has, and each name it prints speaks."""
+    from granumamba.__main__ import build_parser
+
+    need_espeak()
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["generate", "--list-voices"])
+    assert stop.value.code == 0
+    names = capsys.readouterr().out.splitlines()
+    assert names == list(VOICES) and len(names) >= 1
+    for name in names:
+        audio, words = synthesize("hello there", VOICES[name])
+        assert len(words) == 2 and np.sqrt(np.mean(audio**2)) > 0.01, name
