@@ -61,9 +61,18 @@ def _add_render_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--body", choices=("mannequin", "smplx"), default="mannequin", help="built-in body or the SMPL-X mesh")
     parser.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX)")
     parser.add_argument("--size", type=_number(*SIZE_RANGE, int), default=512, help="video height and width in pixels, 256 to 1080")
-    parser.add_argument("--framing", choices=("body", "upper"), default="body")
+    parser.add_argument("--framing", choices=("body", "upper"), default="body", help="the camera on the whole body, or from the hips up")
     parser.add_argument("--workers", type=int, default=None, help="render processes (default: one per core but one, up to 4)")
     parser.add_argument("--antialias", action="store_true", help="smooth edges (4 samples a pixel; about half the speed on a CPU)")
+
+
+def _add_sampling_options(parser: argparse.ArgumentParser, seed_bits: int) -> None:
+    parser.add_argument("--coarse", type=_number(0, 2), default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
+    parser.add_argument("--mid", type=_number(0, 2), default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
+    parser.add_argument("--fine", type=_number(0, 2), default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
+    parser.add_argument("--temperature", type=_number(0, 2), default=None, help="sampling temperature, 0 to 2 (default: the model's)")
+    parser.add_argument("--seed", type=_number(0, 2**seed_bits - 1, int), default=0, help=f"random seed, 0 to 2^{seed_bits} - 1")
+    parser.add_argument("--speaker", type=_number(0, 10_000, int), default=None, help="speaker/style id of the model")
 
 
 class _ListVoices(argparse.Action):
@@ -94,12 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, help="video to write (.mp4)")
     gen.add_argument("--npz", type=Path, help="motion to write (BEAT2 npz); alone, nothing is rendered")
     gen.add_argument("--model", help="Hub repo id or folder (default: GRANUMAMBA_MODEL, else the bundled demo)")
-    gen.add_argument("--coarse", type=_number(0, 2), default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
-    gen.add_argument("--mid", type=_number(0, 2), default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
-    gen.add_argument("--fine", type=_number(0, 2), default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
-    gen.add_argument("--temperature", type=_number(0, 2), default=None, help="sampling temperature, 0 to 2 (default: the model's)")
-    gen.add_argument("--seed", type=_number(0, 2**32 - 1, int), default=0, help="random seed, 0 to 2^32 - 1")
-    gen.add_argument("--speaker", type=_number(0, 10_000, int), default=None, help="speaker/style id of the model")
+    _add_sampling_options(gen, seed_bits=32)
     gen.add_argument("--max-seconds", type=_number(0.5, 1e6), default=None, help="refuse longer audio")
     _add_render_options(gen)
 
@@ -125,12 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--out", type=Path, help="write the received motion (BEAT2 npz)")
     live.add_argument("--seconds", type=_number(0.1, 86400), default=None, help="with --mic: stop after this long (default: Ctrl-C)")
     live.add_argument("--fast", action="store_true", help="send the recording at once instead of at speaking pace")
-    live.add_argument("--coarse", type=_number(0, 2), default=1.0)
-    live.add_argument("--mid", type=_number(0, 2), default=1.0)
-    live.add_argument("--fine", type=_number(0, 2), default=1.0)
-    live.add_argument("--temperature", type=_number(0, 2), default=None)
-    live.add_argument("--seed", type=_number(0, 2**31 - 1, int), default=0)
-    live.add_argument("--speaker", type=_number(0, 10_000, int), default=None)
+    _add_sampling_options(live, seed_bits=31)  # the live protocol's seed is a signed 32-bit integer
     return parser
 
 
