@@ -4,6 +4,7 @@ no file left behind or written outside the output folder. The rows are the probe
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -56,6 +57,9 @@ def make_inputs(folder: Path) -> None:
     npz_with(folder / "huge.npz", {"poses": huge_header()})
     npz_with(folder / "text_trans.npz", {"poses": npy_bytes(motion().poses), "trans": npy_bytes(np.array([["a", "b", "c"]] * 60))})
     (folder / "dir.mp4").mkdir()
+    # a 1x1 PNG saved as .wav: a picture, no sound in it
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    (folder / "picture.wav").write_bytes(base64.b64decode(png))
     for name, config in {
         "cfg_string": '{"d_model": "128"}',
         "cfg_float": '{"d_model": 128.5}',
@@ -80,6 +84,8 @@ CLI_ROWS = [
     (["generate", "--text", "hi", "--npz", "{tmp}/o.npz", "--fine", "nan"], 2, "--fine"),
     (["generate", "--text", "hi", "--out", "{tmp}/dir.mp4"], 2, "is a folder"),
     (["generate", "--text", "hi", "--npz", "{tmp}/o.txt"], 2, "write .npz"),
+    (["generate", "--audio", "{tmp}/dir.mp4", "--npz", "{tmp}/o.npz"], 2, "is a folder; give an audio file"),
+    (["generate", "--audio", "{tmp}/picture.wav", "--npz", "{tmp}/o.npz"], 2, "holds no sound track"),
     (["export", "--motion", "{tmp}/good.npz", "--out", "{tmp}/x.fbx"], 2, "write .glb or .bvh or .npz"),
     (["export", "--motion", "{tmp}/renamed.npz", "--out", "{tmp}/x.bvh"], 2, "not an npz archive"),
     (["export", "--motion", "{tmp}/text_trans.npz", "--out", "{tmp}/x.bvh"], 2, "holds <U1 values"),
