@@ -377,28 +377,27 @@ def evaluate_conditions(
     return results
 
 
-def conditions_table(results: dict[str, dict[str, float]]) -> str:
+def _speech_table(results: dict[str, dict[str, float]], first: str, columns: list[str], titles: list[str]) -> str:
+    """The real-speech tables: the given columns, then BC at each sigma, the far beats and the
+    speech-motion correlation."""
     bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
-    columns = ["wrist_speed", "wrist_speed_ratio", "wrist_spread", "wrist_spread_ratio", *bcs, "far_beats", "speech_motion_corr"]
-    titles = ["wrist speed", "x clean", "wrist spread", "x clean"]
-    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs]
+    columns = [*columns, *bcs, "far_beats", "speech_motion_corr"]
+    titles = [*titles, *(("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs)]
     titles += ["beats over 0.3 s from any onset", "speech energy ~ arm speed r"]
-    lines = ["| recorded | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
+    lines = [f"| {first} | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3g}" if c in row else "-" for c in columns) + " |")
     return "\n".join(lines)
 
 
 def real_table(results: dict[str, dict[str, float]]) -> str:
-    bcs = sorted({k for r in results.values() for k in r if k.startswith("bc")})
-    columns = ["wrist_speed", "wrist_spread", "planted_foot", *bcs, "far_beats", "speech_motion_corr"]
     titles = ["wrist speed (body heights/s)", "wrist spread (body heights)", "planted foot (cm/s)"]
-    titles += [("BC, σ = " + k.removeprefix("bc_sigma") + " s") if k != "bc" else "BC" for k in bcs]
-    titles += ["beats over 0.3 s from any onset", "speech energy ~ arm speed r"]
-    lines = ["| real speech | " + " | ".join(titles) + " |", "|---" * (len(titles) + 1) + "|"]
-    for name, row in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3g}" if c in row else "-" for c in columns) + " |")
-    return "\n".join(lines)
+    return _speech_table(results, "real speech", ["wrist_speed", "wrist_spread", "planted_foot"], titles)
+
+
+def conditions_table(results: dict[str, dict[str, float]]) -> str:
+    columns = ["wrist_speed", "wrist_speed_ratio", "wrist_spread", "wrist_spread_ratio"]
+    return _speech_table(results, "recorded", columns, ["wrist speed", "x clean", "wrist spread", "x clean"])
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
