@@ -268,16 +268,22 @@ def canvas_digest(frame) -> str:
     )
 
 
+def open_demo(p, url: str):
+    """Chromium (WebGL on the CPU) on the demo's page, once the page shows its weights line."""
+    browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(url, wait_until="load", timeout=120_000)
+    page.wait_for_selector("#weights-line", timeout=120_000)
+    return browser, page
+
+
 def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(app_server, speech_wav, tmp_path):
     """Generate shows the 3D view (no video yet) playing with the speech; releasing a slider
     changes the pose shown at a fixed time without new sampling; Render video gives the mp4."""
     playwright = pytest.importorskip("playwright.sync_api")
     url, _ = app_server
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(url, wait_until="load", timeout=120_000)
-        page.wait_for_selector("#weights-line", timeout=120_000)
+        browser, page = open_demo(p, url)
         assert "Weights" in page.inner_text("#weights-line")
         assert page.locator("iframe#granumamba-view").count() == 0  # nothing plays before Generate
         page.locator("input[type=file]").first.set_input_files(str(speech_wav))
@@ -344,10 +350,7 @@ def test_a_recording_in_a_video_container_comes_in_through_its_button(app_server
     subprocess.run(picture_only, check=True, capture_output=True)
     url, _ = app_server
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=VIEW_FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(url, wait_until="load", timeout=120_000)
-        page.wait_for_selector("#weights-line", timeout=120_000)
+        browser, page = open_demo(p, url)
         button = page.get_by_role("button", name="Speech from a video or a WebM recording")
         with page.expect_file_chooser() as chooser:
             button.click()

@@ -17,7 +17,7 @@ import numpy as np
 import soundfile
 
 from granumamba import SAMPLE_RATE
-from granumamba.audio.io import load_audio
+from granumamba.audio.io import _ffmpeg_exe, load_audio
 
 # name -> (ffmpeg audio filter, encoder arguments, file suffix)
 CONDITIONS: dict[str, tuple[str, list[str], str]] = {
@@ -28,12 +28,6 @@ CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "echoing room": ("aecho=0.8:0.6:23|47|83|131:0.5|0.35|0.25|0.15", ["-c:a", "pcm_s16le"], ".wav"),
 }
 NOISE = "noisy (pink noise at 10 dB SNR)"
-
-
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def record(audio: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:
@@ -47,7 +41,7 @@ def record(audio: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:
         if condition == NOISE:
             audio = audio + _pink_noise(audio, Path(tmp) / "noise.wav", seed, snr_db=10.0)
         soundfile.write(clean, audio, SAMPLE_RATE, subtype="FLOAT")
-        command = [_ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(clean), "-af", filters, *encoder, str(out)]
+        command = [_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(clean), "-af", filters, *encoder, str(out)]
         subprocess.run(command, check=True, capture_output=True)
         return load_audio(out)
 
@@ -56,7 +50,8 @@ def _pink_noise(audio: np.ndarray, path: Path, seed: int, snr_db: float) -> np.n
     """ffmpeg's pink noise as long as `audio`, scaled to lie `snr_db` under its power."""
     seconds = audio.shape[0] / SAMPLE_RATE
     source = f"anoisesrc=color=pink:sample_rate={SAMPLE_RATE}:duration={seconds:.4f}:seed={seed}"
-    subprocess.run([_ffmpeg(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, str(path)], check=True, capture_output=True)
+    command = [_ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, str(path)]
+    subprocess.run(command, check=True, capture_output=True)
     noise = np.zeros_like(audio)
     read = soundfile.read(path, dtype="float32")[0][: audio.shape[0]]
     noise[: read.shape[0]] = read

@@ -252,6 +252,19 @@ def evaluate(
     return results
 
 
+def _recordings_and_model(model_dir, real: Path, seeds: int, block: str, least: int = 1, why: str = ""):
+    """A real-speech block's inputs: the folder's wave16k/*.wav (at least `least`), the model
+    without a fallback, each recording's audio and onsets."""
+    wavs = sorted((real / "wave16k").glob("*.wav"))
+    if len(wavs) < least:
+        raise ValueError(f"{real}: {block} needs at least {least} recording{'s' * (least > 1)} in wave16k/{why}")
+    if seeds < 1:
+        raise ValueError(f"{block} needs at least one seed, got {seeds}")
+    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
+    audios = [load_audio(w) for w in wavs]
+    return wavs, pipe, audios, [audio_onsets(a) for a in audios]
+
+
 def evaluate_real(
     model_dir,
     real,
@@ -265,14 +278,8 @@ def evaluate_real(
     against the own and another recording's speech, and the speech-motion correlation. The
     model's figures are means over `seeds` random seeds from `seed` on (one sample is noisy)."""
     real = Path(real)
-    wavs = sorted((real / "wave16k").glob("*.wav"))
-    if len(wavs) < 2:
-        raise ValueError(f"{real}: the real-speech block needs at least two recordings in wave16k/ (own against another's speech)")
-    if seeds < 1:
-        raise ValueError(f"the real-speech block needs at least one seed, got {seeds}")
-    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
-    audios = [load_audio(w) for w in wavs]
-    onsets = [audio_onsets(a) for a in audios]
+    block, why = "the real-speech block", " (own against another's speech)"
+    wavs, pipe, audios, onsets = _recordings_and_model(model_dir, real, seeds, block, least=2, why=why)
     # every recording under each seed in turn; each compared with the next recording's speech too
     motions = [pipe(a, seed=r, temperature=temperature).motion for r in range(seed, seed + seeds) for a in audios]
     positions = [motion_positions(m) for m in motions]
@@ -350,14 +357,7 @@ def evaluate_conditions(
     words fall) and the correlation of the clean speech's energy with the arms' speed."""
     from .conditions import CONDITIONS, record
 
-    wavs = sorted((Path(real) / "wave16k").glob("*.wav"))
-    if not wavs:
-        raise ValueError(f"{real}: no recordings in wave16k/")
-    if seeds < 1:
-        raise ValueError(f"the recording conditions need at least one seed, got {seeds}")
-    pipe = GranuMambaPipeline.from_pretrained(model_dir, allow_fallback=False)
-    audios = [load_audio(w) for w in wavs]
-    onsets = [audio_onsets(a) for a in audios]
+    _, pipe, audios, onsets = _recordings_and_model(model_dir, Path(real), seeds, "the recording-conditions block")
     results: dict[str, dict[str, float]] = {}
     for condition in ["clean", *(conditions or CONDITIONS)]:
         recorded = audios if condition == "clean" else [record(a, condition, seed=k) for k, a in enumerate(audios)]
