@@ -84,6 +84,40 @@ def test_windows_cover_each_take_and_a_second_pass_reads_no_audio(synth_corpus, 
     assert stacked.mean().abs() < 0.3 and 0.5 < stacked.std() < 1.5  # normalised
 
 
+def test_without_coarse_gives_the_upper_part_of_the_motion_without_its_slow_component(synth_corpus, tmp_path):
+    """Stage 1's coarse split term reads the take's upper part with the saved coarse component
+    taken out of its poses, windowed and normalised as the upper part is; data without saved
+    components is refused with what to do, and a broken components file skips its take."""
+    from granumamba.motion.parts import split_parts
+
+    cache = tmp_path / "cache"
+    plain = GestureWindows(synth_corpus, split="train", window=32, stride=16, cache_dir=cache)
+    norm = Normalizer.fit(plain.part_streams())
+    ds = GestureWindows(synth_corpus, split="train", window=32, stride=16, cache_dir=cache, normalizer=norm, without_coarse=True)
+    assert len(ds) == len(plain)
+    take_index, start = ds.windows[len(ds) // 2]
+    item = ds[len(ds) // 2]
+    motion = load_motion(ds.takes[take_index].motion)
+    with np.load(synth_corpus / "components" / f"{ds.takes[take_index].name}.npz") as c:
+        still = c["base"][None] + c["mid"] + c["fine"] + c["jaw"]  # the poses less their coarse component
+        coarse_energy = float(np.abs(c["coarse"]).mean())
+    expected = split_parts(type(motion)(still, motion.trans, motion.expressions))["upper"][start : start + 32]
+    assert coarse_energy > 0.01  # there is a slow component to take out
+    assert torch.allclose(norm.denormalize("upper", item["upper_without_coarse"]), expected, atol=1e-4)
+    assert not torch.allclose(item["upper_without_coarse"], item["upper"], atol=0.05)
+    assert "upper_without_coarse" not in plain[0] and "lower_without_coarse" not in item
+
+    names = [t.name for t in index_beat2(synth_corpus, split="train").takes[:2]]
+    copy_layout(synth_corpus, tmp_path / "bare", names)
+    with pytest.raises(ValueError, match="no components file.*coarse_split_weight"):
+        GestureWindows(tmp_path / "bare", split=None, window=16, stride=16, cache_dir=tmp_path / "c2", without_coarse=True)
+    (tmp_path / "bare" / "components").mkdir()
+    shutil.copy(synth_corpus / "components" / f"{names[1]}.npz", tmp_path / "bare" / "components")
+    (tmp_path / "bare" / "components" / f"{names[0]}.npz").write_bytes(b"PK\x03\x04 broken")
+    ds = GestureWindows(tmp_path / "bare", split=None, window=16, stride=16, cache_dir=tmp_path / "c3", without_coarse=True)
+    assert [t.name for t in ds.takes] == [names[1]] and "components file" in ds.skipped[names[0]]
+
+
 def test_a_broken_take_is_skipped_not_fatal(synth_corpus, tmp_path):
     names = [t.name for t in index_beat2(synth_corpus).takes[:3]]
     copy_layout(synth_corpus, tmp_path, names)

@@ -20,7 +20,7 @@ from granumamba.model import (
 )
 from granumamba.model.configs import GranuMambaConfig, VQConfig
 from granumamba.model.generator import StepSampling
-from granumamba.model.losses import foot_contact_loss, held_teacher, position_losses, stage1_loss, stage2_loss
+from granumamba.model.losses import coarse_split_loss, foot_contact_loss, held_teacher, position_losses, stage1_loss, stage2_loss
 from granumamba.model.sampler import codebook_arrays, sample_codes
 from granumamba.model.vqvae import low_pass
 from granumamba.motion.parts import PART_DIMS, PART_NAMES, Motion, split_parts
@@ -278,6 +278,56 @@ def test_stage1_foot_contact_term_is_the_planted_feets_sliding_in_centimetres():
     plain, weighted = stage1_loss(model, batch), stage1_loss(model, batch, foot_contact_weight=0.5)
     assert "lower/foot_contact" not in plain
     assert torch.allclose(weighted["total"], plain["total"] + 0.5 * weighted["lower/foot_contact"])
+
+
+def test_the_coarse_split_term_teaches_the_other_levels_the_motion_without_its_slow_component():
+    """stage1_loss's coarse split term: the upper part decoded with the coarse gain at 0 against
+    the batch's "upper_without_coarse" (feature MSE plus the position weight times the joints'
+    MSE in cm), added to the total at its weight. Trained with it, what the finer levels decode
+    alone comes nearer the motion without its slow component than trained without it."""
+    torch.manual_seed(0)
+    frames, batch_size = 64, 8
+    t = torch.arange(frames) / 30.0
+
+    def batch_of(seed):
+        g = torch.Generator().manual_seed(seed)
+        phase = torch.rand(batch_size, 1, 1, generator=g) * 6.28
+        slow = torch.sin(2 * math.pi * 0.4 * t[None, :, None] + phase) * torch.linspace(0.5, 1.5, 78)  # a slow sway of every channel
+        fast = torch.sin(2 * math.pi * 2.5 * t[None, :, None] + 2 * phase) * torch.linspace(1.0, -1.0, 78) * 0.5
+        parts = {p: torch.randn(batch_size, frames, d, generator=g) * 0.05 for p, d in PART_DIMS.items()}
+        rest = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(13)  # each joint's 6D rotation at rest, so that FK is defined
+        parts["upper"] = rest + 0.3 * (slow + fast)
+        parts["upper_without_coarse"] = rest + 0.3 * fast
+        return parts
+
+    model = GranuMamba(TINY)
+    probe = batch_of(99)
+    plain = stage1_loss(model, probe, position_weight=0.1)
+    weighted = stage1_loss(model, probe, position_weight=0.1, coarse_split_weight=0.5)
+    assert "upper/coarse_split" not in plain and "hands/coarse_split" not in weighted
+    assert torch.allclose(weighted["total"], plain["total"] + 0.5 * weighted["upper/coarse_split"])
+    _, _, contributions, _ = model.vqvae["upper"](probe["upper"])
+    decoded = model.vqvae["upper"].decode(contributions, (0.0, 1.0, 1.0))
+    by_hand = torch.nn.functional.mse_loss(decoded, probe["upper_without_coarse"])
+    by_hand = by_hand + 0.1 * position_losses(model, probe["upper_without_coarse"], decoded)[0]
+    assert torch.allclose(coarse_split_loss(model, "upper", contributions, probe["upper_without_coarse"], 0.1), by_hand)
+
+    def trained(weight):
+        torch.manual_seed(0)
+        model = GranuMamba(TINY)
+        optimizer = torch.optim.Adam(model.vqvae.parameters(), lr=3e-3)
+        for step in range(120):
+            loss = stage1_loss(model, batch_of(step), coarse_split_weight=weight)["total"]
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            _, _, contributions, _ = model.vqvae["upper"](probe["upper"])
+            rest = model.vqvae["upper"].decode(contributions, (0.0, 1.0, 1.0))
+            return float(torch.nn.functional.mse_loss(rest, probe["upper_without_coarse"]))
+
+    without_term, with_term = trained(0.0), trained(1.0)
+    assert with_term < 0.5 * without_term, (with_term, without_term)
 
 
 def test_a_gain_of_zero_removes_exactly_that_level():

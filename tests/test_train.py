@@ -82,6 +82,30 @@ def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_p
     assert not (tmp_path / "model").exists()  # nothing written when a step fails
 
 
+@pytest.mark.parametrize("own_folder", [False, True], ids=["elsewhere", "the run's own model folder"])
+def test_make_demo_writes_the_model_and_its_fgd_autoencoder_to_out(tmp_path, monkeypatch, own_folder):
+    """The trained model and the corpus's FGD autoencoder land in `--out`, also when `--out` is
+    the folder stage 2 wrote the model to (it once failed there, copying a file onto itself)."""
+    from train import make_demo
+
+    run = tmp_path / "run"
+
+    def written(folder, text):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            (folder / name).write_text(f"{text} {name}")
+        return folder
+
+    monkeypatch.setattr(make_demo, "make_corpus", lambda out, *a, **k: out.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(make_demo, "run_stage1", lambda cfg, resume=False: written(run / "stage1", "stage 1"))
+    monkeypatch.setattr(make_demo, "run_stage2", lambda cfg, resume=False: written(run / "model", "model"))
+    monkeypatch.setattr(make_demo, "train_autoencoder", lambda corpus, out, seed=0: written(out, "fgd"))
+    out = run / "model" if own_folder else tmp_path / "shipped"
+    assert make_demo.main([f"data.root={tmp_path / 'corpus'}", f"out={run}", "--out", str(out)]) == 0
+    assert (out / "model.safetensors").read_text() == "model model.safetensors"
+    assert (out / "fgd" / "config.json").read_text() == "fgd config.json"
+
+
 def test_batches_depend_only_on_the_step():
     a = [batch_indices(50, 8, step, seed=1, rank=0, world=1) for step in range(12)]
     b = [batch_indices(50, 8, step, seed=1, rank=0, world=1) for step in range(12)]
@@ -102,6 +126,11 @@ def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(synth_co
     assert [h["step"] for h in first + rest] == [h["step"] for h in whole] == list(range(1, 7))
     for a, b in zip(whole, first + rest):
         assert a["total"] == pytest.approx(b["total"], rel=1e-6, abs=1e-7), a["step"]
+    # `--resume` of a run killed before its first checkpoint (make_demo --resume keeps a corpus
+    # and starts the stages) trains on the same batches as a fresh run
+    early: list = []
+    run_stage1(tiny_config(synth_corpus, tmp_path / "c"), resume=True, progress=False, history=early)
+    assert [h["total"] for h in early] == pytest.approx([h["total"] for h in whole], rel=1e-6, abs=1e-7)
     # and stage 2 runs on the result, writing a loadable model
     out = run_stage2(cfg, progress=False)
     config = json.loads((out / "config.json").read_text())

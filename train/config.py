@@ -68,6 +68,7 @@ class Stage1Config(StageConfig):
     position_velocity_weight: float = 0.0  # their velocities (cm per frame)
     position_acceleration_weight: float = 0.0  # and accelerations (cm per frame^2)
     foot_contact_weight: float = 0.0  # planted feet's horizontal sliding (cm per frame)^2, lower part
+    coarse_split_weight: float = 0.0  # upper part without its coarse level vs the motion without its slow component (synthetic corpora)
 
 
 @dataclass

@@ -56,7 +56,7 @@ def save_model(model, folder: Path) -> None:
         dist.barrier()
 
 
-def make_dataset(cfg: TrainConfig, split: str, window: int, vocab=None, normalizer=None) -> GestureWindows:
+def make_dataset(cfg: TrainConfig, split: str, window: int, vocab=None, normalizer=None, without_coarse: bool = False) -> GestureWindows:
     stride = cfg.data.stride if split == "train" else window
     return GestureWindows(
         cfg.data.root,
@@ -67,6 +67,7 @@ def make_dataset(cfg: TrainConfig, split: str, window: int, vocab=None, normaliz
         cache_dir=cfg.data.cache_dir,
         vocab=vocab,
         normalizer=normalizer,
+        without_coarse=without_coarse,
     )
 
 
@@ -144,7 +145,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         step = int(state["step"])
-    elif not resume:
+    else:  # a fresh run, or a resumed one killed before its first checkpoint: the same batches either way
         torch.manual_seed(cfg.seed + rank)
     writer = None
     if rank == 0:

@@ -59,12 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, OSError) as err:
         print(f"make_demo: {err}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(model_dir / name, args.out / name)
-    (args.out / "fgd").mkdir(exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(Path(cfg.out) / "fgd" / name, args.out / "fgd" / name)
+    for source, target in ((model_dir, args.out), (Path(cfg.out) / "fgd", args.out / "fgd")):
+        target.mkdir(parents=True, exist_ok=True)
+        if target.resolve() != source.resolve():  # `--out` may name the run's own model folder
+            for name in ("config.json", "model.safetensors"):
+                shutil.copy(source / name, target / name)
     print(f"[make_demo] wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -39,7 +39,8 @@ def run_stage1(
 ) -> Path:
     torch.manual_seed(cfg.seed)  # the model's initial weights
     window = cfg.stage1.window or cfg.data.window
-    train_set = make_dataset(cfg, "train", window)
+    without_coarse = cfg.stage1.coarse_split_weight > 0  # the corpus's slow component, for the coarse split term
+    train_set = make_dataset(cfg, "train", window, without_coarse=without_coarse)
     if len(train_set) == 0:
         raise ConfigError(f"{cfg.data.root}: no training windows of {window} frames (skipped takes: {len(train_set.skipped)}).")
     vocab = Vocabulary.build(train_set.transcripts())
@@ -56,7 +57,7 @@ def run_stage1(
     model = GranuMamba(config)
     model.set_normalizer(normalizer)
     train_set.normalizer = normalizer
-    val_set = make_dataset(cfg, "val", window, normalizer=normalizer)
+    val_set = make_dataset(cfg, "val", window, normalizer=normalizer, without_coarse=without_coarse)
     run_dir = Path(cfg.out) / "stage1"
     options = loss_options(cfg.stage1)
     last = train(

@@ -11,6 +11,9 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,9 @@ from .beat2 import DataError, Take, index_beat2, load_motion
 
 log = logging.getLogger(__name__)
 MOTION_VERSION = 1  # bump when the part split changes: it keys the cache
+# The parts whose motion without the synthetic corpus's slow (coarse) component a dataset gives
+# with `without_coarse`: the body's posture is the upper part's, and the coarse slider's measure.
+WITHOUT_COARSE_PARTS = ("upper",)
 
 
 class FeatureCache:
@@ -86,6 +92,21 @@ def _motion_arrays(path: Path) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in parts.items()}
 
 
+def _without_coarse_arrays(motion_path: Path, components_path: Path) -> dict[str, np.ndarray]:
+    """The take's parts with its saved coarse component taken out of the poses (the corpus
+    saves poses as exactly base + coarse + mid + fine + jaw, train.corpus)."""
+    motion = load_motion(motion_path)
+    try:
+        with np.load(components_path) as components:
+            coarse = components["coarse"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"{components_path}: not a readable components file with a 'coarse' array ({err})") from err
+    if coarse.shape != motion.poses.shape:
+        raise DataError(f"{components_path}: coarse component {coarse.shape} does not match the take's poses {motion.poses.shape}")
+    parts = split_parts(replace(motion, poses=motion.poses - coarse))
+    return {f"{name}_without_coarse": parts[name].numpy() for name in WITHOUT_COARSE_PARTS}
+
+
 def _audio_arrays(path: Path) -> dict[str, np.ndarray]:
     return {"speech": speech_features(load_audio(path))}
 
@@ -94,7 +115,10 @@ class GestureWindows(Dataset):
     """Fixed-length windows of (speech features, words, speaker, body parts) over takes.
 
     Items: {"audio": (window, FEATURE_DIM), "words": (window,) int64, "speaker": int64,
-    part name: (window, PART_DIMS[part]) normalised when a normaliser is given}.
+    part name: (window, PART_DIMS[part]) normalised when a normaliser is given}; with
+    `without_coarse` (synthetic corpora, whose takes have a components/ file) also
+    "<part>_without_coarse" for the parts of WITHOUT_COARSE_PARTS: that part of the take's
+    motion without its slow component, normalised as the part is (stage 1's coarse split term).
     """
 
     def __init__(
@@ -107,6 +131,7 @@ class GestureWindows(Dataset):
         cache_dir: str | os.PathLike | None = None,
         vocab: Vocabulary | None = None,
         normalizer: Normalizer | None = None,
+        without_coarse: bool = False,
     ):
         if window < 1 or stride < 1:
             raise ValueError(f"window ({window}) and stride ({stride}) must be positive")
@@ -122,6 +147,17 @@ class GestureWindows(Dataset):
             try:
                 arrays = dict(self.cache.get(take.motion, f"motion-v{MOTION_VERSION}", _motion_arrays))
                 arrays.update(self.cache.get(take.audio, f"speech-v{FEATURE_VERSION}", _audio_arrays))
+                if without_coarse:
+                    components = Path(root) / "components" / f"{take.name}.npz"
+                    if not components.is_file():
+                        raise ValueError(
+                            f"{components}: no components file. The coarse split term (stage1.coarse_split_weight) needs a "
+                            "synthetic corpus's saved components (python -m train.make_corpus); set it to 0 for other data."
+                        )
+                    # keyed by the components file: the corpus writes it with the take's motion, from the same draw
+                    arrays.update(
+                        self.cache.get(components, f"without-coarse-v{MOTION_VERSION}", partial(_without_coarse_arrays, take.motion))
+                    )
                 words = read_words(take.textgrid) if take.textgrid is not None else None
             except (DataError, AudioError, TextGridError) as err:
                 self.skipped[take.name] = str(err)
@@ -158,9 +194,12 @@ class GestureWindows(Dataset):
             "audio": torch.from_numpy(np.array(arrays["speech"][start:stop], dtype=np.float32)),
             "speaker": torch.tensor(self.takes[take_index].speaker, dtype=torch.long),
         }
-        for part in PART_NAMES:
-            x = torch.from_numpy(np.array(arrays[part][start:stop], dtype=np.float32))
-            out[part] = self.normalizer.normalize(part, x) if self.normalizer else x
+        for key in (*PART_NAMES, *(f"{p}_without_coarse" for p in WITHOUT_COARSE_PARTS)):
+            if key not in arrays:
+                continue
+            part = key.removesuffix("_without_coarse")
+            x = torch.from_numpy(np.array(arrays[key][start:stop], dtype=np.float32))
+            out[key] = self.normalizer.normalize(part, x) if self.normalizer else x
         words = self.words[take_index]
         if self.vocab is not None and words:
             shifted = [type(w)(w.text, w.start - start / FPS, w.end - start / FPS) for w in words]

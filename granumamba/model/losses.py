@@ -3,7 +3,8 @@
 - Stage 1 (`stage1_loss`): per part, the seed's S6 objective (S3 reconstruction + S4 codebook +
   S5 beta-weighted commitment) with velocity and acceleration terms; for the upper body also its
   joint positions, velocities and accelerations by forward kinematics (`position_losses`);
-  optionally the planted feet's sliding (`foot_contact_loss`).
+  optionally the planted feet's sliding (`foot_contact_loss`) and the coarse split
+  (`coarse_split_loss`).
 - Stage 2 (`stage2_loss`): cross-entropy on each level's codes + S9's MSE on their latents;
   with a hold outcome (`hold_speed`), the steps where the truth's arms are still are taught as
   holds of the code before (`hold_steps`).
@@ -37,24 +38,30 @@ def stage1_loss(
     position_velocity_weight: float = 0.0,
     position_acceleration_weight: float = 0.0,
     foot_contact_weight: float = 0.0,
+    coarse_split_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Sum over parts of the seed's S6 objective plus velocity and acceleration terms; with
     the position weights, also the upper body's joint positions (cm, by forward kinematics)
     and their frame-to-frame velocities and accelerations, which is where the arms' strokes
     are seen (jitter that the rotation losses let through makes false pauses in the hands'
     speed, and so false motion beats); with the foot-contact weight, the decoded feet's
-    sliding where the ground truth has them planted (`foot_contact_loss`)."""
+    sliding where the ground truth has them planted (`foot_contact_loss`); with the coarse
+    split weight, the upper part decoded without its coarse level against the motion without
+    its slow component (`coarse_split_loss`; the batch's "upper_without_coarse")."""
     position_weights = (position_weight, position_velocity_weight, position_acceleration_weight)
     out: dict[str, torch.Tensor] = {}
     total = None
     for part in PART_NAMES:
         vq = model.vqvae[part]
-        x_hat, _, _, stats = vq(batch[part])
+        x_hat, _, contributions, stats = vq(batch[part])
         losses = prior_loss(batch[part], x_hat, stats, velocity_weight, acceleration_weight)
         if part == "upper" and any(position_weights):
             terms = dict(zip(("position", "position_velocity", "position_acceleration"), position_losses(model, batch[part], x_hat)))
             losses["total"] = losses["total"] + sum(w * v for w, v in zip(position_weights, terms.values()))
             losses.update(terms)
+        if coarse_split_weight and f"{part}_without_coarse" in batch:
+            losses["coarse_split"] = coarse_split_loss(model, part, contributions, batch[f"{part}_without_coarse"], position_weight)
+            losses["total"] = losses["total"] + coarse_split_weight * losses["coarse_split"]
         if part == "lower" and foot_contact_weight:
             losses["foot_contact"] = foot_contact_loss(model, batch[part], x_hat)
             losses["total"] = losses["total"] + foot_contact_weight * losses["foot_contact"]
@@ -75,6 +82,23 @@ def position_losses(model: GranuMamba, x: torch.Tensor, x_hat: torch.Tensor) -> 
     true = upper_body_positions(normalizer.denormalize("upper", x)) * 100.0
     pred = upper_body_positions(normalizer.denormalize("upper", x_hat)) * 100.0
     return tuple(F.mse_loss(pred.diff(n=k, dim=1), true.diff(n=k, dim=1)) for k in range(3))  # n=0: the positions
+
+
+def coarse_split_loss(
+    model: GranuMamba, part: str, contributions: list[torch.Tensor], without_coarse: torch.Tensor, position_weight: float = 0.0
+) -> torch.Tensor:
+    """A part's levels decoded with the coarse gain at 0 against the part's motion without its
+    slow component (normalised, batch, T, dims): MSE, plus for the upper part `position_weight`
+    times the joint positions' MSE (cm). The coarse slider scales the coarse level before
+    decoding, so what is left at gain 0 is what the other levels carry; without this term they
+    carried slow posture of their own (livelier corpora: enough that half the coarse level
+    cancelled part of it, and the slider dipped from gain 0 to 0.5; docs/experiments.md)."""
+    vq = model.vqvae[part]
+    decoded = vq.decode(contributions, (0.0,) + (1.0,) * (len(contributions) - 1))
+    loss = F.mse_loss(decoded, without_coarse)
+    if part == "upper" and position_weight:
+        loss = loss + position_weight * position_losses(model, without_coarse, decoded)[0]
+    return loss
 
 
 def foot_contact_loss(model: GranuMamba, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
