@@ -222,7 +222,9 @@ def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tm
     assert rests and np.mean(rests) < 0.3 * np.mean(talks), (rests, talks)
 
 
-@pytest.mark.parametrize("setting", [{"walk": 1.5}, {"walk": -0.1}, {"phrase_pause": 2.0}, {"paused_share": 1.5}, {"minutes": 0}])
+@pytest.mark.parametrize(
+    "setting", [{"walk": 1.5}, {"walk": -0.1}, {"phrase_pause": 2.0}, {"paused_share": 1.5}, {"both_hands": 1.5}, {"minutes": 0}]
+)
 def test_make_corpus_refuses_settings_out_of_range_before_writing_anything(tmp_path, setting):
     from train.make_corpus import main
 

@@ -95,14 +95,14 @@ def test_the_gesture_space_is_in_front_of_the_torso():
     assert np.percentile(wrists[..., 1], 90) < CHEST[1] + 0.3  # rarely above the shoulders
 
 
-def _speech_in_phrases(seconds: float) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
-    """Words in phrases of five with a 0.45 s pause between them (phrase boundaries)."""
+def _speech_in_phrases(seconds: float, pause: float = 0.45) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:
+    """Words in phrases of five with a `pause` s pause between them (phrase boundaries)."""
     words, t = [], 0.3
     while t < seconds:
         for _ in range(5):
             words.append(Word("word", t, t + 0.28))
             t += 0.36
-        t += 0.45
+        t += pause
     return _signals(words, seconds + 1.0)
 
 
@@ -134,3 +134,27 @@ def test_a_speaker_who_walks_travels_on_planted_feet():
         assert np.ptp(height) < 0.006, (walk, np.ptp(height))
     assert moved[1.0][0] > 2 * moved[0.0][0], moved  # root speed
     assert moved[1.0][1] > 0.3 > moved[0.0][1], moved  # the farthest it gets from where it started, one way
+
+
+def test_speakers_who_use_both_hands_move_the_slower_hand_more_and_keep_the_rest_of_their_style():
+    """`both_hands` (train.corpus.speaker_style): the speaker gestures with both hands in more of
+    the units and the other hand beats along in asymmetric ones, so the hand that moves less
+    moves more; every other trait of the speaker is as at 0, and 0 is the corpus's default."""
+    from dataclasses import asdict
+
+    words, energy, pitch, onsets = _speech_in_phrases(60.0, pause=1.2)  # a gesture unit a phrase
+    slower = {}
+    for both in (0.0, 1.0):
+        speeds = []
+        for speaker in (1, 2, 3, 4):
+            style = speaker_style(speaker, both)
+            if both:
+                plain = speaker_style(speaker)
+                assert style.two_handed >= 0.75 > plain.two_handed - 0.05 and style.other_beats == 1.0 > plain.other_beats
+                assert {k: v for k, v in asdict(style).items() if k not in ("two_handed", "other_beats")} == {
+                    k: v for k, v in asdict(plain).items() if k not in ("two_handed", "other_beats")
+                }
+            wrists = _wrists(gesture(words, energy, pitch, onsets, style, np.random.default_rng(speaker)))
+            speeds.append(np.linalg.norm(np.diff(wrists, axis=0), axis=-1).min(-1).mean() * FPS)
+        slower[both] = float(np.mean(speeds))
+    assert slower[1.0] > 1.2 * slower[0.0], slower

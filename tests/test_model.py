@@ -675,6 +675,51 @@ def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_ex
     assert not any(k.startswith("vqvae.") and "fine_decoder" in k and k.endswith(".bias") for k in split.state_dict())
 
 
+def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_fine_levels_exactly(tmp_path):
+    """With `level_bands`, any codes decode to a coarse level without motion faster than its low-pass
+    passes (its Nyquist rate, 0.94 Hz), a mid level without that slow part or what is faster than
+    1.9 Hz, and a fine level without the slow part; the three add up to the whole. The coarse
+    and fine levels' motion is their gain times their motion at gain 1 (the sliders then move
+    the slow posture and the fast motion by the gain itself), a gain of 0 leaves its level out
+    exactly, and the option is saved and checked."""
+    torch.manual_seed(3)
+    model = GranuMamba(TINY | {"split_decoder": True, "level_bands": True}).eval()
+    indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]  # 256 frames of random codes
+
+    def decoded(gains):
+        with torch.no_grad():
+            return model.decode_part("hands", indices, gains)
+
+    coarse, mid, fine = decoded((1.0, 0.0, 0.0)), decoded((0.0, 1.0, 0.0)), decoded((0.0, 0.0, 1.0))
+    assert torch.allclose(coarse + mid + fine, decoded((1.0, 1.0, 1.0)), atol=1e-5)
+    assert min(float(level.std()) for level in (coarse, mid, fine)) > 1e-3
+    assert _fast_share(coarse, 5 * 30 / 32) < 1e-6 < 1e-3 < _fast_share(coarse, 0.3)  # 2^-25 of the power at 5 times the cutoff
+    assert _fast_share(mid, 5 * 30 / 16) < 1e-6
+    for level in (mid, fine):  # none of the slow posture: little under 0.3 Hz
+        assert _fast_share(level, 0.3) > 0.95
+    # nor a posture of their own: codes held still decode to a still pose, all the coarse level's
+    held = [torch.full_like(i, 5) for i in indices]
+    with torch.no_grad():
+        still = [model.decode_part("hands", held, gains)[64:-64] for gains in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))]
+    assert float(still[0].abs().max()) > 1e-3 and float((still[0] - still[0][0]).abs().max()) < 1e-5
+    assert max(float(s.abs().max()) for s in still[1:]) < 1e-5
+    assert _fast_share(fine, 3.0) > _fast_share(mid, 3.0)
+    for g in (0.5, 2.0):
+        assert torch.allclose(decoded((g, 1.0, 1.0)) - (mid + fine), g * coarse, atol=1e-5)
+        assert torch.allclose(decoded((1.0, 1.0, g)) - (coarse + mid), g * fine, atol=1e-5)
+    assert float(decoded((0.0, 0.0, 0.0)).abs().max()) == 0.0
+    assert not any(k.startswith("vqvae.") and "coarse_decoder" in k and k.endswith(".bias") for k in model.state_dict())
+    model.save_pretrained(tmp_path / "bands")
+    again = GranuMamba.from_pretrained(tmp_path / "bands")
+    assert again.config.level_bands and all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+    assert GranuMamba(TINY | {"split_decoder": True}).vqvae["hands"].coarse_decoder is None
+    for bad in ({"level_bands": True}, {"level_bands": True, "split_decoder": True, "causal": True}):
+        with pytest.raises(ValueError, match="level_bands needs split_decoder"):
+            GranuMamba(TINY | bad)
+    with pytest.raises(ModelLoadError, match="level_bands"):
+        GranuMambaConfig.from_dict({"level_bands": 1})
+
+
 def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_path):
     model = GranuMamba(TINY | {"split_decoder": True})
     model.save_pretrained(tmp_path / "split")
@@ -872,16 +917,17 @@ def test_hold_speed_is_saved_and_a_config_without_it_has_no_hold(tmp_path):
             GranuMambaConfig.from_dict({"hold_speed": bad})
 
 
-@pytest.mark.parametrize("split", [False, True])
-@pytest.mark.parametrize("causal", [False, True])
-def test_decoding_sees_no_further_than_its_reach_and_windows_of_that_context_are_exact(split, causal):
+@pytest.mark.parametrize(
+    "split, causal, bands", [(False, False, False), (True, False, False), (False, True, False), (True, True, False), (True, False, True)]
+)
+def test_decoding_sees_no_further_than_its_reach_and_windows_of_that_context_are_exact(split, causal, bands):
     """`PartVQVAE.reach` bounds how far a frame's decoding sees: changing the latents from one
     point on changes no frame more than `reach` frames before it (and some frame within it; a
     causal decoder's none before it), and changing them up to a point changes no frame more than
     `reach` after it, so windowed decoding with `decode_overlap` latents of context gives the
     one-pass result."""
     torch.manual_seed(4)
-    model = GranuMamba(TINY | {"split_decoder": split, "causal": causal}).eval()
+    model = GranuMamba(TINY | {"split_decoder": split, "causal": causal, "level_bands": bands}).eval()
     vq = model.vqvae["upper"]
     per = vq.frames_per_latent
     c = [torch.randn(1, 64, vq.latent_dim) for _ in range(3)]

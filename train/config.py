@@ -39,6 +39,7 @@ class CorpusConfig:
     speakers: int = 4
     paused_share: float = 0.0  # share of takes with long silences
     phrase_pause: float = 0.0  # most seconds added to the voices' pauses between phrases
+    both_hands: float = 0.0  # how far the speakers use both hands (train.corpus.speaker_style)
     walk: float = 0.0  # share of phrase boundaries where the speaker walks
 
 

@@ -69,13 +69,19 @@ PAUSED_SHARE = 0.0
 # against 1.73) moved at 0.63 x real capture's wrist speed on real speech, against 0.71 x
 # without, and its beats were hardly nearer the onsets (BC 0.948 against 0.947; docs/experiments.md).
 PHRASE_PAUSE = 0.0
+# How far the speakers use both hands (`--both-hands`, 0 to 1): at 1 they gesture with both in 75
+# to 95 % of their units (at 0, 40 to 80 %) and, in an asymmetric unit, the other hand beats small on
+# every stroke of the leading one (at 0, on 60 % of them). A corpus made as the demo's has its slower
+# hand moving at 0.50 x real capture's slower hand at 0, 0.85 x at 1 (train.corpus_stats; docs/experiments.md).
+BOTH_HANDS = 0.0
 # Share of phrase boundaries (scaled by each speaker's habit of stepping) at which the speaker
 # walks a few steps to another place (`--walk`, train.gesture._walk). Off by default: see
 # docs/experiments.md for the demo trained with it.
 WALK = 0.0
 
 
-def speaker_style(speaker: int) -> SpeakerStyle:
+def speaker_style(speaker: int, both_hands: float = BOTH_HANDS) -> SpeakerStyle:
+    """Speaker `speaker`'s style, the same for every take and corpus (`both_hands`: BOTH_HANDS)."""
     rng = np.random.default_rng(10_000 + speaker)
     hand = rng.integers(3)  # 0 right-handed, 1 left-handed, 2 both
     return SpeakerStyle(
@@ -86,12 +92,13 @@ def speaker_style(speaker: int) -> SpeakerStyle:
         right=(1.0, 0.5, 0.9)[hand],
         lateral=float(rng.uniform(0.85, 1.3)),
         height=float(rng.uniform(-0.04, 0.08)),
-        two_handed=float(rng.uniform(0.4, 0.8)),
+        two_handed=float(rng.uniform(0.4 + 0.35 * both_hands, 0.8 + 0.15 * both_hands)),
         hold=float(rng.uniform(0.15, 0.45)),
         rest=("sides", "clasped", "hip")[int(rng.integers(3))],
         sway=float(rng.uniform(0.6, 1.5)),
         fine=float(rng.uniform(0.6, 1.4)),
         step=float(rng.uniform(0.1, 0.35)),
+        other_beats=0.6 + 0.4 * both_hands,
     )
 
 
@@ -175,11 +182,12 @@ def make_take(
     paused_share: float = PAUSED_SHARE,
     phrase_pause: float = PHRASE_PAUSE,
     walk: float = WALK,
+    both_hands: float = BOTH_HANDS,
 ) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
     gesture always follows the clean speech."""
-    style = speaker_style(speaker)
+    style = speaker_style(speaker, both_hands)
     voice = take_voice(style, rng)
     sentences: list[str] = []
     while len(" ".join(sentences).split()) < seconds * voice.rate / 60 * 0.8:

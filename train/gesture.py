@@ -77,6 +77,7 @@ class GestureStyle:
     sway: float  # posture variation size
     fine: float  # finger motion size
     step: float  # probability of a step at a phrase boundary
+    other_beats: float  # share of an asymmetric unit's strokes on which the other hand beats small
 
 
 # ----- inverse kinematics ----------------------------------------------------------------------
@@ -352,7 +353,7 @@ def plan_hands(
                 elif mode == "parallel":
                     shift = homes[other] - homes[lead_side]
                     per_side[other] = [Key(key.t, key.position + shift, key.stop, key.shape, key.palm, key.flick) for key in stroke]
-                elif rng.random() < 0.6:  # asymmetric: the other hand beats small
+                elif rng.random() < style.other_beats:  # asymmetric: the other hand beats small
                     per_side[other] = _stroke_keys("beat", other, homes[other], 0.5 * apex.size, apex.t, before, k % 2 == 1, rng)
                 per_side = {side: [_clamped(key, side) for key in side_keys] for side, side_keys in per_side.items()}
             for side, new in per_side.items():

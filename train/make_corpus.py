@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from granumamba.text.tts import SpeechError, espeak_available
 
-from .corpus import PAUSED_SHARE, PHRASE_PAUSE, WALK, make_take
+from .corpus import BOTH_HANDS, PAUSED_SHARE, PHRASE_PAUSE, WALK, make_take
 
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
@@ -45,11 +45,13 @@ def make_corpus(
     paused_share: float = PAUSED_SHARE,
     phrase_pause: float = PHRASE_PAUSE,
     walk: float = WALK,
+    both_hands: float = BOTH_HANDS,
 ) -> list[tuple[str, str]]:
-    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not 0 <= paused_share <= 1 or not 0 <= phrase_pause <= 1.2 or not 0 <= walk <= 1:
+    shares = (paused_share, walk, both_hands)
+    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not all(0 <= s <= 1 for s in shares) or not 0 <= phrase_pause <= 1.2:
         raise ValueError(
             "minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1,"
-            " phrase_pause from 0 to 1.2 s, walk from 0 to 1"
+            " phrase_pause from 0 to 1.2 s, walk from 0 to 1, both_hands from 0 to 1"
         )
     if not espeak_available():
         raise SpeechError("the synthetic corpus is spoken by espeak-ng: `apt-get install espeak-ng`.")
@@ -63,7 +65,7 @@ def make_corpus(
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
         split = split_of(take, takes_per_speaker)
-        make_take(out, name, speaker, seconds, rng, split == "train", paused_share, phrase_pause, walk)
+        make_take(out, name, speaker, seconds, rng, split == "train", paused_share, phrase_pause, walk, both_hands)
         rows.append((name, split))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -80,11 +82,14 @@ def add_take_options(parser: argparse.ArgumentParser) -> None:
         "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
     )
     parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
+    parser.add_argument(
+        "--both-hands", type=float, default=BOTH_HANDS, help="how far the speakers use both hands, 0 to 1 (train.corpus.BOTH_HANDS)"
+    )
 
 
 def take_options(args: argparse.Namespace) -> dict[str, float]:
     """make_corpus's keywords from the options `add_take_options` added."""
-    return {"paused_share": args.paused_share, "phrase_pause": args.phrase_pause, "walk": args.walk}
+    return {"paused_share": args.paused_share, "phrase_pause": args.phrase_pause, "walk": args.walk, "both_hands": args.both_hands}
 
 
 def main(argv: list[str] | None = None) -> int:

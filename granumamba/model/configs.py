@@ -27,6 +27,9 @@ class VQConfig:
     dead_after: int = 200
     split_decoder: bool = False  # the fine level decoded apart, the rest low-passed (vqvae.py); false in checkpoints before it
     slow_cutoff: float = 0.0  # Hz where the split decoder's low-pass halves; 0: the mid level's Nyquist rate, as before it (vqvae.py)
+    # each level through a decoder of its own into its own band (coarse below its Nyquist rate, mid
+    # up to the split decoder's cutoff, fine above it; vqvae.py); needs split_decoder; false before it
+    level_bands: bool = False
     causal: bool = False  # no output sees later input: decoders, level upsampling, generator steps (live mode's latency); false before it
 
     @property
@@ -142,7 +145,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
                 raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
             values["factors"] = tuple(factors)
-        for name in ("split_decoder", "causal"):
+        for name in ("split_decoder", "level_bands", "causal"):
             if not isinstance(values.get(name, False), bool):
                 raise ModelLoadError(f"config.json: {name} must be true or false, got {values[name]!r}")
         for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):

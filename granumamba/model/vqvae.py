@@ -13,6 +13,15 @@ maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
   fine decoder, a ReLU network without biases, is positively homogeneous: the fine gain scales
   the fine level's motion exactly.
 
+With `level_bands` as well, each level has a decoder of its own and a frequency band of its own:
+the coarse level below its Nyquist rate (0.94 Hz at 16 frames a coarse code), the mid level from
+there up to the split decoder's cutoff, the fine level above it (Gaussian low-passes whose
+differences add up to the whole band, so nothing is lost between them). The coarse decoder, like
+the fine one, has no biases, so the coarse gain scales the coarse level's motion exactly too, and
+what the other levels leave in the slow band is small: the coarse slider then moves the slow
+posture by the gain itself (a joint decoder of the coarse and mid levels can decode a lowered coarse
+gain to a posture that swings more, not less).
+
 `causal` decoders see no later latent than a frame's own (live mode). A causal split decoder
 has no low-pass: a causal one delays what it smooths (a Gaussian by its radius, 9 frames), and a
 model trained with it had to choose each stroke's mid code 0.4 s before the stroke, from speech
@@ -47,6 +56,12 @@ def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = (kernel / kernel.sum()).expand(x.shape[-1], 1, -1)
     padded = F.pad(x.transpose(1, 2), (radius, radius), mode="replicate")
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
+
+
+def _sigma(cutoff: float) -> float:
+    """The sigma (frames) of the Gaussian low-pass whose response halves at `cutoff` Hz: the
+    response at f is 2^-(f / cutoff)^2."""
+    return math.sqrt(2 * math.log(2)) * FPS / (2 * math.pi * cutoff)
 
 
 class CausalConv1d(nn.Conv1d):
@@ -101,6 +116,9 @@ class PartVQVAE(nn.Module):
         self.causal, self.slow_cutoff = config.causal, config.slow_cutoff
         self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
+        if config.level_bands and (not config.split_decoder or config.causal or len(config.factors) != 3):
+            raise ValueError("level_bands needs split_decoder, three levels and a decoder that is not causal")
+        self.coarse_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False) if config.level_bands else None
         self.quantizer = MultiRateQuantizer(
             latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
         )
@@ -125,8 +143,13 @@ class PartVQVAE(nn.Module):
         """The split decoder's low-pass: a Gaussian whose response halves at `slow_cutoff` Hz, or,
         where that is 0, at the mid level's Nyquist rate (8 frames a mid code: 1.9 Hz at 30 fps,
         sigma 3 frames). The response at f is 2^-(f / cutoff)^2."""
-        cutoff = self.slow_cutoff or FPS / (2 * self.frames_per_latent * self.quantizer.factors[-2])
-        return math.sqrt(2 * math.log(2)) * FPS / (2 * math.pi * cutoff)
+        return _sigma(self.slow_cutoff or FPS / (2 * self.frames_per_latent * self.quantizer.factors[-2]))
+
+    @property
+    def coarse_sigma(self) -> float:
+        """`level_bands`' low-pass of the coarse level: halving at its Nyquist rate (16 frames a
+        coarse code: 0.94 Hz at 30 fps, sigma 6 frames)."""
+        return _sigma(FPS / (2 * self.frames_per_latent * self.quantizer.factors[0]))
 
     @property
     def reach(self) -> int:
@@ -148,6 +171,11 @@ class PartVQVAE(nn.Module):
 
         if self.fine_decoder is None:
             return layers_reach(self.decoder)
+        if self.coarse_decoder is not None:  # each band's decoder, then its widest low-pass
+            coarse, slow = gaussian_radius(self.coarse_sigma), gaussian_radius(self.slow_sigma)
+            return max(
+                layers_reach(self.coarse_decoder) + coarse, layers_reach(self.decoder) + coarse, layers_reach(self.fine_decoder) + slow
+            )
         low_pass_reach = 0 if self.causal else gaussian_radius(self.slow_sigma)
         return max(layers_reach(self.decoder) + low_pass_reach, layers_reach(self.fine_decoder))
 
@@ -157,12 +185,35 @@ class PartVQVAE(nn.Module):
         if self.fine_decoder is None:
             return self._run(self.decoder, combine(contributions, gains))
         gains = gains or (1.0,) * len(contributions)
+        if self.coarse_decoder is not None:
+            return self._level_bands(contributions, gains)
         slow = self._run(self.decoder, combine(contributions[:-1], gains[:-1]))
         if not self.causal:  # a causal low-pass delays what it smooths (see the module's docstring)
             slow = low_pass(slow, self.slow_sigma)
         if gains[-1] == 0.0:
             return slow
         return slow + self._run(self.fine_decoder, gains[-1] * contributions[-1])
+
+    def _level_bands(self, contributions: list[torch.Tensor], gains: tuple[float, ...]) -> torch.Tensor:
+        """`level_bands`' decoding: each level's own decoder, each output kept to its level's band
+        (a gain of 0 skips the level's decoder: its band is then exactly empty)."""
+        if len(gains) != 3 or len(contributions) != 3:
+            raise ValueError(f"{len(gains)} gains for {len(contributions)} levels; level_bands decodes three")
+        bands = ((self.coarse_decoder, None, self.coarse_sigma), (self.decoder, self.coarse_sigma, self.slow_sigma))
+        bands += ((self.fine_decoder, self.slow_sigma, None),)
+        total = None
+        for (decoder, below, above), gain, contribution in zip(bands, gains, contributions):
+            if gain == 0.0:
+                continue
+            y = self._run(decoder, gain * contribution)
+            band = low_pass(y, above) if above else y
+            if below:
+                band = band - low_pass(y, below)
+            total = band if total is None else total + band
+        if total is None:  # every gain 0: the mean pose (the features are normalised), no motion
+            batch, steps, _ = contributions[0].shape
+            total = contributions[0].new_zeros(batch, steps * self.frames_per_latent, self.in_dim)
+        return total
 
     @staticmethod
     def _run(decoder: nn.Module, latent: torch.Tensor) -> torch.Tensor:
