@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import FPS
-from .configs import VQConfig
+from .configs import ModelLoadError, VQConfig
 from .quantizer import MultiRateQuantizer, combine
 
 
@@ -117,7 +117,7 @@ class PartVQVAE(nn.Module):
         self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
         if config.level_bands and (not config.split_decoder or config.causal or len(config.factors) != 3):
-            raise ValueError("level_bands needs split_decoder, three levels and a decoder that is not causal")
+            raise ModelLoadError("level_bands needs split_decoder, three levels and a decoder that is not causal (config.json)")
         self.coarse_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False) if config.level_bands else None
         self.quantizer = MultiRateQuantizer(
             latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
