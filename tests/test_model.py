@@ -720,6 +720,36 @@ def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_
         GranuMambaConfig.from_dict({"level_bands": 1})
 
 
+def test_coarse_cutoff_moves_the_band_between_the_coarse_and_mid_levels(tmp_path):
+    """`coarse_cutoff` lowers where the coarse level's band ends and the mid level's begins: on
+    the same weights and codes, the coarse level keeps nothing faster than five times the new
+    cutoff, the mid level takes over the slow motion between it and the coarse Nyquist rate, the
+    three still add up to the whole, the fine level is untouched, and a cutoff at or over the split decoder's is refused."""
+    torch.manual_seed(4)
+    default = GranuMamba(TINY | {"split_decoder": True, "level_bands": True}).eval()
+    lowered = GranuMamba(TINY | {"split_decoder": True, "level_bands": True, "coarse_cutoff": 0.4}).eval()
+    lowered.load_state_dict(default.state_dict())
+    indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]
+    with torch.no_grad():
+        levels = {
+            name: [model.decode_part("hands", indices, gains) for gains in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))]
+            for name, model in (("default", default), ("lowered", lowered))
+        }
+        whole = lowered.decode_part("hands", indices, (1.0, 1.0, 1.0))
+    assert torch.allclose(sum(levels["lowered"]), whole, atol=1e-5)
+    assert _fast_share(levels["lowered"][0], 5 * 0.4) < 1e-6 < _fast_share(levels["default"][0], 5 * 0.4)
+    slow_mid = {name: 1 - _fast_share(mid, 0.9) for name, (_, mid, _) in levels.items()}
+    assert slow_mid["lowered"] > 2 * slow_mid["default"]
+    assert torch.equal(levels["lowered"][2], levels["default"][2])  # the fine level's band is untouched
+    lowered.save_pretrained(tmp_path / "lowered")
+    assert GranuMamba.from_pretrained(tmp_path / "lowered").config.coarse_cutoff == 0.4
+    for bad in ({"coarse_cutoff": 1.9}, {"coarse_cutoff": 3.0, "slow_cutoff": 2.5}):
+        with pytest.raises(ModelLoadError, match="coarse_cutoff below"):
+            GranuMamba(TINY | {"split_decoder": True, "level_bands": True} | bad)
+    with pytest.raises(ModelLoadError, match="coarse_cutoff"):
+        GranuMambaConfig.from_dict({"coarse_cutoff": -1})
+
+
 def test_split_decoder_is_saved_and_a_config_without_it_loads_the_joint_one(tmp_path):
     model = GranuMamba(TINY | {"split_decoder": True})
     model.save_pretrained(tmp_path / "split")

@@ -30,6 +30,7 @@ class VQConfig:
     # each level through a decoder of its own into its own band (coarse below its Nyquist rate, mid
     # up to the split decoder's cutoff, fine above it; vqvae.py); needs split_decoder; false before it
     level_bands: bool = False
+    coarse_cutoff: float = 0.0  # Hz where level_bands' coarse low-pass halves; 0: the coarse level's Nyquist rate (vqvae.py)
     causal: bool = False  # no output sees later input: decoders, level upsampling, generator steps (live mode's latency); false before it
 
     @property
@@ -133,6 +134,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             ("dropout", 1, True),
             ("temperature", 2, True),
             ("slow_cutoff", 15, True),
+            ("coarse_cutoff", 15, True),
             ("hold_speed", 5, True),
             ("hold_temperature", 2, False),
         ):

@@ -14,8 +14,9 @@ maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
   the fine level's motion exactly.
 
 With `level_bands` as well, each level has a decoder of its own and a frequency band of its own:
-the coarse level below its Nyquist rate (0.94 Hz at 16 frames a coarse code), the mid level from
-there up to the split decoder's cutoff, the fine level above it (Gaussian low-passes whose
+the coarse level below its Nyquist rate (0.94 Hz at 16 frames a coarse code; lower at
+`coarse_cutoff` where that is set), the mid level from there up to the split decoder's cutoff,
+the fine level above it (Gaussian low-passes whose
 differences add up to the whole band, so nothing is lost between them). The coarse decoder, like
 the fine one, has no biases, so the coarse gain scales the coarse level's motion exactly too, and
 what the other levels leave in the slow band is small: the coarse slider then moves the slow
@@ -113,7 +114,7 @@ class PartVQVAE(nn.Module):
             enc += [ResBlock(hidden, 1), ResBlock(hidden, 3), nn.Conv1d(hidden, hidden, 4, stride=2, padding=1)]
         enc += [ResBlock(hidden, 1), nn.ReLU(), nn.Conv1d(hidden, latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        self.causal, self.slow_cutoff = config.causal, config.slow_cutoff
+        self.causal, self.slow_cutoff, self.coarse_cutoff = config.causal, config.slow_cutoff, config.coarse_cutoff
         self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
         if config.level_bands and (not config.split_decoder or config.causal or len(config.factors) != 3):
@@ -122,6 +123,8 @@ class PartVQVAE(nn.Module):
         self.quantizer = MultiRateQuantizer(
             latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
         )
+        if config.level_bands and self.coarse_sigma <= self.slow_sigma:
+            raise ModelLoadError("level_bands needs coarse_cutoff below the split decoder's cutoff (config.json)")
 
     @property
     def frames_per_latent(self) -> int:
@@ -147,9 +150,10 @@ class PartVQVAE(nn.Module):
 
     @property
     def coarse_sigma(self) -> float:
-        """`level_bands`' low-pass of the coarse level: halving at its Nyquist rate (16 frames a
-        coarse code: 0.94 Hz at 30 fps, sigma 6 frames)."""
-        return _sigma(FPS / (2 * self.frames_per_latent * self.quantizer.factors[0]))
+        """`level_bands`' low-pass of the coarse level: halving at `coarse_cutoff` Hz, or, where
+        that is 0, at the coarse level's Nyquist rate (16 frames a coarse code: 0.94 Hz at 30 fps,
+        sigma 6 frames)."""
+        return _sigma(self.coarse_cutoff or FPS / (2 * self.frames_per_latent * self.quantizer.factors[0]))
 
     @property
     def reach(self) -> int:
