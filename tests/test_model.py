@@ -675,15 +675,17 @@ def test_split_decoder_leaves_the_fast_motion_to_the_fine_level_and_scales_it_ex
     assert not any(k.startswith("vqvae.") and "fine_decoder" in k and k.endswith(".bias") for k in split.state_dict())
 
 
-def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_fine_levels_exactly(tmp_path):
+@pytest.mark.parametrize("coarse_context", [False, True])
+def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_fine_levels_exactly(tmp_path, coarse_context):
     """With `level_bands`, any codes decode to a coarse level without motion faster than its low-pass
     passes (its Nyquist rate, 0.94 Hz), a mid level without that slow part or what is faster than
     1.9 Hz, and a fine level without the slow part; the three add up to the whole. The coarse
     and fine levels' motion is their gain times their motion at gain 1 (the sliders then move
     the slow posture and the fast motion by the gain itself), a gain of 0 leaves its level out
-    exactly, and the option is saved and checked."""
+    exactly, and the option is saved and checked; all of it whether or not the mid decoder reads
+    the coarse codes as its context (`coarse_context`)."""
     torch.manual_seed(3)
-    model = GranuMamba(TINY | {"split_decoder": True, "level_bands": True}).eval()
+    model = GranuMamba(TINY | {"split_decoder": True, "level_bands": True, "coarse_context": coarse_context}).eval()
     indices = [torch.randint(0, 32, (1, n)) for n in (16, 32, 64)]  # 256 frames of random codes
 
     def decoded(gains):
@@ -704,6 +706,10 @@ def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_
     assert float(still[0].abs().max()) > 1e-3 and float((still[0] - still[0][0]).abs().max()) < 1e-5
     assert max(float(s.abs().max()) for s in still[1:]) < 1e-5
     assert _fast_share(fine, 3.0) > _fast_share(mid, 3.0)
+    other_coarse = [torch.randint(0, 32, (1, 16))] + indices[1:]  # the mid level hears them with coarse_context only
+    with torch.no_grad():
+        other_mid = model.decode_part("hands", other_coarse, (0.0, 1.0, 0.0))
+    assert (float((other_mid - mid).abs().max()) > 1e-3) == coarse_context
     for g in (0.5, 2.0):
         assert torch.allclose(decoded((g, 1.0, 1.0)) - (mid + fine), g * coarse, atol=1e-5)
         assert torch.allclose(decoded((1.0, 1.0, g)) - (coarse + mid), g * fine, atol=1e-5)
@@ -713,9 +719,12 @@ def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_
     again = GranuMamba.from_pretrained(tmp_path / "bands")
     assert again.config.level_bands and all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
     assert GranuMamba(TINY | {"split_decoder": True}).vqvae["hands"].coarse_decoder is None
+    assert again.config.coarse_context == coarse_context
     for bad in ({"level_bands": True}, {"level_bands": True, "split_decoder": True, "causal": True}):
         with pytest.raises(ModelLoadError, match="level_bands needs split_decoder"):  # a config.json's too
             GranuMamba(TINY | bad)
+    with pytest.raises(ModelLoadError, match="coarse_context needs level_bands"):
+        GranuMamba(TINY | {"split_decoder": True, "coarse_context": True})
     with pytest.raises(ModelLoadError, match="level_bands"):
         GranuMambaConfig.from_dict({"level_bands": 1})
 

@@ -30,6 +30,7 @@ class VQConfig:
     # each level through a decoder of its own into its own band (coarse below its Nyquist rate, mid
     # up to the split decoder's cutoff, fine above it; vqvae.py); needs split_decoder; false before it
     level_bands: bool = False
+    coarse_context: bool = False  # level_bands' mid decoder reads the coarse codes too (vqvae.py); false before it
     coarse_cutoff: float = 0.0  # Hz where level_bands' coarse low-pass halves; 0: the coarse level's Nyquist rate (vqvae.py)
     causal: bool = False  # no output sees later input: decoders, level upsampling, generator steps (live mode's latency); false before it
 
@@ -147,7 +148,7 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
                 raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
             values["factors"] = tuple(factors)
-        for name in ("split_decoder", "level_bands", "causal"):
+        for name in ("split_decoder", "level_bands", "coarse_context", "causal"):
             if not isinstance(values.get(name, False), bool):
                 raise ModelLoadError(f"config.json: {name} must be true or false, got {values[name]!r}")
         for name, kind in (("vocab", list), ("speaker_names", dict), ("trained_stages", list)):

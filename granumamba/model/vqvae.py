@@ -21,7 +21,9 @@ differences add up to the whole band, so nothing is lost between them). The coar
 the fine one, has no biases, so the coarse gain scales the coarse level's motion exactly too, and
 what the other levels leave in the slow band is small: the coarse slider then moves the slow
 posture by the gain itself (a joint decoder of the coarse and mid levels can decode a lowered coarse
-gain to a posture that swings more, not less).
+gain to a posture that swings more, not less). With `coarse_context` the mid decoder reads the
+coarse codes too, unscaled: what the mid band holds then depends on the posture it starts from,
+not on the coarse gain.
 
 `causal` decoders see no later latent than a frame's own (live mode). A causal split decoder
 has no low-pass: a causal one delays what it smooths (a Gaussian by its radius, 9 frames), and a
@@ -115,6 +117,7 @@ class PartVQVAE(nn.Module):
         enc += [ResBlock(hidden, 1), nn.ReLU(), nn.Conv1d(hidden, latent_dim, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
         self.causal, self.slow_cutoff, self.coarse_cutoff = config.causal, config.slow_cutoff, config.coarse_cutoff
+        self.coarse_context = config.coarse_context
         self.decoder = _decoder(latent_dim, hidden, in_dim, downsamples, bias=True, causal=self.causal)
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
         if config.level_bands and (not config.split_decoder or config.causal or len(config.factors) != 3):
@@ -123,6 +126,8 @@ class PartVQVAE(nn.Module):
         self.quantizer = MultiRateQuantizer(
             latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
         )
+        if config.coarse_context and not config.level_bands:
+            raise ModelLoadError("coarse_context needs level_bands (config.json)")
         if config.level_bands and self.coarse_sigma <= self.slow_sigma:
             raise ModelLoadError("level_bands needs coarse_cutoff below the split decoder's cutoff (config.json)")
 
@@ -200,16 +205,21 @@ class PartVQVAE(nn.Module):
 
     def _level_bands(self, contributions: list[torch.Tensor], gains: tuple[float, ...]) -> torch.Tensor:
         """`level_bands`' decoding: each level's own decoder, each output kept to its level's band
-        (a gain of 0 skips the level's decoder: its band is then exactly empty)."""
+        (a gain of 0 skips the level's decoder: its band is then exactly empty). With
+        `coarse_context` the mid decoder reads the coarse codes beside its own, unscaled, so the
+        strokes keep the shape that the posture they start from gives them at any coarse gain."""
         if len(gains) != 3 or len(contributions) != 3:
             raise ValueError(f"{len(gains)} gains for {len(contributions)} levels; level_bands decodes three")
         bands = ((self.coarse_decoder, None, self.coarse_sigma), (self.decoder, self.coarse_sigma, self.slow_sigma))
         bands += ((self.fine_decoder, self.slow_sigma, None),)
+        inputs = [gain * contribution for gain, contribution in zip(gains, contributions)]
+        if self.coarse_context:  # the coarse codes at full weight whatever the coarse gain: the context, not the level
+            inputs[1] = inputs[1] + contributions[0]
         total = None
-        for (decoder, below, above), gain, contribution in zip(bands, gains, contributions):
+        for (decoder, below, above), gain, latent in zip(bands, gains, inputs):
             if gain == 0.0:
                 continue
-            y = self._run(decoder, gain * contribution)
+            y = self._run(decoder, latent)
             band = low_pass(y, above) if above else y
             if below:
                 band = band - low_pass(y, below)
