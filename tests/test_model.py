@@ -710,6 +710,9 @@ def test_level_bands_give_each_level_a_band_of_its_own_and_scale_the_coarse_and_
     with torch.no_grad():
         other_mid = model.decode_part("hands", other_coarse, (0.0, 1.0, 0.0))
     assert (float((other_mid - mid).abs().max()) > 1e-3) == coarse_context
+    if coarse_context:  # the mid gain then scales the mid band exactly, down to 0
+        for g in (0.01, 0.5, 2.0):
+            assert torch.allclose(decoded((1.0, g, 1.0)) - (coarse + fine), g * mid, atol=1e-5)
     for g in (0.5, 2.0):
         assert torch.allclose(decoded((g, 1.0, 1.0)) - (mid + fine), g * coarse, atol=1e-5)
         assert torch.allclose(decoded((1.0, 1.0, g)) - (coarse + mid), g * fine, atol=1e-5)

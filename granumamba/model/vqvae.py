@@ -16,14 +16,14 @@ maps the (gain-weighted) levels back to (batch, T, dims), in one of two ways:
 With `level_bands` as well, each level has a decoder of its own and a frequency band of its own:
 the coarse level below its Nyquist rate (0.94 Hz at 16 frames a coarse code; lower at
 `coarse_cutoff` where that is set), the mid level from there up to the split decoder's cutoff,
-the fine level above it (Gaussian low-passes whose
-differences add up to the whole band, so nothing is lost between them). The coarse decoder, like
+the fine level above it (Gaussian low-passes whose differences add up to the whole band, so
+nothing is lost between them). The coarse decoder, like
 the fine one, has no biases, so the coarse gain scales the coarse level's motion exactly too, and
 what the other levels leave in the slow band is small: the coarse slider then moves the slow
 posture by the gain itself (a joint decoder of the coarse and mid levels can decode a lowered coarse
 gain to a posture that swings more, not less). With `coarse_context` the mid decoder reads the
 coarse codes too, unscaled: what the mid band holds then depends on the posture it starts from,
-not on the coarse gain.
+not on the coarse gain, and the mid gain scales that band exactly.
 
 `causal` decoders see no later latent than a frame's own (live mode). A causal split decoder
 has no low-pass: a causal one delays what it smooths (a Gaussian by its radius, 9 frames), and a
@@ -207,22 +207,26 @@ class PartVQVAE(nn.Module):
         """`level_bands`' decoding: each level's own decoder, each output kept to its level's band
         (a gain of 0 skips the level's decoder: its band is then exactly empty). With
         `coarse_context` the mid decoder reads the coarse codes beside its own, unscaled, so the
-        strokes keep the shape that the posture they start from gives them at any coarse gain."""
+        strokes keep the shape that the posture they start from gives them at any coarse gain, and
+        the mid gain scales its band (scaling its latent would decode the coarse codes alone into
+        the stroke band as the mid gain nears 0, and leave nothing at 0 itself)."""
         if len(gains) != 3 or len(contributions) != 3:
             raise ValueError(f"{len(gains)} gains for {len(contributions)} levels; level_bands decodes three")
         bands = ((self.coarse_decoder, None, self.coarse_sigma), (self.decoder, self.coarse_sigma, self.slow_sigma))
         bands += ((self.fine_decoder, self.slow_sigma, None),)
-        inputs = [gain * contribution for gain, contribution in zip(gains, contributions)]
-        if self.coarse_context:  # the coarse codes at full weight whatever the coarse gain: the context, not the level
-            inputs[1] = inputs[1] + contributions[0]
+        # (the latent a level's decoder reads, what its band is scaled by afterwards)
+        inputs = [(gain * contribution, 1.0) for gain, contribution in zip(gains, contributions)]
+        if self.coarse_context:  # the mid decoder's context at full weight whatever the gains; its band scaled by
+            inputs[1] = (contributions[0] + contributions[1], gains[1])  # the mid gain, exact and continuous down to 0
         total = None
-        for (decoder, below, above), gain, latent in zip(bands, gains, inputs):
+        for (decoder, below, above), gain, (latent, scale) in zip(bands, gains, inputs):
             if gain == 0.0:
                 continue
             y = self._run(decoder, latent)
             band = low_pass(y, above) if above else y
             if below:
                 band = band - low_pass(y, below)
+            band = band * scale if scale != 1.0 else band
             total = band if total is None else total + band
         if total is None:  # every gain 0: the mean pose (the features are normalised), no motion
             batch, steps, _ = contributions[0].shape
