@@ -122,12 +122,12 @@ class PartVQVAE(nn.Module):
         self.fine_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False, self.causal) if config.split_decoder else None
         if config.level_bands and (not config.split_decoder or config.causal or len(config.factors) != 3):
             raise ModelLoadError("level_bands needs split_decoder, three levels and a decoder that is not causal (config.json)")
+        if config.coarse_context and not config.level_bands:
+            raise ModelLoadError("coarse_context needs level_bands (config.json)")
         self.coarse_decoder = _decoder(latent_dim, hidden, in_dim, downsamples, False) if config.level_bands else None
         self.quantizer = MultiRateQuantizer(
             latent_dim, config.codebook_size, tuple(config.factors), config.beta, config.dead_after, causal=self.causal
         )
-        if config.coarse_context and not config.level_bands:
-            raise ModelLoadError("coarse_context needs level_bands (config.json)")
         if config.level_bands and self.coarse_sigma <= self.slow_sigma:
             raise ModelLoadError("level_bands needs coarse_cutoff below the split decoder's cutoff (config.json)")
 
@@ -226,7 +226,7 @@ class PartVQVAE(nn.Module):
             band = low_pass(y, above) if above else y
             if below:
                 band = band - low_pass(y, below)
-            band = band * scale if scale != 1.0 else band
+            band = scale * band
             total = band if total is None else total + band
         if total is None:  # every gain 0: the mean pose (the features are normalised), no motion
             batch, steps, _ = contributions[0].shape
