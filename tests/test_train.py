@@ -60,7 +60,7 @@ def test_config_rejects_unknown_keys_and_wrong_types(tmp_path):
 
 def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_path, monkeypatch):
     """make_demo's corpus comes from the config's `corpus` section (the shipped demo's: people's
-    pauses between phrases; the live model's: long silences), each command-line option
+    pauses between phrases, both hands in most units; the live model's: long silences), each command-line option
     overriding its own setting only."""
     from train import make_demo
 
@@ -74,10 +74,10 @@ def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_p
     configs = os.path.join(os.path.dirname(__file__), "..", "train", "configs")
     out = [f"data.root={tmp_path / 'corpus'}", f"out={tmp_path / 'run'}", "--out", str(tmp_path / "model")]
     assert make_demo.main(out) == 2
-    assert make_demo.main(["--phrase-pause", "0.2", "--both-hands", "1", "--minutes", "3", *out]) == 2
+    assert make_demo.main(["--phrase-pause", "0.2", "--both-hands", "0.5", "--minutes", "3", *out]) == 2
     assert make_demo.main(["--config", os.path.join(configs, "live.yaml"), *out]) == 2
-    assert made[0] == {"minutes": 100.0, "speakers": 4, "paused_share": 0.0, "phrase_pause": 0.6, "walk": 0.0, "both_hands": 0.0}
-    assert made[1] == made[0] | {"phrase_pause": 0.2, "both_hands": 1.0, "minutes": 3.0}
+    assert made[0] == {"minutes": 100.0, "speakers": 4, "paused_share": 0.0, "phrase_pause": 0.6, "walk": 0.0, "both_hands": 1.0}
+    assert made[1] == made[0] | {"phrase_pause": 0.2, "both_hands": 0.5, "minutes": 3.0}
     assert made[2]["paused_share"] == 0.4 and made[2]["phrase_pause"] == 0.0
     assert not (tmp_path / "model").exists()  # nothing written when a step fails
 
