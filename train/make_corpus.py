@@ -74,22 +74,25 @@ def make_corpus(
     return rows
 
 
-def add_take_options(parser: argparse.ArgumentParser) -> None:
-    """The command-line options of how the takes sound and move (make_corpus's keywords of the
-    same names), for every command that makes a corpus."""
-    parser.add_argument("--paused-share", type=float, default=PAUSED_SHARE, help="share of takes with long silences, where the body rests")
-    parser.add_argument(
-        "--phrase-pause", type=float, default=PHRASE_PAUSE, help="most seconds added to the voices' pauses between phrases (0: none)"
-    )
-    parser.add_argument("--walk", type=float, default=WALK, help="share of phrase boundaries where the speaker walks to another place")
-    parser.add_argument(
-        "--both-hands", type=float, default=BOTH_HANDS, help="how far the speakers use both hands, 0 to 1 (train.corpus.BOTH_HANDS)"
-    )
+# make_corpus's keywords of how the takes sound and move, each with its default and its option's help
+TAKE_OPTIONS = {
+    "paused_share": (PAUSED_SHARE, "share of takes with long silences, where the body rests"),
+    "phrase_pause": (PHRASE_PAUSE, "most seconds added to the voices' pauses between phrases (0: none)"),
+    "walk": (WALK, "share of phrase boundaries where the speaker walks to another place"),
+    "both_hands": (BOTH_HANDS, "how far the speakers use both hands, 0 to 1 (train.corpus.BOTH_HANDS)"),
+}
 
 
-def take_options(args: argparse.Namespace) -> dict[str, float]:
+def add_take_options(parser: argparse.ArgumentParser, unset: bool = False) -> None:
+    """The command-line options of TAKE_OPTIONS, for every command that makes a corpus. With
+    `unset`, an option not given reads None (make_demo: its config's corpus section decides)."""
+    for name, (default, text) in TAKE_OPTIONS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None if unset else default, help=text)
+
+
+def take_options(args: argparse.Namespace) -> dict[str, float | None]:
     """make_corpus's keywords from the options `add_take_options` added."""
-    return {"paused_share": args.paused_share, "phrase_pause": args.phrase_pause, "walk": args.walk, "both_hands": args.both_hands}
+    return {name: getattr(args, name) for name in TAKE_OPTIONS}
 
 
 def main(argv: list[str] | None = None) -> int:

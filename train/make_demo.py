@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, help="minutes of synthetic speech to train on (default: the config's corpus.minutes)")
     parser.add_argument("--speakers", type=int, help="(default: the config's corpus.speakers)")
     parser.add_argument("--seed", type=int, default=0)
-    add_take_options(parser)
-    parser.set_defaults(paused_share=None, phrase_pause=None, walk=None, both_hands=None)  # the config's corpus section unless given
+    add_take_options(parser, unset=True)  # the config's corpus section unless given
     parser.add_argument("--resume", action="store_true", help="keep the corpus and continue the stages' checkpoints")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
