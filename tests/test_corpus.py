@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,20 +89,29 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
     assert a != c
 
 
-@pytest.mark.parametrize("phrase_pause", [0.0, 0.6])
-def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, phrase_pause):
+@pytest.mark.parametrize("settings", ["plain", "demo"])
+def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, settings):
     """Calibrated, not copied: the corpus's wrist speed and height spread, elbow flexion, hand
     distance, stroke rate and hold length lie within 0.7 to 1.5 times the real take's (a corpus
     of its own, four speakers and takes of the demo corpus's length: short takes are mostly
-    unit boundaries), with the voices' own pauses and with the demo corpus's longer ones
-    (train/configs/demo.yaml's corpus.phrase_pause)."""
+    unit boundaries), with the voices' own pauses and mostly one-handed units, and with the demo
+    corpus's settings (train/configs/demo.yaml's corpus section). With both hands in use, as the
+    real speaker's are, so do the collars' and shoulders' ranges of rotation."""
+    from train.config import load_config
     from train.corpus_stats import mean_stats, reference_motions
 
     need_espeak()
-    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, phrase_pause=phrase_pause)
+    both_hands, phrase_pause = 0.0, 0.0
+    if settings == "demo":
+        demo = load_config(Path(__file__).parents[1] / "train" / "configs" / "demo.yaml").corpus
+        both_hands, phrase_pause = demo.both_hands, demo.phrase_pause
+    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, phrase_pause=phrase_pause, both_hands=both_hands)
     corpus = mean_stats([load_motion(t.motion) for t in index_beat2(tmp_path).takes])
     real = mean_stats(reference_motions(beat2_sample))
-    for key in ("wrist_speed", "wrist_spread", "elbow_p50", "hand_distance_p50", "stroke_rate", "hold_seconds"):
+    keys = ["wrist_speed", "wrist_spread", "elbow_p50", "hand_distance_p50", "stroke_rate", "hold_seconds"]
+    if both_hands:
+        keys += [f"range_{side}_{joint}" for side in ("left", "right") for joint in ("collar", "shoulder", "elbow")]
+    for key in keys:
         assert 0.7 <= corpus[key] / real[key] <= 1.5, (key, corpus[key], real[key])
 
 

@@ -8,7 +8,7 @@ from granumamba import FPS
 from granumamba.motion import JOINT_INDEX, joint_positions
 from granumamba.text.textgrid import Word
 from train.corpus import speaker_style
-from train.gesture import CHEST, SIDES, gesture, rest_position, two_bone_ik
+from train.gesture import CHEST, GIRDLE_SHARE, SIDES, arm_ik, gesture, girdle_turn, rest_position, two_bone_ik
 
 
 def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
@@ -23,6 +23,61 @@ def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
     assert np.abs(reached - targets).max() < 1e-6
     # the elbow bends one way only: forwards, never backwards
     assert (np.einsum("tij,j->ti", elbow, lower)[:, 2] >= -1e-9).all()
+
+
+def _rotation_range(matrices: np.ndarray) -> float:
+    """p95 of each frame's angle (degrees) from the frames' mean rotation (as train.corpus_stats)."""
+    u, _, vt = np.linalg.svd(matrices.mean(0))
+    mean = u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt
+    relative = np.einsum("ij,tik->tjk", mean, matrices)
+    return float(np.percentile(np.degrees(np.arccos(np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1))), 95))
+
+
+def test_arm_ik_reaches_the_wrist_and_keeps_the_arm_nearer_its_ready_posture_than_a_fixed_pole():
+    """The elbow's place on its circle is chosen, frame by frame, nearest the ready posture: the
+    wrist is reached exactly, the elbow bends forwards only, and over a path that sweeps across the
+    gesture space the shoulder stays nearer its ready rotation, and the elbow lower, than with the
+    fixed default pole."""
+    from scipy.spatial.transform import Rotation
+
+    from granumamba.motion.skeleton import REST_OFFSETS
+    from train.gesture import _arm_pole, ready_shoulder
+
+    t = np.arange(300) / FPS
+    # the left wrist from its shoulder: across the body and out, up and down, near and far (within reach)
+    target = np.stack([0.1 * np.sin(0.9 * t) - 0.02, 0.08 * np.sin(1.7 * t + 1) - 0.2, 0.07 * np.sin(1.3 * t + 2) + 0.25], -1)
+    wrist = target + CHEST + REST_OFFSETS[JOINT_INDEX["left_collar"]] + REST_OFFSETS[JOINT_INDEX["left_shoulder"]]  # pelvis-relative
+    upper, lower = REST_OFFSETS[JOINT_INDEX["left_elbow"]], REST_OFFSETS[JOINT_INDEX["left_wrist"]]
+    shoulder, elbow = arm_ik(target, wrist, "left")
+    reached = np.einsum("tij,j->ti", shoulder, upper) + np.einsum("tij,tjk,k->ti", shoulder, elbow, lower)
+    assert np.abs(reached - target).max() < 1e-6
+    assert (np.einsum("tij,j->ti", elbow, lower)[:, 2] >= -1e-9).all()
+    fixed, _ = two_bone_ik(target, upper, lower, _arm_pole(wrist, "left"), np.array([0.0, -1.0, 0.0]))
+
+    def away(rotations):
+        return Rotation.from_matrix(np.swapaxes(ready_shoulder("left"), -1, -2) @ rotations).magnitude().mean()
+
+    assert away(shoulder) < 0.9 * away(fixed), (away(shoulder), away(fixed))
+    assert (shoulder @ upper)[:, 1].mean() < (fixed @ upper)[:, 1].mean() - 0.005  # the elbow hangs lower
+
+
+def test_the_collar_takes_its_share_of_the_arms_swing():
+    """The shoulder girdle turns with the arm (scapulohumeral rhythm): not at all for a hanging
+    arm, GIRDLE_SHARE of the swing for a raised one, lifting the shoulder when the arm is raised
+    sideways or up."""
+    from scipy.spatial.transform import Rotation
+
+    from granumamba.motion.skeleton import REST_OFFSETS
+
+    for side, s in SIDES.items():
+        shoulder_at = REST_OFFSETS[JOINT_INDEX[f"{side}_collar"]] + REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]]
+        directions = np.array([[0.0, -1.0, 0.0], [s, 0.0, 0.0], [0.0, 0.0, 1.0], [s * 0.5, 0.5, 0.7]])
+        turn = girdle_turn(shoulder_at + 0.4 * directions, side)
+        swing = np.degrees(np.arccos(directions @ [0.0, -1.0, 0.0] / np.linalg.norm(directions, axis=1)))
+        np.testing.assert_allclose(np.degrees(np.linalg.norm(turn, axis=1)), GIRDLE_SHARE * swing, atol=1e-6)
+        lifted = Rotation.from_rotvec(turn).apply(REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]])
+        assert np.allclose(lifted[0], REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]])
+        assert (lifted[[1, 3], 1] > REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]][1] + 0.02).all()  # raised sideways or up
 
 
 def _speech(seconds: float, pause_after: float | None = None) -> tuple[list[Word], np.ndarray, np.ndarray, np.ndarray]:

@@ -19,7 +19,8 @@ as gesture.
   (above its rest height) moves under 0.1 body heights / s;
 - rest_share: share of frames where both wrists are low (within 0.12 body heights of the
   lowest 5 % of their height) and slow;
-- range_<joint>: p95 of each frame's rotation away from the joint's mean rotation (degrees);
+- range_<joint>: p95 of each frame's rotation away from the joint's mean rotation (degrees), for the
+  spine, neck, head, collars, shoulders, elbows and wrists;
 - planted_ankle_speed: horizontal speed of the supporting (lower) ankle, median and p99 (m/s);
 - root_speed: mean horizontal speed of the root (the pelvis's travel: weight shifts, steps,
   walking) over 0.5 s averages, so mocap jitter does not count (m/s).
@@ -46,7 +47,9 @@ from granumamba.motion.rotations import axis_angle_to_matrix
 from granumamba.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
 
 WINDOW = 102  # frames (3.4 s) of the wrist-height spread
-RANGE_JOINTS = tuple("spine1 spine3 neck head left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist".split())
+RANGE_JOINTS = tuple(
+    "spine1 spine3 neck head left_collar right_collar left_shoulder right_shoulder left_elbow right_elbow left_wrist right_wrist".split()
+)
 STROKE_SPEED = 0.5  # body heights / s
 HOLD_SPEED = 0.1
 HOLD_SECONDS = 0.2

@@ -7,7 +7,9 @@ periphery, waist to shoulders), stroke by stroke: beats, points, chops, sweeps, 
 circles and open-palm offers, one- or two-handed (mirrored, parallel, asymmetric), each with a
 handshape on all 15 finger joints of the hand and a palm orientation. Arms and legs are posed
 from those paths by two-bone inverse kinematics on the project's rest skeleton, so a stroke
-size is a distance and the feet stay exactly where they are planted. The torso leans and turns
+size is a distance and the feet stay exactly where they are planted; the collar takes a third
+of each arm's swing (the scapulohumeral rhythm) and the elbow stays as near its ready posture
+as the wrist allows, so the forearm does most of the gesturing, as in captured motion. The torso leans and turns
 with the arms, the head nods on stressed words, and the weight shifts (and the feet step; with
 `walk`, the speaker walks a few steps to another place) at phrase boundaries. The speech drives
 it: a louder word gives a larger, faster stroke, a pause a hold, a long pause a retraction,
@@ -42,6 +44,8 @@ KNEE_AXIS = np.array([1.0, 0.0, 0.0])  # the knee's axis of flexion
 STRAIGHTEST = 0.985  # of a chain's full reach: two_bone_ik never locks a limb straight
 KNEE_SOFT = 0.012  # the pelvis this much lower than full leg extension: knees slightly bent, IK has slack
 SLOW_HZ = 0.5  # the coarse component's cut-off
+SWIVEL = 60.0  # degrees either side of the default elbow direction that arm_ik may turn the elbow
+GIRDLE_SHARE = 1 / 3  # of the arm's swing taken by the collar (scapulohumeral rhythm, 2:1; Inman et al. 1944)
 
 
 def _j(name: str) -> int:
@@ -130,6 +134,59 @@ def two_bone_ik(
     have = _frame(chain, np.broadcast_to(upper, chain.shape))
     want = _frame(target, np.broadcast_to(pole, target.shape))
     return want @ np.swapaxes(have, -1, -2), middle
+
+
+def girdle_turn(target: np.ndarray, side: str) -> np.ndarray:
+    """(T, 3) axis-angle of a collar joint: the share GIRDLE_SHARE of the swing that takes the
+    hanging arm (straight down) to the direction from the shoulder to the wrist's `target`
+    (chest frame). The shoulder girdle turns about one degree for every two of the arm as it is
+    raised or brought forward (the scapulohumeral rhythm), so the shoulder joint turns two
+    thirds of the way and the collar the rest, as in captured SMPL-X motion."""
+    shoulder = REST_OFFSETS[_j(f"{side}_collar")] + REST_OFFSETS[_j(f"{side}_shoulder")]
+    reach = _unit(target - shoulder)
+    down = np.array([0.0, -1.0, 0.0])
+    angle = np.arccos(np.clip(reach @ down, -1.0, 1.0))
+    return GIRDLE_SHARE * angle[:, None] * _unit(np.cross(down, reach))
+
+
+def _arm_pole(wrist: np.ndarray, side: str) -> np.ndarray:
+    """Where the elbow points first: out, down and back, further out with higher hands."""
+    return np.stack([SIDES[side] * (0.45 + 0.6 * np.clip(wrist[..., 1], 0, None)), -np.ones(len(wrist)), -0.35 * np.ones(len(wrist))], -1)
+
+
+def _arm_bones(side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upper arm and forearm rest offsets, and the elbow's axis of flexion."""
+    return REST_OFFSETS[_j(f"{side}_elbow")], REST_OFFSETS[_j(f"{side}_wrist")], np.array([0.0, -SIDES[side], 0.0])
+
+
+def ready_shoulder(side: str) -> np.ndarray:
+    """(1, 3, 3) the shoulder's rotation in the arm's ready posture: upper arm hanging, forearm forward."""
+    upper, lower, bend = _arm_bones(side)
+    ready_at = np.array([[0.0, -np.linalg.norm(upper), np.linalg.norm(lower)]])
+    return two_bone_ik(ready_at, upper, lower, np.array([SIDES[side] * 0.3, -1.0, -0.3]), bend)[0]
+
+
+def arm_ik(target: np.ndarray, wrist: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Shoulder and elbow rotations (T, 3, 3) that put the wrist at `target` (collar frame).
+    `wrist`: the wrist's pelvis-relative path the target came from.
+
+    A wrist position leaves the elbow free on a circle about the shoulder-wrist axis. Of the
+    elbow positions within SWIVEL of the default pole, each frame takes the one whose shoulder
+    rotation is nearest the arm's ready posture (upper arm hanging, forearm forward): the
+    minimum-displacement choice, so the forearm does what it can and the upper arm turns only
+    as far as the hand needs. The chosen swivel is smoothed, so the elbow glides.
+    """
+    upper, lower, bend = _arm_bones(side)
+    ready = ready_shoulder(side)
+    pole, axis = _arm_pole(wrist, side), _unit(target)
+    swivels = np.radians(np.arange(-SWIVEL, SWIVEL + 1, 10.0))
+    costs = []
+    for phi in swivels:
+        turned = Rotation.from_rotvec(phi * axis).apply(pole)
+        shoulder, _ = two_bone_ik(target, upper, lower, turned, bend)
+        costs.append(Rotation.from_matrix(np.swapaxes(ready, -1, -2) @ shoulder).magnitude())
+    phi = _smooth(swivels[np.argmin(costs, 0)], 2.0)
+    return two_bone_ik(target, upper, lower, Rotation.from_rotvec(phi[:, None] * axis).apply(pole), bend)
 
 
 def _rotvec(matrices: np.ndarray) -> np.ndarray:
@@ -582,19 +639,15 @@ def gesture(
     for name in ("pelvis", "spine1", "spine2", "spine3", "neck", "head"):
         rot[name] = Rotation.from_rotvec(pose[:, _j(name)]).as_matrix()
 
-    # arms: shrug with raised hands, then two-bone IK from the collar frame
+    # arms: the shoulder girdle turns with the arm (scapulohumeral rhythm), then two-bone IK from the collar frame
     for side, s in SIDES.items():
         wrist, fingers, palm_twist, flick = paths[side]
         target = wrist - CHEST  # chest frame (the torso carries the gesture space)
-        raise_ = np.clip(wrist[:, 1] - 0.2, 0, None)
-        pose[:, _j(f"{side}_collar")] = np.stack([np.zeros(frames), np.zeros(frames), s * 0.35 * raise_], -1)
+        pose[:, _j(f"{side}_collar")] = girdle_turn(target, side)
         collar = Rotation.from_rotvec(pose[:, _j(f"{side}_collar")]).as_matrix()
         shoulder_at = REST_OFFSETS[_j(f"{side}_collar")] + collar @ REST_OFFSETS[_j(f"{side}_shoulder")]
         local_target = np.einsum("tji,tj->ti", collar, target - shoulder_at)
-        pole = np.stack([s * (0.45 + 0.6 * np.clip(wrist[:, 1], 0, None)), -np.ones(frames), -0.35 * np.ones(frames)], -1)
-        shoulder, elbow = two_bone_ik(
-            local_target, REST_OFFSETS[_j(f"{side}_elbow")], REST_OFFSETS[_j(f"{side}_wrist")], pole, np.array([0.0, -s, 0.0])
-        )
+        shoulder, elbow = arm_ik(local_target, wrist, side)
         half = Rotation.from_rotvec(np.stack([0.5 * palm_twist, np.zeros(frames), np.zeros(frames)], -1)).as_matrix()
         pose[:, _j(f"{side}_shoulder")] = _rotvec(shoulder)
         pose[:, _j(f"{side}_elbow")] = _rotvec(elbow @ half)
