@@ -82,6 +82,19 @@ def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_p
     assert not (tmp_path / "model").exists()  # nothing written when a step fails
 
 
+def test_the_config_schema_s_corpus_defaults_are_the_generator_s():
+    """A config without a `corpus` section makes the corpus `make_corpus` makes by default: the
+    schema names its defaults itself (it does not import the generator), so they are checked here."""
+    import dataclasses
+
+    from train.config import CorpusConfig
+    from train.make_corpus import TAKE_OPTIONS
+
+    schema = {f.name: f.default for f in dataclasses.fields(CorpusConfig)}
+    assert set(TAKE_OPTIONS) <= set(schema)
+    assert {name: schema[name] for name in TAKE_OPTIONS} == {name: default for name, (default, _) in TAKE_OPTIONS.items()}
+
+
 @pytest.mark.parametrize("own_folder", [False, True], ids=["elsewhere", "the run's own model folder"])
 def test_make_demo_writes_the_model_and_its_fgd_autoencoder_to_out(tmp_path, monkeypatch, own_folder):
     """The trained model and the corpus's FGD autoencoder land in `--out`, also when `--out` is

@@ -33,7 +33,9 @@ class DataConfig:
 @dataclass
 class CorpusConfig:
     """The synthetic corpus that `train.make_demo` makes at data.root (train.make_corpus's
-    options of the same names; its command-line options override these)."""
+    options of the same names; its command-line options override these). The defaults are
+    make_corpus's own, written out so that the schema does not import the generator (a test
+    checks that they agree)."""
 
     minutes: float = 100.0
     speakers: int = 4
