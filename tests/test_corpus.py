@@ -89,27 +89,33 @@ def test_same_seed_gives_the_same_bytes(tmp_path):
     assert a != c
 
 
-@pytest.mark.parametrize("settings", ["plain", "demo"])
+@pytest.mark.parametrize("settings", ["plain", "demo", "girdle"])
 def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, settings):
     """Calibrated, not copied: the corpus's wrist speed and height spread, elbow flexion, hand
     distance, stroke rate and hold length lie within 0.7 to 1.5 times the real take's (a corpus
     of its own, four speakers and takes of the demo corpus's length: short takes are mostly
-    unit boundaries), with the voices' own pauses and mostly one-handed units, and with the demo
-    corpus's settings (train/configs/demo.yaml's corpus section). With both hands in use, as the
-    real speaker's are, so do the collars' and shoulders' ranges of rotation."""
+    unit boundaries), with the voices' own pauses and mostly one-handed units, with the demo
+    corpus's settings (train/configs/demo.yaml's corpus section), and with those and the
+    shoulder girdle turning with the arms (`girdle`, the scapulohumeral rhythm's third): then
+    the collars', shoulders' and elbows' ranges of rotation do too."""
     from train.config import load_config
     from train.corpus_stats import mean_stats, reference_motions
+    from train.gesture import RHYTHM
 
     need_espeak()
-    both_hands, phrase_pause = 0.0, 0.0
-    if settings == "demo":
+    options = {}
+    if settings != "plain":
         demo = load_config(Path(__file__).parents[1] / "train" / "configs" / "demo.yaml").corpus
-        both_hands, phrase_pause = demo.both_hands, demo.phrase_pause
-    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, phrase_pause=phrase_pause, both_hands=both_hands)
+        options = {
+            "both_hands": demo.both_hands,
+            "phrase_pause": demo.phrase_pause,
+            "girdle": RHYTHM if settings == "girdle" else demo.girdle,
+        }
+    make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, **options)
     corpus = mean_stats([load_motion(t.motion) for t in index_beat2(tmp_path).takes])
     real = mean_stats(reference_motions(beat2_sample))
     keys = ["wrist_speed", "wrist_spread", "elbow_p50", "hand_distance_p50", "stroke_rate", "hold_seconds"]
-    if both_hands:
+    if settings == "girdle":
         keys += [f"range_{side}_{joint}" for side in ("left", "right") for joint in ("collar", "shoulder", "elbow")]
     for key in keys:
         assert 0.7 <= corpus[key] / real[key] <= 1.5, (key, corpus[key], real[key])
@@ -233,7 +239,8 @@ def test_takes_with_long_silences_have_silent_gaps_and_the_body_rests_in_them(tm
 
 
 @pytest.mark.parametrize(
-    "setting", [{"walk": 1.5}, {"walk": -0.1}, {"phrase_pause": 2.0}, {"paused_share": 1.5}, {"both_hands": 1.5}, {"minutes": 0}]
+    "setting",
+    [{"walk": 1.5}, {"walk": -0.1}, {"phrase_pause": 2.0}, {"paused_share": 1.5}, {"both_hands": 1.5}, {"girdle": 0.6}, {"minutes": 0}],
 )
 def test_make_corpus_refuses_settings_out_of_range_before_writing_anything(tmp_path, setting):
     from train.make_corpus import main

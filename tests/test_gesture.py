@@ -8,7 +8,7 @@ from granumamba import FPS
 from granumamba.motion import JOINT_INDEX, joint_positions
 from granumamba.text.textgrid import Word
 from train.corpus import speaker_style
-from train.gesture import CHEST, GIRDLE_SHARE, SIDES, arm_ik, gesture, girdle_turn, rest_position, two_bone_ik
+from train.gesture import CHEST, RHYTHM, SIDES, arm_ik, gesture, girdle_turn, rest_position, two_bone_ik
 
 
 def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
@@ -62,9 +62,9 @@ def test_arm_ik_reaches_the_wrist_and_keeps_the_arm_nearer_its_ready_posture_tha
 
 
 def test_the_collar_takes_its_share_of_the_arms_swing():
-    """The shoulder girdle turns with the arm (scapulohumeral rhythm): not at all for a hanging
-    arm, GIRDLE_SHARE of the swing for a raised one, lifting the shoulder when the arm is raised
-    sideways or up."""
+    """The shoulder girdle turns with the arm: not at all for a hanging arm, its share of the
+    swing for a raised one (by default RHYTHM, the scapulohumeral rhythm's third), lifting the
+    shoulder when the arm is raised sideways or up."""
     from scipy.spatial.transform import Rotation
 
     from granumamba.motion.skeleton import REST_OFFSETS
@@ -74,7 +74,7 @@ def test_the_collar_takes_its_share_of_the_arms_swing():
         directions = np.array([[0.0, -1.0, 0.0], [s, 0.0, 0.0], [0.0, 0.0, 1.0], [s * 0.5, 0.5, 0.7]])
         turn = girdle_turn(shoulder_at + 0.4 * directions, side)
         swing = np.degrees(np.arccos(directions @ [0.0, -1.0, 0.0] / np.linalg.norm(directions, axis=1)))
-        np.testing.assert_allclose(np.degrees(np.linalg.norm(turn, axis=1)), GIRDLE_SHARE * swing, atol=1e-6)
+        np.testing.assert_allclose(np.degrees(np.linalg.norm(turn, axis=1)), RHYTHM * swing, atol=1e-6)
         lifted = Rotation.from_rotvec(turn).apply(REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]])
         assert np.allclose(lifted[0], REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]])
         assert (lifted[[1, 3], 1] > REST_OFFSETS[JOINT_INDEX[f"{side}_shoulder"]][1] + 0.02).all()  # raised sideways or up

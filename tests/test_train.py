@@ -76,7 +76,15 @@ def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_p
     assert make_demo.main(out) == 2
     assert make_demo.main(["--phrase-pause", "0.2", "--both-hands", "0.5", "--minutes", "3", *out]) == 2
     assert make_demo.main(["--config", os.path.join(configs, "live.yaml"), *out]) == 2
-    assert made[0] == {"minutes": 100.0, "speakers": 4, "paused_share": 0.0, "phrase_pause": 0.6, "walk": 0.0, "both_hands": 1.0}
+    assert made[0] == {
+        "minutes": 100.0,
+        "speakers": 4,
+        "paused_share": 0.0,
+        "phrase_pause": 0.6,
+        "walk": 0.0,
+        "both_hands": 1.0,
+        "girdle": 0.0,
+    }
     assert made[1] == made[0] | {"phrase_pause": 0.2, "both_hands": 0.5, "minutes": 3.0}
     assert made[2]["paused_share"] == 0.4 and made[2]["phrase_pause"] == 0.0
     assert not (tmp_path / "model").exists()  # nothing written when a step fails

@@ -43,6 +43,7 @@ class CorpusConfig:
     phrase_pause: float = 0.0  # most seconds added to the voices' pauses between phrases
     both_hands: float = 0.0  # how far the speakers use both hands (train.corpus.speaker_style)
     walk: float = 0.0  # share of phrase boundaries where the speaker walks
+    girdle: float = 0.0  # share of each arm's swing the collar takes (train.corpus.GIRDLE)
 
 
 @dataclass

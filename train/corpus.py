@@ -78,6 +78,13 @@ BOTH_HANDS = 0.0
 # walks a few steps to another place (`--walk`, train.gesture._walk). Off by default: see
 # docs/experiments.md for the demo trained with it.
 WALK = 0.0
+# Share of each arm's swing the shoulder girdle (the collar joint) takes, the elbow then hanging as
+# near its ready posture as the wrist allows (`--girdle`, train.gesture.girdle_turn and arm_ik; 0.33
+# is the scapulohumeral rhythm's third). Off by default: at 0.33 the corpus's shoulders turn
+# through 1.3 times real capture's range instead of 1.7, its collars through 0.8 times instead of
+# nearly none, but two demos trained on it moved on real speech at 0.73 and 0.76 x real capture's
+# wrist speed, against the bundled demo's 0.80 x (docs/experiments.md).
+GIRDLE = 0.0
 
 
 def speaker_style(speaker: int, both_hands: float = BOTH_HANDS) -> SpeakerStyle:
@@ -183,6 +190,7 @@ def make_take(
     phrase_pause: float = PHRASE_PAUSE,
     walk: float = WALK,
     both_hands: float = BOTH_HANDS,
+    girdle: float = GIRDLE,
 ) -> float:
     """Speak, gesture and write one take in BEAT2's layout; returns its duration in seconds.
     `augmented` takes are saved as a user might have recorded them (train.augment); the
@@ -194,7 +202,7 @@ def make_take(
         sentences.append(make_sentence(rng))
     audio, words = speak_with_pauses(sentences, voice, rng, paused_share, phrase_pause)
     frames = num_frames(audio.shape[0])
-    parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng, walk)
+    parts = gesture(words, frame_energy(audio, frames), frame_pitch(audio), audio_onsets(audio), style, rng, walk, girdle)
     poses = parts["base"][None] + parts["coarse"] + parts["mid"] + parts["fine"] + parts["jaw"]
     motion = Motion(poses.reshape(frames, -1).astype(np.float32), parts["trans"], parts["expressions"], np.zeros(300, np.float32))
     if augmented:

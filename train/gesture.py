@@ -7,9 +7,10 @@ periphery, waist to shoulders), stroke by stroke: beats, points, chops, sweeps, 
 circles and open-palm offers, one- or two-handed (mirrored, parallel, asymmetric), each with a
 handshape on all 15 finger joints of the hand and a palm orientation. Arms and legs are posed
 from those paths by two-bone inverse kinematics on the project's rest skeleton, so a stroke
-size is a distance and the feet stay exactly where they are planted; the collar takes a third
-of each arm's swing (the scapulohumeral rhythm) and the elbow stays as near its ready posture
-as the wrist allows, so the forearm does most of the gesturing, as in captured motion. The torso leans and turns
+size is a distance and the feet stay exactly where they are planted. With `girdle`, the collar
+takes a share of each arm's swing (a third: the scapulohumeral rhythm) and the elbow stays as
+near its ready posture as the wrist allows, so the forearm does most of the gesturing, as in
+captured motion. The torso leans and turns
 with the arms, the head nods on stressed words, and the weight shifts (and the feet step; with
 `walk`, the speaker walks a few steps to another place) at phrase boundaries. The speech drives
 it: a louder word gives a larger, faster stroke, a pause a hold, a long pause a retraction,
@@ -45,7 +46,7 @@ STRAIGHTEST = 0.985  # of a chain's full reach: two_bone_ik never locks a limb s
 KNEE_SOFT = 0.012  # the pelvis this much lower than full leg extension: knees slightly bent, IK has slack
 SLOW_HZ = 0.5  # the coarse component's cut-off
 SWIVEL = 60.0  # degrees either side of the default elbow direction that arm_ik may turn the elbow
-GIRDLE_SHARE = 1 / 3  # of the arm's swing taken by the collar (scapulohumeral rhythm, 2:1; Inman et al. 1944)
+RHYTHM = 1 / 3  # the scapulohumeral rhythm: the girdle turns one degree for every two of the arm (Inman et al. 1944)
 
 
 def _j(name: str) -> int:
@@ -136,17 +137,16 @@ def two_bone_ik(
     return want @ np.swapaxes(have, -1, -2), middle
 
 
-def girdle_turn(target: np.ndarray, side: str) -> np.ndarray:
-    """(T, 3) axis-angle of a collar joint: the share GIRDLE_SHARE of the swing that takes the
-    hanging arm (straight down) to the direction from the shoulder to the wrist's `target`
-    (chest frame). The shoulder girdle turns about one degree for every two of the arm as it is
-    raised or brought forward (the scapulohumeral rhythm), so the shoulder joint turns two
-    thirds of the way and the collar the rest, as in captured SMPL-X motion."""
+def girdle_turn(target: np.ndarray, side: str, share: float = RHYTHM) -> np.ndarray:
+    """(T, 3) axis-angle of a collar joint: `share` of the swing that takes the hanging arm
+    (straight down) to the direction from the shoulder to the wrist's `target` (chest frame).
+    The shoulder girdle turns with the arm as it is raised or brought forward (at RHYTHM, the
+    scapulohumeral rhythm, the shoulder joint turns two thirds of the way and the collar the rest)."""
     shoulder = REST_OFFSETS[_j(f"{side}_collar")] + REST_OFFSETS[_j(f"{side}_shoulder")]
     reach = _unit(target - shoulder)
     down = np.array([0.0, -1.0, 0.0])
     angle = np.arccos(np.clip(reach @ down, -1.0, 1.0))
-    return GIRDLE_SHARE * angle[:, None] * _unit(np.cross(down, reach))
+    return share * angle[:, None] * _unit(np.cross(down, reach))
 
 
 def _arm_pole(wrist: np.ndarray, side: str) -> np.ndarray:
@@ -609,10 +609,16 @@ def gesture(
     style: GestureStyle,
     rng: np.random.Generator,
     walk: float = 0.0,
+    girdle: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Procedural motion for one take, from its words, per-frame energy (0..1) and pitch (Hz,
     0 unvoiced), and onset times. Returns (T, 55, 3) axis-angle components coarse, mid, fine,
-    jaw, the base pose (55, 3), trans (T, 3) and expressions (T, 100)."""
+    jaw, the base pose (55, 3), trans (T, 3) and expressions (T, 100).
+
+    `girdle` > 0: each collar takes that share of its arm's swing (girdle_turn; RHYTHM is the
+    anatomical third) and the elbow hangs as near its ready posture as the wrist allows
+    (arm_ik). 0: the collars only shrug a little with a raised hand and the default pole places
+    the elbow."""
     frames = energy.shape[0]
     t = np.arange(frames) / FPS
     duration = frames / FPS
@@ -639,15 +645,23 @@ def gesture(
     for name in ("pelvis", "spine1", "spine2", "spine3", "neck", "head"):
         rot[name] = Rotation.from_rotvec(pose[:, _j(name)]).as_matrix()
 
-    # arms: the shoulder girdle turns with the arm (scapulohumeral rhythm), then two-bone IK from the collar frame
+    # arms: the shoulder girdle turns with the arm, then two-bone IK from the collar frame
     for side, s in SIDES.items():
         wrist, fingers, palm_twist, flick = paths[side]
         target = wrist - CHEST  # chest frame (the torso carries the gesture space)
-        pose[:, _j(f"{side}_collar")] = girdle_turn(target, side)
+        if girdle > 0:
+            pose[:, _j(f"{side}_collar")] = girdle_turn(target, side, girdle)
+        else:
+            raise_ = np.clip(wrist[:, 1] - 0.2, 0, None)
+            pose[:, _j(f"{side}_collar")] = np.stack([np.zeros(frames), np.zeros(frames), s * 0.35 * raise_], -1)
         collar = Rotation.from_rotvec(pose[:, _j(f"{side}_collar")]).as_matrix()
         shoulder_at = REST_OFFSETS[_j(f"{side}_collar")] + collar @ REST_OFFSETS[_j(f"{side}_shoulder")]
         local_target = np.einsum("tji,tj->ti", collar, target - shoulder_at)
-        shoulder, elbow = arm_ik(local_target, wrist, side)
+        if girdle > 0:
+            shoulder, elbow = arm_ik(local_target, wrist, side)
+        else:
+            upper, lower, bend = _arm_bones(side)
+            shoulder, elbow = two_bone_ik(local_target, upper, lower, _arm_pole(wrist, side), bend)
         half = Rotation.from_rotvec(np.stack([0.5 * palm_twist, np.zeros(frames), np.zeros(frames)], -1)).as_matrix()
         pose[:, _j(f"{side}_shoulder")] = _rotvec(shoulder)
         pose[:, _j(f"{side}_elbow")] = _rotvec(elbow @ half)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from granumamba.text.tts import SpeechError, espeak_available
 
-from .corpus import BOTH_HANDS, PAUSED_SHARE, PHRASE_PAUSE, WALK, make_take
+from .corpus import BOTH_HANDS, GIRDLE, PAUSED_SHARE, PHRASE_PAUSE, WALK, make_take
 
 SUBFOLDERS = ("smplxflame_30", "wave16k", "textgrid", "components")
 
@@ -46,12 +46,20 @@ def make_corpus(
     phrase_pause: float = PHRASE_PAUSE,
     walk: float = WALK,
     both_hands: float = BOTH_HANDS,
+    girdle: float = GIRDLE,
 ) -> list[tuple[str, str]]:
     shares = (paused_share, walk, both_hands)
-    if minutes <= 0 or speakers < 1 or take_seconds < 2 or not all(0 <= s <= 1 for s in shares) or not 0 <= phrase_pause <= 1.2:
+    if (
+        minutes <= 0
+        or speakers < 1
+        or take_seconds < 2
+        or not all(0 <= s <= 1 for s in shares)
+        or not 0 <= phrase_pause <= 1.2
+        or not 0 <= girdle <= 0.5
+    ):
         raise ValueError(
             "minutes must be positive, speakers at least 1, take_seconds at least 2, paused_share from 0 to 1,"
-            " phrase_pause from 0 to 1.2 s, walk from 0 to 1, both_hands from 0 to 1"
+            " phrase_pause from 0 to 1.2 s, walk from 0 to 1, both_hands from 0 to 1, girdle from 0 to 0.5"
         )
     if not espeak_available():
         raise SpeechError("the synthetic corpus is spoken by espeak-ng: `apt-get install espeak-ng`.")
@@ -65,7 +73,7 @@ def make_corpus(
         rng = np.random.default_rng([seed, speaker, take])
         seconds = take_seconds * float(np.random.default_rng([seed, speaker, take, 1]).uniform(0.75, 1.25))
         split = split_of(take, takes_per_speaker)
-        make_take(out, name, speaker, seconds, rng, split == "train", paused_share, phrase_pause, walk, both_hands)
+        make_take(out, name, speaker, seconds, rng, split == "train", paused_share, phrase_pause, walk, both_hands, girdle)
         rows.append((name, split))
     with (out / "train_test_split.csv").open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -80,6 +88,7 @@ TAKE_OPTIONS = {
     "phrase_pause": (PHRASE_PAUSE, "most seconds added to the voices' pauses between phrases (0: none)"),
     "walk": (WALK, "share of phrase boundaries where the speaker walks to another place"),
     "both_hands": (BOTH_HANDS, "how far the speakers use both hands, 0 to 1 (train.corpus.BOTH_HANDS)"),
+    "girdle": (GIRDLE, "share of each arm's swing the collar takes, the elbow hanging low; 0 to 0.5 (train.corpus.GIRDLE)"),
 }
 
 
