@@ -25,14 +25,6 @@ def test_two_bone_ik_puts_the_wrist_on_reachable_targets():
     assert (np.einsum("tij,j->ti", elbow, lower)[:, 2] >= -1e-9).all()
 
 
-def _rotation_range(matrices: np.ndarray) -> float:
-    """p95 of each frame's angle (degrees) from the frames' mean rotation (as train.corpus_stats)."""
-    u, _, vt = np.linalg.svd(matrices.mean(0))
-    mean = u @ np.diag([1, 1, np.linalg.det(u @ vt)]) @ vt
-    relative = np.einsum("ij,tik->tjk", mean, matrices)
-    return float(np.percentile(np.degrees(np.arccos(np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1))), 95))
-
-
 def test_arm_ik_reaches_the_wrist_and_keeps_the_arm_nearer_its_ready_posture_than_a_fixed_pole():
     """The elbow's place on its circle is chosen, frame by frame, nearest the ready posture: the
     wrist is reached exactly, the elbow bends forwards only, and over a path that sweeps across the
