@@ -885,6 +885,37 @@ def test_the_hold_is_sampled_at_its_own_temperature():
             assert abs(float(observed.mean() - joint.mean())) > 3 * spread, (hold_t, t)
 
 
+def test_each_level_is_sampled_at_its_share_of_the_temperature(tmp_path):
+    """`level_temperature` samples each level at its share of the temperature. A share of 0
+    takes the likeliest code at every step of its level (given the codes chosen before it);
+    the coarser levels draw the same codes as with every share 1, since neither their inputs nor
+    their noise depend on a finer level. It is saved with the model, and a config that does not
+    give one share from 0 to 2 to each level is refused."""
+    torch.manual_seed(7)
+    model = GranuMamba(TINY).eval()
+    K, frames = TINY["codebook_size"], 320
+    audio = torch.randn(frames, 68)
+    plain = sample_codes(model, audio, temperature=1.5, rng_seed=2).indices
+    model.config.level_temperature = [1.0, 1.0, 0.0]
+    cold_fine = sample_codes(model, audio, temperature=1.5, rng_seed=2).indices
+    assert torch.equal(plain[0], cold_fine[0]) and torch.equal(plain[1], cold_fine[1])
+    generator = model.generator
+    shifted = generator.shift_lookahead(audio[None], torch.zeros(1, frames, dtype=torch.long))
+    with torch.no_grad():
+        cond = generator.condition(*shifted, torch.tensor([model.config.default_speaker]))
+        for indices, fine_likeliest in ((cold_fine, True), (plain, False)):
+            logits = generator.run(cond, StepSampling(codebook_arrays(model), fixed=[i.numpy() for i in indices]))[0]
+            likeliest = torch.equal(indices[2], logits[2][..., :K].argmax(-1))
+            assert likeliest == fine_likeliest
+            assert not torch.equal(indices[0], logits[0][..., :K].argmax(-1))  # the coarse level still sampled
+    model.save_pretrained(tmp_path / "levels")
+    assert GranuMamba.from_pretrained(tmp_path / "levels").config.level_temperatures(1.5) == [1.5, 1.5, 0.0]
+    assert GranuMambaConfig.from_dict({}).level_temperatures(1.5) == [1.5, 1.5, 1.5]  # checkpoints before it
+    for bad in ([1.0, 1.0], [1.0, 1.0, 2.5], [1.0, -0.1, 1.0], [True, 1.0, 1.0], "warm", 1.0):
+        with pytest.raises(ModelLoadError, match="level_temperature must be empty or a list of 3 numbers from 0 to 2"):
+            GranuMambaConfig.from_dict({"level_temperature": bad})
+
+
 def arm_motion(frames: int, stop: int) -> Motion:
     """The left elbow swinging fast until frame `stop`, then still at its last angle."""
     poses = np.zeros((frames, 165), np.float32)

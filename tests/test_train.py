@@ -209,9 +209,13 @@ def test_stage2_refuses_a_missing_or_mismatched_stage1(synth_corpus, tmp_path):
     run_stage1(tiny_config(synth_corpus, tmp_path / "x", "stage1.steps=1"), progress=False)
     with pytest.raises(ConfigError, match="codebook_size: stage 1 has 16, config says 32"):
         run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.codebook_size=32"), progress=False)
-    # the generator's sizes are stage 2's own: stage 1's untrained generator is not read
-    out = run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.d_model=24", "stage2.steps=1"), progress=False)
-    assert json.loads((out / "config.json").read_text())["d_model"] == 24
+    # the generator's sizes and the temperatures it is served at are stage 2's own: stage 1's
+    # untrained generator and its config's served settings are not read
+    served = ["model.temperature=1.4", "model.hold_temperature=0.3", "model.level_temperature=[1.2, 1.0, 0.5]"]
+    out = run_stage2(tiny_config(synth_corpus, tmp_path / "x", "model.d_model=24", "stage2.steps=1", *served), progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert config["d_model"] == 24
+    assert (config["temperature"], config["hold_temperature"], config["level_temperature"]) == (1.4, 0.3, [1.2, 1.0, 0.5])
 
 
 def test_an_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from .stage1 import cli
 # Built from the modules' own configs: a field added to either is checked or carried over by name.
 STAGE1_FIELDS = (*(f.name for f in fields(VQConfig) if f.name != "dead_after"), "feature_dim")
 GENERATOR_FIELDS = tuple(f.name for f in fields(GeneratorSizes))
+SERVED_FIELDS = ("temperature", "hold_temperature", "level_temperature")  # how the model samples when served
 
 
 def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
@@ -39,8 +40,8 @@ def load_stage1(cfg: TrainConfig, stage1_dir: Path) -> GranuMamba:
     if mismatched:
         detail = ", ".join(f"{f}: stage 1 has {getattr(stage1.config, f)}, config says {getattr(cfg.model, f)}" for f in mismatched)
         raise ConfigError(f"{stage1_dir}: stage 1 does not match this config ({detail}).")
-    # the generator's sizes, and the temperature the model is served at, are stage 2's to set
-    return stage1.with_new_generator(replace(stage1.config, **{f: getattr(cfg.model, f) for f in (*GENERATOR_FIELDS, "temperature")}))
+    # the generator's sizes, and the temperatures the model is served at, are stage 2's to set
+    return stage1.with_new_generator(replace(stage1.config, **{f: getattr(cfg.model, f) for f in (*GENERATOR_FIELDS, *SERVED_FIELDS)}))
 
 
 def run_stage2(

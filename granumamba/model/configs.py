@@ -112,6 +112,14 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
     # with a hold outcome, the temperature a step's hold-or-move choice is sampled at, whatever
     # the codes' (generator.StepSampling); 1 before it
     hold_temperature: float = 1.0
+    # each level's temperature as a share of the sampling temperature, coarse to fine (a level
+    # whose codes set the strokes may be sampled warmer than one whose codes add the fine
+    # motion); empty: every level at the sampling temperature, as before it
+    level_temperature: list[float] = field(default_factory=list)
+
+    def level_temperatures(self, temperature: float) -> list[float]:
+        """The temperature each level's codes are sampled at, coarse to fine."""
+        return [temperature * share for share in self.level_temperature or [1.0] * len(self.factors)]
 
     @classmethod
     def from_dict(cls, values: dict) -> GranuMambaConfig:
@@ -148,6 +156,18 @@ class GranuMambaConfig(VQConfig, GeneratorSizes):
             if not isinstance(factors, list) or not all(isinstance(f, int) and not isinstance(f, bool) and 1 <= f <= 64 for f in factors):
                 raise ModelLoadError(f"config.json: factors must be a list of whole numbers from 1 to 64, got {factors!r}")
             values["factors"] = tuple(factors)
+        shares = values.get("level_temperature", [])
+        levels = len(values.get("factors", cls.factors))
+        if (
+            not isinstance(shares, list)
+            or shares
+            and len(shares) != levels
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 <= s <= 2 for s in shares)
+        ):
+            raise ModelLoadError(
+                f"config.json: level_temperature must be empty or a list of {levels} numbers from 0 to 2 (one a level), got {shares!r}"
+            )
+        values["level_temperature"] = [float(s) for s in shares]
         for name in ("split_decoder", "level_bands", "coarse_context", "causal"):
             if not isinstance(values.get(name, False), bool):
                 raise ModelLoadError(f"config.json: {name} must be true or false, got {values[name]!r}")

@@ -98,9 +98,10 @@ class StepSampling:
     """How inference chooses each step's code, as arrays the compiled step loop reads, per level:
     `codebooks` (parts, K, C) float32; `fixed` (batch, parts, L) int64, a code index where a seed
     frame fixes the step's code and -1 elsewhere (None: none fixed); `uniform` (batch, parts, L)
-    float32, each step's number for inverse-CDF sampling at temperature 1 / `scale` (None: the
-    most likely code). With a hold outcome, a step holds with the hold's probability at
-    temperature 1 / `hold_scale` and otherwise takes a code at 1 / `scale`, so that the
+    float32, each step's number for inverse-CDF sampling at temperature 1 / `scale` (one number
+    for every level, or a list of one a level; None: the most likely code). With a hold
+    outcome, a step holds with the hold's probability at temperature 1 / `hold_scale` and
+    otherwise takes a code at 1 / `scale`, so that the
     temperature that makes the strokes livelier does not also break the holds (at equal
     temperatures, the same as sampling all outcomes at once). The loop writes the chosen indices
     (batch, parts, L) into `indices`."""
@@ -108,9 +109,12 @@ class StepSampling:
     codebooks: list[np.ndarray]
     fixed: list[np.ndarray] | None = None
     uniform: list[np.ndarray] | None = None
-    scale: float = 1.0
+    scale: float | list[float] = 1.0
     hold_scale: float = 1.0
     indices: list[torch.Tensor | None] = field(default_factory=lambda: [None] * len(LEVELS))
+
+    def level_scale(self, level: int) -> float:
+        return self.scale[level] if isinstance(self.scale, list) else self.scale
 
 
 @numba.njit(cache=True, nogil=True)
@@ -398,7 +402,7 @@ class Generator(nn.Module):
             codebook,
             fixed,
             uniform,
-            np.float32(sampling.scale),
+            np.float32(sampling.level_scale(level)),
             np.float32(sampling.hold_scale),
             logits,
             latents,

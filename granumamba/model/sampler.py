@@ -86,7 +86,8 @@ class CodeSampler:
             for f, seeded, o, n in zip(fixed, self._seed_indices, offsets, steps):
                 within = seeded[:, :, o : o + n]
                 f[:, :, : within.shape[2]] = within
-        scale, hold_scale = 1.0 / max(self.temperature, 1e-6), 1.0 / self.model.config.hold_temperature
+        scale = [1.0 / max(t, 1e-6) for t in self.model.config.level_temperatures(self.temperature)]
+        hold_scale = 1.0 / self.model.config.hold_temperature
         sampling = StepSampling(self._codebooks, fixed, uniform, scale, hold_scale)
         span_seed = None if self.seed_codes is None else [s[:, :, o : o + n] for s, o, n in zip(self.seed_codes, offsets, steps)]
         with one_thread():
