@@ -70,7 +70,12 @@ def _add_sampling_options(parser: argparse.ArgumentParser, seed_bits: int) -> No
     parser.add_argument("--coarse", type=_number(0, 2), default=1.0, help="gain of the coarse level (slow posture), 0 to 2")
     parser.add_argument("--mid", type=_number(0, 2), default=1.0, help="gain of the mid level (beats and strokes), 0 to 2")
     parser.add_argument("--fine", type=_number(0, 2), default=1.0, help="gain of the fine level (fingers, small motion), 0 to 2")
-    parser.add_argument("--temperature", type=_number(0, 2), default=None, help="sampling temperature, 0 to 2 (default: the model's)")
+    parser.add_argument(
+        "--temperature",
+        type=_number(0, 2),
+        default=None,
+        help="sampling temperature, 0 to 2 (default: the model's; each level at its share of it, config.json's level_temperature)",
+    )
     parser.add_argument("--seed", type=_number(0, 2**seed_bits - 1, int), default=0, help=f"random seed, 0 to 2^{seed_bits} - 1")
     parser.add_argument("--speaker", type=_number(0, 10_000, int), default=None, help="speaker/style id of the model")
 
