@@ -149,3 +149,43 @@ def test_save_pretrained_pushes_when_asked_and_refuses_misspelled_options(tmp_pa
     assert pushed == [("my-model", {"private": True})] and (tmp_path / "my-model" / "model.safetensors").is_file()
     with pytest.raises(TypeError):
         GranuMamba.from_pretrained(tmp_path / "my-model", revison="main")
+
+
+def test_push_space_publishes_what_git_tracks_as_a_gradio_space(monkeypatch, capsys):
+    """scripts/push_space.py makes (or reuses) a Gradio Space and uploads the files git tracks,
+    as huggingface_hub's own pattern filter selects them from the folder: the bundled
+    checkpoints and the app, nothing of .venv, data/ or runs/; a malformed Space id is refused."""
+    import importlib.util
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("needs a git checkout: the Space is what git tracks")
+    spec = importlib.util.spec_from_file_location("push_space", root / "scripts" / "push_space.py")
+    push_space = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(push_space)
+    calls = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.append(("upload", kw)) or SimpleNamespace(oid="a" * 40))
+    assert push_space.main(["someone/granumamba-demo"]) == 0
+    (_, repo_id, create), (_, upload) = calls
+    assert (
+        repo_id == "someone/granumamba-demo" and create["repo_type"] == "space" and create["space_sdk"] == "gradio" and create["exist_ok"]
+    )
+    assert upload["repo_id"] == repo_id and upload["repo_type"] == "space" and Path(upload["folder_path"]) == root
+    assert upload["delete_patterns"] == "*"  # the Space mirrors the checkout
+    on_disk = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    chosen = set(filter_repo_objects(on_disk, allow_patterns=upload["allow_patterns"]))
+    tracked = {p for p in subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split("\n") if p}
+    assert chosen == {p for p in tracked if (root / p).is_file()}
+    assert {"app.py", "README.md", "requirements.txt", "packages.txt", "assets/granumamba-demo/model.safetensors"} <= chosen
+    assert not any(p.startswith((".venv/", "data/", "runs/", ".git/")) for p in chosen)
+    assert "https://huggingface.co/spaces/someone/granumamba-demo" in capsys.readouterr().out
+    for bad in ("granumamba", "a/b/c", "/name"):
+        with pytest.raises(SystemExit):
+            push_space.main([bad])
