@@ -39,6 +39,22 @@ def synth_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_kind_corpus(tmp_path_factory) -> Path:
+    """A small corpus made with the demo checkpoint's corpus settings (train/configs/demo.yaml's
+    `corpus` section: people's pauses, both hands, the shoulder girdle), another seed than the
+    demo corpus's, so never trained on: the motion and speech the bundled checkpoint knows."""
+    need_espeak()
+    from train.config import load_config
+    from train.make_corpus import make_corpus
+
+    corpus = load_config(Path(__file__).parents[1] / "train" / "configs" / "demo.yaml").corpus
+    options = {k: getattr(corpus, k) for k in ("paused_share", "phrase_pause", "walk", "both_hands", "girdle")}
+    out = tmp_path_factory.mktemp("synth_demo_kind")
+    make_corpus(out, minutes=1.5, seed=3, speakers=2, take_seconds=9.0, progress=False, **options)
+    return out
+
+
+@pytest.fixture(scope="session")
 def paused_corpus(tmp_path_factory) -> Path:
     """synth_corpus's takes with people's pauses between phrases (`phrase_pause`), the kind of
     speech the demo checkpoint trains on; another seed than the demo corpus's, so never trained on."""

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from train.config import ConfigError, load_config
+from train.gesture import RHYTHM
 from train.loop import CHECKPOINT, batch_indices, save_checkpoint
 from train.stage1 import run_stage1
 from train.stage2 import run_stage2
@@ -83,7 +84,7 @@ def test_make_demo_makes_the_corpus_its_config_names_unless_told_otherwise(tmp_p
         "phrase_pause": 0.6,
         "walk": 0.0,
         "both_hands": 1.0,
-        "girdle": 0.0,
+        "girdle": RHYTHM,
     }
     assert made[1] == made[0] | {"phrase_pause": 0.2, "both_hands": 0.5, "minutes": 3.0}
     assert made[2]["paused_share"] == 0.4 and made[2]["phrase_pause"] == 0.0
@@ -246,15 +247,15 @@ def test_a_corpus_with_a_broken_take_still_trains(synth_corpus, tmp_path):
     assert np.isfinite(json.loads((out / "config.json").read_text())["latent_dim"])
 
 
-def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_corpus, tmp_path, capsys):
+def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(demo_kind_corpus, tmp_path, capsys):
     from granumamba.pipeline import BUNDLED_MODEL
     from train import evaluate, fgd_autoencoder
 
     if not (BUNDLED_MODEL / "model.safetensors").is_file():
         pytest.skip("the bundled demo checkpoint is not built")
-    assert fgd_autoencoder.main(["--data", str(synth_corpus), "--out", str(tmp_path / "fgd"), "--steps", "20"]) == 0
+    assert fgd_autoencoder.main(["--data", str(demo_kind_corpus), "--out", str(tmp_path / "fgd"), "--steps", "20"]) == 0
     out = tmp_path / "metrics.json"
-    argv = ["--model", str(BUNDLED_MODEL), "--data", str(synth_corpus), "--fgd", str(tmp_path / "fgd"), "--out", str(out)]
+    argv = ["--model", str(BUNDLED_MODEL), "--data", str(demo_kind_corpus), "--fgd", str(tmp_path / "fgd"), "--out", str(out)]
     argv += ["--untrained", "--reconstruction", "--sigma", "0.3", "0.1"]
     assert evaluate.main(argv) == 0
     rows = json.loads(out.read_text())
@@ -286,3 +287,24 @@ def test_fgd_autoencoder_and_evaluation_commands_write_the_metrics_table(synth_c
     assert evaluate.main(["--model", str(BUNDLED_MODEL), "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
     assert evaluate.main([*argv[:6], "--sigma", "0.3", "0"]) == 2
     assert "sigma must be positive" in capsys.readouterr().err
+
+
+def test_a_stage_s_own_seed_sets_its_weights_and_batches_alone(synth_corpus, tmp_path):
+    """`stage2.seed` seeds stage 2's initial weights and batches in place of the run's seed:
+    the same stage seed gives the same generator, another gives another, and stage 1 (on the
+    run's seed) is untouched."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_config(synth_corpus, tmp_path / "s")
+    assert cfg.stage_seed(cfg.stage1) == cfg.stage_seed(cfg.stage2) == cfg.seed
+    run_stage1(cfg, progress=False)
+
+    def generator_weights(*extra):
+        out = run_stage2(tiny_config(synth_corpus, tmp_path / "s", "stage2.steps=2", *extra), progress=False)
+        return {k: v for k, v in load_file(out / "model.safetensors").items() if k.startswith("generator.")}
+
+    own = tiny_config(synth_corpus, tmp_path / "s", "stage2.seed=5")
+    assert own.stage_seed(own.stage2) == 5 and own.stage_seed(own.stage1) == own.seed
+    a, b, default = generator_weights("stage2.seed=5"), generator_weights("stage2.seed=5"), generator_weights()
+    assert a and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], default[k]) for k in a)

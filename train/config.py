@@ -60,6 +60,7 @@ class StageConfig:
     eval_every: int = 250
     checkpoint_every: int = 250
     window: int | None = None  # frames per training window; default data.window
+    seed: int | None = None  # this stage's initial weights and batches; default the run's seed
 
 
 @dataclass
@@ -103,6 +104,10 @@ class TrainConfig:
     model: GranuMambaConfig = field(default_factory=GranuMambaConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+
+    def stage_seed(self, stage: StageConfig) -> int:
+        """The seed of a stage's initial weights and batches: its own, else the run's."""
+        return self.seed if stage.seed is None else stage.seed
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:

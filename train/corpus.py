@@ -80,10 +80,9 @@ BOTH_HANDS = 0.0
 WALK = 0.0
 # Share of each arm's swing the shoulder girdle (the collar joint) takes, the elbow then hanging as
 # near its ready posture as the wrist allows (`--girdle`, train.gesture.girdle_turn and arm_ik; 0.33
-# is the scapulohumeral rhythm's third). Off by default: at 0.33 the corpus's shoulders turn
-# through 1.3 times real capture's range instead of 1.7, its collars through 0.8 times instead of
-# nearly none, but two demos trained on it moved on real speech at 0.73 and 0.76 x real capture's
-# wrist speed, against the bundled demo's 0.80 x (docs/experiments.md).
+# is the scapulohumeral rhythm's third). Off by default, as in corpora made before it; the demo's
+# corpus takes a third (train/configs/demo.yaml), with which its shoulders turn through 1.3 times
+# real capture's range instead of 1.7 and its collars through 0.8 times instead of nearly none.
 GIRDLE = 0.0
 
 

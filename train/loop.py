@@ -146,7 +146,7 @@ def train(
         torch.set_rng_state(state["rng"])
         step = int(state["step"])
     else:  # a fresh run, or a resumed one killed before its first checkpoint: the same batches either way
-        torch.manual_seed(cfg.seed + rank)
+        torch.manual_seed(cfg.stage_seed(stage) + rank)
     writer = None
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
@@ -159,7 +159,7 @@ def train(
     started = time.perf_counter()
     while step < end:
         model.train()
-        items = [train_set[i] for i in batch_indices(len(train_set), stage.batch_size, step, cfg.seed, rank, world)]
+        items = [train_set[i] for i in batch_indices(len(train_set), stage.batch_size, step, cfg.stage_seed(stage), rank, world)]
         batch = {k: v.to(device) for k, v in default_collate(items).items()}
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(stage, step)

@@ -37,7 +37,7 @@ def parse(argv: list[str] | None, doc: str) -> tuple[argparse.Namespace, TrainCo
 def run_stage1(
     cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, progress: bool = True, history: list[dict] | None = None
 ) -> Path:
-    torch.manual_seed(cfg.seed)  # the model's initial weights
+    torch.manual_seed(cfg.stage_seed(cfg.stage1))  # the model's initial weights
     window = cfg.stage1.window or cfg.data.window
     without_coarse = cfg.stage1.coarse_split_weight > 0  # the corpus's slow component, for the coarse split term
     train_set = make_dataset(cfg, "train", window, without_coarse=without_coarse)

@@ -52,7 +52,7 @@ def run_stage2(
     progress: bool = True,
     history: list[dict] | None = None,
 ) -> Path:
-    torch.manual_seed(cfg.seed)  # the generator's initial weights
+    torch.manual_seed(cfg.stage_seed(cfg.stage2))  # the generator's initial weights
     model = load_stage1(cfg, stage1_dir or Path(cfg.out) / "stage1")  # the loop freezes all but the generator
     window = cfg.stage2.window or cfg.data.window
     if window % model.frame_multiple:
