@@ -101,10 +101,9 @@ class StepSampling:
     float32, each step's number for inverse-CDF sampling at temperature 1 / `scale` (one number
     for every level, or a list of one a level; None: the most likely code). With a hold
     outcome, a step holds with the hold's probability at temperature 1 / `hold_scale` and
-    otherwise takes a code at 1 / `scale`, so that the
-    temperature that makes the strokes livelier does not also break the holds (at equal
-    temperatures, the same as sampling all outcomes at once). The loop writes the chosen indices
-    (batch, parts, L) into `indices`."""
+    otherwise takes a code at 1 / `scale`, so that the temperature that makes the strokes
+    livelier does not also break the holds (at equal temperatures, the same as sampling all
+    outcomes at once). The loop writes the chosen indices (batch, parts, L) into `indices`."""
 
     codebooks: list[np.ndarray]
     fixed: list[np.ndarray] | None = None
