@@ -38,17 +38,26 @@ def synth_corpus(tmp_path_factory) -> Path:
     return out
 
 
+def demo_corpus_options() -> dict:
+    """make_corpus's take options in train/configs/demo.yaml's `corpus` section (all of it but the
+    size, as make_demo passes them)."""
+    from dataclasses import asdict
+
+    from train.config import load_config
+
+    corpus = asdict(load_config(ROOT / "train" / "configs" / "demo.yaml").corpus)
+    return {name: value for name, value in corpus.items() if name not in ("minutes", "speakers")}
+
+
 @pytest.fixture(scope="session")
 def demo_kind_corpus(tmp_path_factory) -> Path:
     """A small corpus made with the demo checkpoint's corpus settings (train/configs/demo.yaml's
     `corpus` section: people's pauses, both hands, the shoulder girdle), another seed than the
     demo corpus's, so never trained on: the motion and speech the bundled checkpoint knows."""
     need_espeak()
-    from train.config import load_config
     from train.make_corpus import make_corpus
 
-    corpus = load_config(Path(__file__).parents[1] / "train" / "configs" / "demo.yaml").corpus
-    options = {k: getattr(corpus, k) for k in ("paused_share", "phrase_pause", "walk", "both_hands", "girdle")}
+    options = demo_corpus_options()
     out = tmp_path_factory.mktemp("synth_demo_kind")
     make_corpus(out, minutes=1.5, seed=3, speakers=2, take_seconds=9.0, progress=False, **options)
     return out

@@ -1,5 +1,4 @@
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from granumamba.text import read_words
 from train.corpus import speaker_style
 from train.make_corpus import make_corpus
 
-from .conftest import need_espeak
+from .conftest import demo_corpus_options, need_espeak
 
 
 def test_corpus_is_in_beat2_layout_with_all_keys_and_aligned_files(synth_corpus):
@@ -98,15 +97,13 @@ def test_corpus_moves_like_real_capture(beat2_sample, tmp_path, settings):
     corpus's settings (train/configs/demo.yaml's corpus section), whose shoulder girdle turns
     with the arms (`girdle`, the scapulohumeral rhythm's third): then the collars', shoulders'
     and elbows' ranges of rotation do too."""
-    from train.config import load_config
     from train.corpus_stats import mean_stats, reference_motions
 
     need_espeak()
     options = {}
     if settings == "demo":
-        demo = load_config(Path(__file__).parents[1] / "train" / "configs" / "demo.yaml").corpus
-        options = {"both_hands": demo.both_hands, "phrase_pause": demo.phrase_pause, "girdle": demo.girdle}
-        assert demo.girdle > 0
+        options = demo_corpus_options()
+        assert options["girdle"] > 0
     make_corpus(tmp_path, minutes=5, seed=11, speakers=4, take_seconds=40, progress=False, **options)
     corpus = mean_stats([load_motion(t.motion) for t in index_beat2(tmp_path).takes])
     real = mean_stats(reference_motions(beat2_sample))
