@@ -20,7 +20,7 @@ from granumamba.audio.io import load_audio
 from granumamba.live import LiveSession, join
 from granumamba.model.sampler import SampledCodes, decode
 from granumamba.motion.parts import PART_NAMES, merge_parts
-from granumamba.pipeline import BUNDLED_MODEL, GranuMambaPipeline
+from granumamba.pipeline import BUNDLED_LIVE_MODEL, BUNDLED_MODEL, GranuMambaPipeline
 
 from .conftest import free_port
 
@@ -39,16 +39,16 @@ def speech():
     return load_audio(SPEECH)
 
 
-@pytest.fixture(scope="module", params=["bundled", "lookahead decoder"])
+@pytest.fixture(scope="module", params=["demo checkpoint", "live checkpoint"])
 def model(request, pipe):
-    """The bundled checkpoint, and a small untrained model of the other kind (`causal` false:
-    decoders that look ahead, blocks of a whole coarse step), so both live paths are tested."""
-    from granumamba.model import GranuMamba
-
-    if request.param == "bundled":
+    """Both bundled checkpoints, so that both live paths are tested with trained weights and the
+    hold outcome: the demo's (`causal` false: decoders that look ahead, blocks of a whole coarse
+    step) and the Live tab's (causal, blocks of one fine step)."""
+    if request.param == "demo checkpoint":
         return pipe.model
-    torch.manual_seed(0)
-    return GranuMamba(SMALL | {"causal": not pipe.model.config.causal, "split_decoder": True}).eval()
+    live = GranuMambaPipeline.from_pretrained(BUNDLED_LIVE_MODEL).model
+    assert live.config.causal != pipe.model.config.causal and live.config.hold_speed > 0
+    return live
 
 
 def run_live(model, audio, piece=320, **settings):
