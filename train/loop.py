@@ -138,6 +138,7 @@ def train(
     wrapped = DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.AdamW(parameters, lr=stage.lr, weight_decay=stage.weight_decay)
     step = 0
+    seed = cfg.stage_seed(stage)  # of this stage's batches (and of its initial weights, seeded by the stage)
     checkpoint = run_dir / CHECKPOINT
     if resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
@@ -146,7 +147,7 @@ def train(
         torch.set_rng_state(state["rng"])
         step = int(state["step"])
     else:  # a fresh run, or a resumed one killed before its first checkpoint: the same batches either way
-        torch.manual_seed(cfg.stage_seed(stage) + rank)
+        torch.manual_seed(seed + rank)
     writer = None
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
@@ -159,7 +160,7 @@ def train(
     started = time.perf_counter()
     while step < end:
         model.train()
-        items = [train_set[i] for i in batch_indices(len(train_set), stage.batch_size, step, cfg.stage_seed(stage), rank, world)]
+        items = [train_set[i] for i in batch_indices(len(train_set), stage.batch_size, step, seed, rank, world)]
         batch = {k: v.to(device) for k, v in default_collate(items).items()}
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(stage, step)
