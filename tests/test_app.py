@@ -287,7 +287,8 @@ def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(a
         assert "Weights" in page.inner_text("#weights-line")
         assert page.locator("iframe#granumamba-view").count() == 0  # nothing plays before Generate
         page.locator("input[type=file]").first.set_input_files(str(speech_wav))
-        page.wait_for_timeout(1500)
+        # Generate once the upload is in the box (a fixed wait lost the race on a loaded machine)
+        page.wait_for_selector("[data-testid=audio-player-Speech]", state="attached", timeout=60_000)
         page.get_by_role("button", name="Generate", exact=True).click()
         frame = page.wait_for_selector("iframe#granumamba-view", timeout=120_000).content_frame()
         frame.wait_for_function("window.viewerState && window.viewerState.loaded", timeout=120_000)
