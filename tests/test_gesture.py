@@ -183,6 +183,38 @@ def test_a_speaker_who_walks_travels_on_planted_feet():
     assert moved[1.0][1] > 0.3 > moved[0.0][1], moved  # the farthest it gets from where it started, one way
 
 
+def test_a_walker_travels_on_through_each_stride():
+    """Over a walk the body carries on between steps, as a walker's centre of mass does, instead
+    of stopping whenever both feet are down: from the middle of a walk's first step to the middle
+    of its last, the root's horizontal speed rises and falls once, never dipping under half of
+    the speeds on both sides of the dip (a walk: steps that follow each other within half a
+    second)."""
+    from scipy.ndimage import label
+
+    words, energy, pitch, onsets = _speech_in_phrases(30.0)
+    parts = gesture(words, energy, pitch, onsets, speaker_style(2), np.random.default_rng(4), walk=1.0)
+    poses = torch.as_tensor(_poses(parts), dtype=torch.float32)
+    positions = joint_positions(poses, torch.as_tensor(parts["trans"], dtype=torch.float32)).numpy()
+    ankles = positions[:, [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]], 1]
+    lifted = (ankles - ankles.min(0) > 0.01).any(1)
+    steps, count = label(lifted)
+    runs = [np.flatnonzero(steps == k) for k in range(1, count + 1)]
+    walks, current = [], [runs[0]]
+    for run in runs[1:]:
+        if run[0] - current[-1][-1] < FPS // 2:
+            current.append(run)
+        else:
+            walks.append(current)
+            current = [run]
+    walks = [(int(w[0].mean()), int(w[-1].mean())) for w in walks + [current] if len(w) > 1]
+    assert len(walks) >= 3, walks
+    speed = np.linalg.norm(np.diff(parts["trans"][:, [0, 2]], axis=0), axis=-1) * FPS
+    for lo, hi in walks:
+        walk = speed[lo:hi]
+        before, after = np.maximum.accumulate(walk), np.maximum.accumulate(walk[::-1])[::-1]
+        assert (walk >= 0.5 * np.minimum(before, after)).all(), (lo / FPS, walk.round(2))  # no valley
+
+
 def test_speakers_who_use_both_hands_move_the_slower_hand_more_and_keep_the_rest_of_their_style():
     """`both_hands` (train.corpus.speaker_style): the speaker gestures with both hands in more of
     the units and the other hand beats along in asymmetric ones, so the hand that moves less

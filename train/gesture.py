@@ -526,6 +526,25 @@ def _walk(start: tuple[np.ndarray, np.ndarray], at: float, rng: np.random.Genera
     return steps
 
 
+def _walk_travel(centre: np.ndarray, t: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The body's path (T, 2) over a walk from `lo` to `hi` s: from where it stood to where it
+    stops, speeding up over the first step, steady, slowing down over the last (a Tukey window
+    of speed), instead of the feet's middle, which stands still whenever both feet are down. A
+    walker's centre of mass vaults over the standing leg and carries on through the double
+    support; it does not stop at each step. Unchanged outside the walk."""
+    from scipy.signal.windows import tukey
+
+    inside = np.flatnonzero((t >= lo) & (t <= hi))
+    if inside.size < 3:
+        return centre
+    speed = tukey(inside.size, alpha=min(1.0, 2 * 0.45 * FPS / inside.size))
+    share = np.concatenate([[0.0], np.cumsum(speed[1:] + speed[:-1])])
+    share /= share[-1]
+    out = centre.copy()
+    out[inside] = centre[inside[0]] + share[:, None] * (centre[inside[-1]] - centre[inside[0]])
+    return out
+
+
 def _stance(
     words: list[Word], frames: int, style: GestureStyle, rng: np.random.Generator, walk: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -540,14 +559,16 @@ def _stance(
     feet = np.zeros((frames, 2, 3))
     boundaries = [b.start - 0.1 for a, b in zip(words[:-1], words[1:]) if b.start - a.end > 0.3]
     last_step = -10.0
-    swing_spans = []
+    swing_spans, walks = [], []
     for b in boundaries:
         if walk > 0 and b - last_step > 1.5 and b + 3.0 < t[-1] and rng.random() < walk * style.step / 0.22:
-            for lift, land, foot, where in _walk((feet_keys[0][-1][1], feet_keys[1][-1][1]), b, rng):
+            steps = _walk((feet_keys[0][-1][1], feet_keys[1][-1][1]), b, rng)
+            for lift, land, foot, where in steps:
                 feet_keys[foot].append((lift, feet_keys[foot][-1][1]))
                 feet_keys[foot].append((land, where))
                 swing_spans.append((lift - 0.3, lift + 0.6, foot))
                 last_step = land
+            walks.append((steps[0][0], steps[-1][1]))
             continue
         if b - last_step < 3.0 or rng.random() > style.step or b + 0.6 > t[-1]:
             continue
@@ -577,6 +598,14 @@ def _stance(
     weight = _smooth(weight, 1.2)
     centre = feet.mean(1)
     half = (feet[:, 0] - feet[:, 1]) / 2  # from the middle to the left foot
+    walking = np.zeros(frames)
+    for lo, hi in walks:  # the body travels on through each stride (_walk_travel)
+        centre[:, [0, 2]] = _walk_travel(centre[:, [0, 2]], t, lo, hi)
+        walking[(t >= lo) & (t <= hi)] = 1.0
+    # while walking, the hips sway 2 to 3 cm each way over the standing foot, as a walker's do,
+    # not over the width of the strides
+    walking = _smooth(walking, 1.5).clip(0, 1)
+    half[:, 0] = (1 - walking) * half[:, 0] + walking * np.sign(half[:, 0]) * 0.05
     pelvis = centre + half * (0.55 * weight)[:, None]
     pelvis[:, 1] = STANDING_HEIGHT - KNEE_SOFT - 0.012 * np.abs(weight)
     pelvis[:, 2] = centre[:, 2] + 0.01
