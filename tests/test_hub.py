@@ -151,6 +151,58 @@ def test_save_pretrained_pushes_when_asked_and_refuses_misspelled_options(tmp_pa
         GranuMamba.from_pretrained(tmp_path / "my-model", revison="main")
 
 
+def test_save_pretrained_writes_a_model_card_and_keeps_one_of_your_own(tmp_path):
+    """save_pretrained writes README.md, the card the Hub shows: huggingface_hub reads its
+    metadata (library, licence, tags) and it says what the model is (offline or causal), how to
+    load it and how it was trained. Saving again rewrites the project's card; a card whose
+    marker line was deleted (edited by hand) is left alone."""
+    from huggingface_hub import ModelCard
+
+    from granumamba.model import GranuMamba
+    from granumamba.model.card import CARD_MARKER
+
+    from .test_model import TINY
+
+    folder = tmp_path / "my-model"
+    GranuMamba(TINY).save_pretrained(folder, model_card_kwargs={"repo_id": "someone/my-model", "training": "- stage 1: by hand"})
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "granumamba" and card.data.license == "apache-2.0" and "co-speech-gesture" in card.data.tags
+    assert 'GranuMambaPipeline.from_pretrained("someone/my-model")' in card.text and "- stage 1: by hand" in card.text
+    assert "| mode | offline" in card.text and "--model someone/my-model" in card.text
+    GranuMamba({**TINY, "causal": True}).save_pretrained(folder)  # the project's card follows the weights
+    card = (folder / "README.md").read_text()
+    assert "| mode | causal" in card and "--live-model" in card and "Not recorded with these weights." in card
+    mine = card.replace(CARD_MARKER, "") + "\nMy notes.\n"
+    (folder / "README.md").write_text(mine)
+    GranuMamba(TINY).save_pretrained(folder, model_card_kwargs={"training": "other"})
+    assert (folder / "README.md").read_text() == mine
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]  # no temporary left
+
+
+def test_push_to_hub_uploads_the_card_naming_the_repo(tmp_path, monkeypatch):
+    """huggingface_hub's push_to_hub (through the mixin) uploads config.json, the weights and the
+    card, whose examples load the repo it was pushed to."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi
+
+    from granumamba.model import GranuMamba
+
+    from .test_model import TINY
+
+    uploaded = {}
+
+    def upload_folder(self, *, repo_id, folder_path, **kw):
+        uploaded.update({p.name: p.read_text(errors="replace") for p in Path(folder_path).iterdir()}, repo_id=repo_id)
+        return SimpleNamespace(oid="a" * 40, commit_url="url")
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: SimpleNamespace(repo_id=repo_id))
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    GranuMamba(TINY).push_to_hub("someone/pushed-model")
+    assert uploaded["repo_id"] == "someone/pushed-model" and {"config.json", "model.safetensors", "README.md"} <= set(uploaded)
+    assert 'GranuMambaPipeline.from_pretrained("someone/pushed-model")' in uploaded["README.md"]
+
+
 def test_push_space_publishes_what_git_tracks_as_a_gradio_space(monkeypatch, capsys):
     """scripts/push_space.py makes (or reuses) a Gradio Space and uploads the files git tracks,
     as huggingface_hub's own pattern filter selects them from the folder: the bundled

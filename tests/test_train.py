@@ -1,5 +1,6 @@
 import json
 import os
+import shlex
 
 import numpy as np
 import pytest
@@ -109,6 +110,30 @@ def test_each_bundled_checkpoint_has_every_model_setting_its_config_names(config
     assert named and {key: bundled.get(key) for key in named} == named
 
 
+@pytest.mark.parametrize("config, checkpoint", [("demo.yaml", BUNDLED_MODEL), ("live.yaml", BUNDLED_LIVE_MODEL)])
+def test_each_bundled_checkpoint_s_card_describes_its_weights_and_the_config_that_makes_them(config, checkpoint):
+    """The bundled checkpoints' model cards (README.md, what the Hub shows) are in step with them:
+    the card's description is what the bundled weights and config.json give today, its training
+    section names the command and every stage schedule of the config that makes them."""
+    from huggingface_hub import ModelCard
+
+    from granumamba.model import GranuMamba
+    from granumamba.model.card import model_card
+    from granumamba.pipeline import DEFAULT_LIVE_MODEL_ID, DEFAULT_MODEL_ID
+    from train.config import training_summary
+
+    card = ModelCard.load(checkpoint / "README.md")
+    assert card.data.library_name == "granumamba" and card.data.license == "apache-2.0"
+    model = GranuMamba.from_pretrained(checkpoint)
+    repo_id = DEFAULT_MODEL_ID if checkpoint == BUNDLED_MODEL else DEFAULT_LIVE_MODEL_ID
+    described, training = card.text.split("## Training")
+    assert described == model_card(model, repo_id).text.split("## Training")[0]
+    made_with = load_config(os.path.join(os.path.dirname(__file__), "..", "train", "configs", config), ["seed=0"])
+    for line in training_summary(made_with, model.config.trained_stages).splitlines():
+        assert line in training, line
+    assert "python -m train.make_demo" in training and (config == "demo.yaml" or f"train/configs/{config}" in training)
+
+
 def test_the_config_schema_s_corpus_defaults_are_the_generator_s():
     """A config without a `corpus` section makes the corpus `make_corpus` makes by default: the
     schema names its defaults itself (it does not import the generator), so they are checked here."""
@@ -140,10 +165,14 @@ def test_make_demo_writes_the_model_and_its_fgd_autoencoder_to_out(tmp_path, mon
     monkeypatch.setattr(make_demo, "run_stage1", lambda cfg, resume=False: written(run / "stage1", "stage 1"))
     monkeypatch.setattr(make_demo, "run_stage2", lambda cfg, resume=False: written(run / "model", "model"))
     monkeypatch.setattr(make_demo, "train_autoencoder", lambda corpus, out, seed=0: written(out, "fgd"))
+    cards = []
+    monkeypatch.setattr(make_demo, "write_card", lambda folder, cfg, corpus, command, seconds: cards.append((folder, command)))
     out = run / "model" if own_folder else tmp_path / "shipped"
-    assert make_demo.main([f"data.root={tmp_path / 'corpus'}", f"out={run}", "--out", str(out)]) == 0
+    argv = [f"data.root={tmp_path / 'corpus'}", f"out={run}", "--out", str(out)]
+    assert make_demo.main(argv) == 0
     assert (out / "model.safetensors").read_text() == "model model.safetensors"
     assert (out / "fgd" / "config.json").read_text() == "fgd config.json"
+    assert cards == [(out, shlex.join(["python", "-m", "train.make_demo", *argv]))]  # the card says how to make it again
 
 
 def test_batches_depend_only_on_the_step():
@@ -175,6 +204,9 @@ def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(synth_co
     out = run_stage2(cfg, progress=False)
     config = json.loads((out / "config.json").read_text())
     assert config["trained_stages"] == [1, 2] and (out / "model.safetensors").is_file()
+    card = (out / "README.md").read_text()  # its card: each stage's schedule, from the run's config
+    assert f"- stage 1: {cfg.stage1.steps} steps of {cfg.stage1.batch_size} windows" in card
+    assert f"- stage 2: {cfg.stage2.steps} steps of {cfg.stage2.batch_size} windows" in card and f"`{cfg.data.root}`" in card
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = {}

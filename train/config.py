@@ -176,6 +176,21 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def training_summary(cfg: TrainConfig, stages: list[int]) -> str:
+    """Markdown lines for a model card (granumamba.model.card): the data and each trained
+    stage's schedule, from the run's config."""
+    speakers = "every speaker" if cfg.data.speakers is None else "speakers " + ", ".join(str(s) for s in cfg.data.speakers)
+    lines = [f"- data: `{cfg.data.root}` ({speakers}), windows of {cfg.data.window} frames; seed {cfg.seed}"]
+    for number, stage in ((1, cfg.stage1), (2, cfg.stage2)):
+        if number in stages:
+            window = stage.window or cfg.data.window
+            lines.append(
+                f"- stage {number}: {stage.steps} steps of {stage.batch_size} windows of {window} frames, learning rate {stage.lr:g}, "
+                f"seed {cfg.stage_seed(stage)}" + "".join(f", {name} {value:g}" for name, value in loss_options(stage).items())
+            )
+    return "\n".join(lines)
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     """Read the YAML file (if any), apply `key.sub=value` overrides (values parsed as YAML)."""
     tree: dict = {}

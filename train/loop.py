@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from granumamba.data import GestureWindows
 
-from .config import StageConfig, TrainConfig
+from .config import StageConfig, TrainConfig, training_summary
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -48,10 +48,11 @@ def is_main_process() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def save_model(model, folder: Path) -> None:
-    """Write the trained model from rank 0 only; every rank waits until it is written."""
+def save_model(model, folder: Path, cfg: TrainConfig) -> None:
+    """Write the trained model, its card saying how it was trained (train.config.training_summary),
+    from rank 0 only; every rank waits until it is written."""
     if is_main_process():
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, model_card_kwargs={"training": training_summary(cfg, model.config.trained_stages)})
     if dist.is_initialized():
         dist.barrier()
 

@@ -12,13 +12,15 @@ with the FGD feature autoencoder of the corpus in its `fgd/` folder.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import shutil
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, training_summary
 from .fgd_autoencoder import train_autoencoder
 from .make_corpus import add_take_options, make_corpus, take_options
 from .stage1 import run_stage1
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         given = {"minutes": args.minutes, "speakers": args.speakers, **take_options(args)}
         options = asdict(cfg.corpus) | {name: value for name, value in given.items() if value is not None}
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            make_corpus(corpus, options.pop("minutes"), args.seed, options.pop("speakers"), **options)
+            take = {name: value for name, value in options.items() if name not in ("minutes", "speakers")}
+            make_corpus(corpus, options["minutes"], args.seed, options["speakers"], **take)
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):
@@ -63,8 +66,36 @@ def main(argv: list[str] | None = None) -> int:
         if target.resolve() != source.resolve():  # `--out` may name the run's own model folder
             for name in ("config.json", "model.safetensors"):
                 shutil.copy(source / name, target / name)
+    command = shlex.join(["python", "-m", "train.make_demo", *(sys.argv[1:] if argv is None else argv)])
+    write_card(args.out, cfg, options, command, None if args.resume else time.perf_counter() - started)
     print(f"[make_demo] wrote {args.out} in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def write_card(out: Path, cfg, corpus: dict, command: str, seconds: float | None = None) -> None:
+    """The model card (README.md) of the checkpoint at `out`: the command that made it, the
+    synthetic corpus's options (`corpus`: make_corpus's, minutes and speakers included), each
+    stage's schedule (train.config.training_summary) and, where given, how long it took here.
+    The bundled checkpoints' cards name the Hub repos they are published as, others the folder."""
+    from granumamba.model import GranuMamba
+    from granumamba.pipeline import BUNDLED_LIVE_MODEL, BUNDLED_MODEL, DEFAULT_LIVE_MODEL_ID, DEFAULT_MODEL_ID
+
+    model = GranuMamba.from_pretrained(out)
+    published = {BUNDLED_MODEL.resolve(): DEFAULT_MODEL_ID, BUNDLED_LIVE_MODEL.resolve(): DEFAULT_LIVE_MODEL_ID}
+    take = {name: value for name, value in corpus.items() if name not in ("minutes", "speakers") and value}
+    options = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in take.items())
+    took = f" in {seconds / 60:.0f} min on a {os.cpu_count()}-core CPU" if seconds is not None else ""
+    training = (
+        f"Made from nothing by `{command}`{took}. Its data is the project's synthetic corpus "
+        f"(`train/make_corpus.py`, made at `{cfg.data.root}`): {corpus['minutes']:g} minutes of speech from the offline "
+        f"text-to-speech voices, as users' microphones and rooms record it, with procedural gesture grounded in gesture "
+        f"studies, {corpus['speakers']} speakers"
+        + (f" ({options})" if options else "")
+        + ". No motion capture went into it.\n\n"
+        + training_summary(cfg, model.config.trained_stages)
+        + "\n- `fgd/`: the FGD feature encoder of this corpus, with which `python -m train.evaluate` reports FGD"
+    )
+    model.write_model_card(out, repo_id=published.get(Path(out).resolve(), str(out)), training=training)
 
 
 if __name__ == "__main__":

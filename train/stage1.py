@@ -75,7 +75,7 @@ def run_stage1(
         history=history,
     )
     model.config.trained_stages = [1]
-    save_model(model, run_dir)
+    save_model(model, run_dir, cfg)
     if progress and is_main_process():
         print("stage 1 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items() if "/" not in k or "reconstruction" in k))
     return run_dir

@@ -109,7 +109,7 @@ def run_stage2(
     )
     model.config.trained_stages = [1, 2]
     out = Path(cfg.out) / "model"
-    save_model(model, out)
+    save_model(model, out, cfg)
     if progress and is_main_process():
         print("stage 2 done:", ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
     return out

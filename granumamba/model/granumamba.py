@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from huggingface_hub import ModelHubMixin, hf_hub_download
+from huggingface_hub import ModelCard, ModelHubMixin, hf_hub_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from ..motion.normalize import Normalizer
 from ..motion.parts import PART_DIMS, PART_NAMES
 from ..text.vocab import Vocabulary
+from .card import CARD_MARKER, LIBRARY, LICENSE, TAGS, model_card
 from .configs import GranuMambaConfig, ModelLoadError
 from .generator import Generator
 from .quantizer import LEVELS, upsample
@@ -34,7 +35,7 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-speech-gesture", "smplx", "mamba"]):
+class GranuMamba(nn.Module, ModelHubMixin, library_name=LIBRARY, license=LICENSE, tags=TAGS):
     def __init__(self, config: dict | GranuMambaConfig | None = None):
         super().__init__()
         if not isinstance(config, GranuMambaConfig):
@@ -213,15 +214,37 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name="granumamba", tags=["co-
         model_card_kwargs: dict | None = None,
         **push_to_hub_kwargs,
     ):
-        """Write config.json and model.safetensors (atomically) to `save_directory`; with
-        `push_to_hub`, upload them to `repo_id` (default: the folder's name) with
-        huggingface_hub's `push_to_hub` (its keyword arguments pass through). `config` and
-        `model_card_kwargs` are the mixin's and unused: the config is the model's own."""
+        """Write config.json and model.safetensors (atomically) and the model card (README.md,
+        granumamba.model.card: `model_card_kwargs` are its `repo_id` and `training`) to
+        `save_directory`; with `push_to_hub`, upload them to `repo_id` (default: the folder's
+        name) with huggingface_hub's `push_to_hub` (its keyword arguments pass through).
+        `config` is the mixin's and unused: the config is the model's own. A card of your own
+        (one without the project's marker line) is left as it is."""
         Path(save_directory).mkdir(parents=True, exist_ok=True)
         self._save_pretrained(Path(save_directory))
+        self.write_model_card(save_directory, **(model_card_kwargs or {}))
         if push_to_hub:
             return self.push_to_hub(repo_id or Path(save_directory).resolve().name, **push_to_hub_kwargs)
         return None
+
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
+        """huggingface_hub's push_to_hub, the card naming `repo_id` in its examples."""
+        return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})}, **kwargs)
+
+    def generate_model_card(self, repo_id: str | None = None, training: str | None = None) -> ModelCard:
+        """The model card (granumamba.model.card.model_card); the mixin's push_to_hub uses it too."""
+        return model_card(self, repo_id, training)
+
+    def write_model_card(self, save_directory: str | os.PathLike, repo_id: str | None = None, training: str | None = None) -> bool:
+        """Write README.md in `save_directory` (atomically) unless a card without the project's
+        marker line is there; True when written."""
+        path = Path(save_directory) / "README.md"
+        if path.is_file() and CARD_MARKER not in path.read_text(encoding="utf-8", errors="replace"):
+            return False
+        tmp = path.with_name(f".{path.name}.tmp")
+        self.generate_model_card(repo_id, training).save(tmp)
+        os.replace(tmp, path)
+        return True
 
     @classmethod
     def _from_pretrained(
