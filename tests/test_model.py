@@ -391,7 +391,7 @@ def test_save_and_load_give_the_same_outputs(tmp_path):
     torch.manual_seed(4)
     model = GranuMamba(TINY).eval()
     model.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]  # and no temporary file
     loaded = GranuMamba.from_pretrained(tmp_path / "m")
     audio = torch.randn(96, 68)
     a, b = model.generate(audio, rng_seed=1), loaded.generate(audio, rng_seed=1)
