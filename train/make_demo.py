@@ -20,9 +20,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from .config import ConfigError, load_config, training_summary
 from .fgd_autoencoder import train_autoencoder
-from .make_corpus import add_take_options, make_corpus, take_options
+from .make_corpus import TAKE_OPTIONS, add_take_options, make_corpus, take_options
 from .stage1 import run_stage1
 from .stage2 import run_stage2
 
@@ -47,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         given = {"minutes": args.minutes, "speakers": args.speakers, **take_options(args)}
         options = asdict(cfg.corpus) | {name: value for name, value in given.items() if value is not None}
         if not (args.resume and (corpus / "train_test_split.csv").is_file()):
-            take = {name: value for name, value in options.items() if name not in ("minutes", "speakers")}
-            make_corpus(corpus, options["minutes"], args.seed, options["speakers"], **take)
+            make_corpus(corpus, options["minutes"], args.seed, options["speakers"], **{name: options[name] for name in TAKE_OPTIONS})
         print(f"[make_demo] corpus ready in {time.perf_counter() - started:.0f} s")
         stage1_dir = Path(cfg.out) / "stage1"
         if not (args.resume and (stage1_dir / "model.safetensors").is_file()):
@@ -82,9 +83,9 @@ def write_card(out: Path, cfg, corpus: dict, command: str, seconds: float | None
 
     model = GranuMamba.from_pretrained(out)
     published = {BUNDLED_MODEL.resolve(): DEFAULT_MODEL_ID, BUNDLED_LIVE_MODEL.resolve(): DEFAULT_LIVE_MODEL_ID}
-    take = {name: value for name, value in corpus.items() if name not in ("minutes", "speakers") and value}
-    options = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in take.items())
-    took = f" in {seconds / 60:.0f} min on a {os.cpu_count()}-core CPU" if seconds is not None else ""
+    options = ", ".join(f"{name.replace('_', ' ')} {corpus[name]:g}" for name in TAKE_OPTIONS if corpus[name])
+    machine = torch.cuda.get_device_name() if torch.cuda.is_available() else f"a {os.cpu_count()}-core CPU"
+    took = f" in {seconds / 60:.0f} min on {machine}" if seconds is not None else ""
     training = (
         f"Made from nothing by `{command}`{took}. Its data is the project's synthetic corpus "
         f"(`train/make_corpus.py`, made at `{cfg.data.root}`): {corpus['minutes']:g} minutes of speech from the offline "
