@@ -145,8 +145,10 @@ def test_save_pretrained_pushes_when_asked_and_refuses_misspelled_options(tmp_pa
     model = GranuMamba(TINY)
     pushed = []
     monkeypatch.setattr(GranuMamba, "push_to_hub", lambda self, repo_id, **kw: pushed.append((repo_id, kw)) or "url")
-    assert model.save_pretrained(tmp_path / "my-model", push_to_hub=True, private=True) == "url"
-    assert pushed == [("my-model", {"private": True})] and (tmp_path / "my-model" / "model.safetensors").is_file()
+    card = {"training": "- stage 1: by hand"}
+    assert model.save_pretrained(tmp_path / "my-model", push_to_hub=True, private=True, model_card_kwargs=card) == "url"
+    assert pushed == [("my-model", {"private": True, "model_card_kwargs": card})]
+    assert (tmp_path / "my-model" / "model.safetensors").is_file()
     with pytest.raises(TypeError):
         GranuMamba.from_pretrained(tmp_path / "my-model", revison="main")
 
@@ -172,6 +174,7 @@ def test_save_pretrained_writes_a_model_card_and_keeps_one_of_your_own(tmp_path)
     GranuMamba({**TINY, "causal": True}).save_pretrained(folder)  # the project's card follows the weights
     card = (folder / "README.md").read_text()
     assert "| mode | causal" in card and "--live-model" in card and "Not recorded with these weights." in card
+    assert f'GranuMambaPipeline.from_pretrained("{folder}")' in card  # no repo id given: the folder
     mine = card.replace(CARD_MARKER, "") + "\nMy notes.\n"
     (folder / "README.md").write_text(mine)
     GranuMamba(TINY).save_pretrained(folder, model_card_kwargs={"training": "other"})

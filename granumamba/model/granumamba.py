@@ -215,16 +215,18 @@ class GranuMamba(nn.Module, ModelHubMixin, library_name=LIBRARY, license=LICENSE
         **push_to_hub_kwargs,
     ):
         """Write config.json and model.safetensors (atomically) and the model card (README.md,
-        granumamba.model.card: `model_card_kwargs` are its `repo_id` and `training`) to
-        `save_directory`; with `push_to_hub`, upload them to `repo_id` (default: the folder's
-        name) with huggingface_hub's `push_to_hub` (its keyword arguments pass through).
+        granumamba.model.card: `model_card_kwargs` are its `repo_id`, by default the folder, and
+        `training`) to `save_directory`; with `push_to_hub`, upload them and the card to
+        `repo_id` (default: the folder's name) with huggingface_hub's `push_to_hub` (its keyword
+        arguments pass through).
         `config` is the mixin's and unused: the config is the model's own. A card of your own
         (one without the project's marker line) is left as it is."""
         Path(save_directory).mkdir(parents=True, exist_ok=True)
         self._save_pretrained(Path(save_directory))
-        self.write_model_card(save_directory, **(model_card_kwargs or {}))
+        self.write_model_card(save_directory, **{"repo_id": str(save_directory), **(model_card_kwargs or {})})
         if push_to_hub:
-            return self.push_to_hub(repo_id or Path(save_directory).resolve().name, **push_to_hub_kwargs)
+            repo_id = repo_id or Path(save_directory).resolve().name
+            return self.push_to_hub(repo_id, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs)
         return None
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs):
