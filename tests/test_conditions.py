@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 
+import librosa
 import numpy as np
 import pytest
 from scipy.signal import welch
@@ -45,14 +46,28 @@ def test_each_condition_records_the_speech_as_it_says(speech):
     for name in ("MP3 at 24 kbit/s", "echoing room"):
         assert abs(10 * np.log10(power(recorded[name]) / power(speech))) < 6, name
     assert not np.allclose(recorded["echoing room"][: speech.shape[0]], speech, atol=1e-3)
+
+    # the voices four semitones up and down (a ratio of 1.26): pitch moved, the words where they were
+    def pitch(a):
+        f0, voiced, _ = librosa.pyin(a, fmin=50, fmax=600, sr=16000)
+        return float(np.nanmedian(f0[voiced]))
+
+    def loudness(a):  # the energy envelope, 50 ms frames
+        return librosa.feature.rms(y=a[: speech.shape[0]], frame_length=800, hop_length=800)[0]
+
+    for name, ratio in (("a higher voice (+4 semitones)", 2 ** (4 / 12)), ("a lower voice (-4 semitones)", 2 ** (-4 / 12))):
+        assert pitch(recorded[name]) / pitch(speech) == pytest.approx(ratio, rel=0.04), name
+        clean, shifted = loudness(speech), loudness(recorded[name])
+        n = min(len(clean), len(shifted))
+        assert np.corrcoef(clean[:n], shifted[:n])[0, 1] > 0.8, name
     with pytest.raises(ValueError, match="unknown recording condition"):
         record(speech, "underwater")
 
 
 def test_the_motion_survives_other_microphones_and_rooms(beat2_sample, tmp_path, capsys):
     """`train.evaluate --real --conditions` with the bundled model on the shared real recordings
-    as a phone line, an MP3, a quiet or noisy microphone and an echoing room record them (two
-    seeds): the arms move as fast and as wide as on the clean recordings (within 0.85 to 1.18
+    as a phone line, an MP3, a quiet or noisy microphone and an echoing room record them, and
+    spoken higher or lower (two seeds): the arms move as fast and as wide as on the clean recordings (within 0.85 to 1.18
     times) and still follow the speech's loudness; the table prints a row per condition."""
     from train.evaluate import main
 

@@ -1,6 +1,8 @@
 """Real recordings as users make them: the same speech through a telephone line, a low-bitrate
-MP3, a quiet or a noisy microphone, an echoing room. `train.evaluate --conditions` generates from
-each version and sets the motion beside the one from the clean recording.
+MP3, a quiet or a noisy microphone, an echoing room, and spoken four semitones higher or lower
+(a voice pitched like another speaker's, the words where they were). `train.evaluate
+--conditions` generates from each version and sets the motion beside the one from the clean
+recording.
 
 The versions are made with ffmpeg's filters and encoders, not with `train/augment.py` (the
 training corpus's recording conditions), so that the check does not test the augmentation
@@ -19,6 +21,15 @@ import soundfile
 from granumamba import SAMPLE_RATE
 from granumamba.audio.io import _ffmpeg_exe, load_audio
 
+
+def _pitch_filter(semitones: float) -> str:
+    """ffmpeg filters that shift the pitch by `semitones` and keep the timing: played faster by
+    the pitch's ratio (asetrate), then stretched back to its length (atempo), as any ffmpeg
+    build can (rubberband is not in every one)."""
+    ratio = 2 ** (semitones / 12)
+    return f"asetrate={SAMPLE_RATE * ratio:.0f},aresample={SAMPLE_RATE},atempo={1 / ratio:.6f}"
+
+
 # name -> (ffmpeg audio filter, encoder arguments, file suffix)
 CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "telephone (8 kHz, 300 to 3400 Hz)": ("highpass=f=300,lowpass=f=3400,aresample=8000", ["-c:a", "pcm_s16le"], ".wav"),
@@ -26,6 +37,8 @@ CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "quiet (-30 dB)": ("volume=-30dB", ["-c:a", "pcm_s16le"], ".wav"),
     "noisy (pink noise at 10 dB SNR)": ("anull", ["-c:a", "pcm_s16le"], ".wav"),
     "echoing room": ("aecho=0.8:0.6:23|47|83|131:0.5|0.35|0.25|0.15", ["-c:a", "pcm_s16le"], ".wav"),
+    "a higher voice (+4 semitones)": (_pitch_filter(4), ["-c:a", "pcm_s16le"], ".wav"),
+    "a lower voice (-4 semitones)": (_pitch_filter(-4), ["-c:a", "pcm_s16le"], ".wav"),
 }
 NOISE = "noisy (pink noise at 10 dB SNR)"
 

@@ -27,9 +27,10 @@ those recordings alone: BC depends on the recording (how densely its onsets fall
 pauses are), so those rows are the ones to set beside the capture's.
 
 --conditions (with --real) adds the model on those recordings as other microphones and rooms
-record them (train/conditions.py: a telephone line, a 24 kbit/s MP3, a quiet microphone, pink
-noise at 10 dB SNR, an echoing room; made with ffmpeg, not with the training augmentation), each
-set beside the clean recordings: how much of the motion survives the recording.
+record them and as higher and lower voices speak them (train/conditions.py: a telephone line, a
+24 kbit/s MP3, a quiet microphone, pink noise at 10 dB SNR, an echoing room, the pitch four
+semitones up and down; made with ffmpeg, not with the training augmentation), each set beside
+the clean recordings: how much of the motion survives the recording.
 
 FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--conditions",
         action="store_true",
-        help="with --real: the same recordings as a phone line, an MP3, a quiet or noisy microphone, an echoing room record them",
+        help="with --real: the same recordings through a phone line, an MP3, quiet or noisy microphones, a room, pitched up and down",
     )
     parser.add_argument(
         "--sigma",
