@@ -1,8 +1,8 @@
 """Real recordings as users make them: the same speech through a telephone line, a low-bitrate
-MP3, a quiet or a noisy microphone, an echoing room, and spoken four semitones higher or lower
-(a voice pitched like another speaker's, the words where they were). `train.evaluate
---conditions` generates from each version and sets the motion beside the one from the clean
-recording.
+MP3, a quiet or a noisy microphone, an echoing room; spoken four semitones higher or lower (a
+voice pitched like another speaker's, the words where they were) and a quarter faster or a fifth
+slower (a quicker or a slower talker, RETIMED: the words move). `train.evaluate --conditions`
+generates from each version and sets the motion beside the one from the clean recording.
 
 The versions are made with ffmpeg's filters and encoders, not with `train/augment.py` (the
 training corpus's recording conditions), so that the check does not test the augmentation
@@ -39,8 +39,13 @@ CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "echoing room": ("aecho=0.8:0.6:23|47|83|131:0.5|0.35|0.25|0.15", ["-c:a", "pcm_s16le"], ".wav"),
     "a higher voice (+4 semitones)": (_pitch_filter(4), ["-c:a", "pcm_s16le"], ".wav"),
     "a lower voice (-4 semitones)": (_pitch_filter(-4), ["-c:a", "pcm_s16le"], ".wav"),
+    "faster speech (1.25 x)": ("atempo=1.25", ["-c:a", "pcm_s16le"], ".wav"),
+    "slower speech (0.8 x)": ("atempo=0.8", ["-c:a", "pcm_s16le"], ".wav"),
 }
 NOISE = "noisy (pink noise at 10 dB SNR)"
+# conditions that move the words in time: their motion is set against their own speech's onsets
+# and loudness, the others' against the clean recording's
+RETIMED = {"faster speech (1.25 x)": 1.25, "slower speech (0.8 x)": 0.8}
 
 
 def record(audio: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:

@@ -27,10 +27,11 @@ those recordings alone: BC depends on the recording (how densely its onsets fall
 pauses are), so those rows are the ones to set beside the capture's.
 
 --conditions (with --real) adds the model on those recordings as other microphones and rooms
-record them and as higher and lower voices speak them (train/conditions.py: a telephone line, a
-24 kbit/s MP3, a quiet microphone, pink noise at 10 dB SNR, an echoing room, the pitch four
-semitones up and down; made with ffmpeg, not with the training augmentation), each set beside
-the clean recordings: how much of the motion survives the recording.
+record them and as higher, lower, faster and slower voices speak them (train/conditions.py: a
+telephone line, a 24 kbit/s MP3, a quiet microphone, pink noise at 10 dB SNR, an echoing room,
+the pitch four semitones up and down, the tempo 1.25 and 0.8 times; made with ffmpeg, not with
+the training augmentation), each set beside the clean recordings: how much of the motion
+survives the recording.
 
 FGD uses --fgd, else the FGD autoencoder shipped in the model folder (`fgd/`), where there is one.
 """
@@ -355,21 +356,25 @@ def evaluate_conditions(
     `conditions` (train.conditions, all by default) records them, at default settings over
     `seeds` seeds: per condition the wrist speed and spread, their ratio to the clean
     recordings', BC against the clean recordings' onsets (the microphone does not move when the
-    words fall) and the correlation of the clean speech's energy with the arms' speed."""
-    from .conditions import CONDITIONS, record
+    words fall) and the correlation of the clean speech's energy with the arms' speed; for the
+    conditions that move the words (train.conditions.RETIMED), the recorded speech's own."""
+    from .conditions import CONDITIONS, RETIMED, record
 
     _, pipe, audios, onsets = _recordings_and_model(model_dir, Path(real), seeds, "the recording-conditions block")
     results: dict[str, dict[str, float]] = {}
     for condition in ["clean", *(conditions or CONDITIONS)]:
         recorded = audios if condition == "clean" else [record(a, condition, seed=k) for k, a in enumerate(audios)]
+        heard, heard_onsets = (recorded, [audio_onsets(r) for r in recorded]) if condition in RETIMED else (audios, onsets)
         motions = [pipe(r, seed=s, temperature=temperature).motion for s in range(seed, seed + seeds) for r in recorded]
         positions = [motion_positions(m) for m in motions]
         stats = [motion_stats(m) for m in motions]
         row = {
             "wrist_speed": float(np.mean([st["wrist_speed"] for st in stats])),
             "wrist_spread": float(np.mean([st["wrist_spread"] for st in stats])),
-            **bc_columns(positions, onsets * seeds, sigmas, far=True),
-            "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(audios * seeds, positions)])),
+            **bc_columns(positions, heard_onsets * seeds, sigmas, far=True),
+            "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(heard * seeds, positions)])),
+            # BC of beats at random times against the same onsets: a faster talker's denser onsets score higher by chance
+            "chance_bc": chance_columns(heard_onsets, [h.shape[0] / SAMPLE_RATE for h in heard], sigmas[:1])[bc_column(0, sigmas[0])],
         }
         clean = results.get("clean", row)
         row["wrist_speed_ratio"] = row["wrist_speed"] / clean["wrist_speed"]
@@ -397,8 +402,8 @@ def real_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def conditions_table(results: dict[str, dict[str, float]]) -> str:
-    columns = ["wrist_speed", "wrist_speed_ratio", "wrist_spread", "wrist_spread_ratio"]
-    return _speech_table(results, "recorded", columns, ["wrist speed", "x clean", "wrist spread", "x clean"])
+    columns = ["wrist_speed", "wrist_speed_ratio", "wrist_spread", "wrist_spread_ratio", "chance_bc"]
+    return _speech_table(results, "recorded", columns, ["wrist speed", "x clean", "wrist spread", "x clean", "BC of random times"])
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
@@ -433,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--conditions",
         action="store_true",
-        help="with --real: the same recordings through a phone line, an MP3, quiet or noisy microphones, a room, pitched up and down",
+        help="with --real: the same recordings through a phone line, an MP3, quiet or noisy microphones, a room; pitched, faster, slower",
     )
     parser.add_argument(
         "--sigma",
