@@ -81,6 +81,42 @@ def test_with_smplx_model_files_the_glb_carries_the_smplx_mesh_with_the_takes_be
     assert bvh == 2 and "holds no mesh" in capsys.readouterr().err
 
 
+def test_with_smplx_model_files_the_face_moves_in_the_glb_and_blender_plays_it(exported, tmp_path):
+    """--body smplx: SMPL-X's 100 expression blend shapes travel as glTF morph targets (named,
+    in the model's bind space) animated by the take's expression coefficients; the validator
+    accepts them and Blender imports them as shape keys that play the take's coefficients."""
+    import pygltflib
+
+    folder = write_fake_smplx(tmp_path / "smplx")
+    model = np.load(folder / "SMPLX_NEUTRAL.npz")
+    take = load_motion(exported[".glb"].with_suffix(".npz"))
+    t = np.arange(FRAMES) / 30
+    expressions = 0.8 * np.sin(2 * np.pi * t[:, None] * (1 + np.arange(100)) / 20 + np.arange(100)).astype(np.float32)
+    save_motion(tmp_path / "face.npz", Motion(take.poses, take.trans, expressions))
+    out = tmp_path / "face.glb"
+    assert main(["export", "--motion", str(tmp_path / "face.npz"), "--out", str(out), "--body", "smplx", "--smplx", str(folder)]) == 0
+    gltf = pygltflib.GLTF2().load(str(out))
+    blob, mesh = gltf.binary_blob(), gltf.meshes[0]
+
+    def read(accessor: int) -> np.ndarray:
+        view = gltf.bufferViews[gltf.accessors[accessor].bufferView]
+        return np.frombuffer(blob[view.byteOffset : view.byteOffset + view.byteLength], np.float32)
+
+    targets = mesh.primitives[0].targets
+    assert len(targets) == len(mesh.weights) == len(mesh.extras["targetNames"]) == 100
+    expression_dirs = model["shapedirs"][..., model["shapedirs"].shape[-1] - 100 :]  # SMPL-X: shape, then expression components
+    np.testing.assert_allclose(read(targets[7]["POSITION"]).reshape(-1, 3), expression_dirs[..., 7], atol=1e-6)
+    (channel,) = [c for c in gltf.animations[0].channels if c.target.path == "weights"]
+    assert gltf.nodes[channel.target.node].mesh == 0
+    np.testing.assert_allclose(read(gltf.animations[0].samplers[channel.sampler].output).reshape(FRAMES, 100), expressions, atol=1e-6)
+    report = validate(out)
+    assert report["errors"] == 0 and report["warnings"] == 0, report
+    seen = blender(out, tmp_path)
+    assert seen["shape_keys"] == ["Basis", *mesh.extras["targetNames"]] and seen["shape_key_curves"] == 100
+    for k in (0, 7, 99):
+        np.testing.assert_allclose(seen["shape_key_values"][mesh.extras["targetNames"][k]], expressions[:10, k], atol=1e-5)
+
+
 def blender(path: Path, tmp_path: Path) -> dict:
     if shutil.which("blender") is None:
         pytest.skip("Blender is not installed (apt-get install blender python3-numpy; scripts/setup.sh --dev does it)")

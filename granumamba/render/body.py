@@ -46,7 +46,9 @@ DARK = np.array([0.15, 0.13, 0.13])
 class SkinnedMesh:
     """A body in its bind pose (every joint rotation zero) with its skin, as glTF stores it:
     vertices, normals, colours (V, 4), faces, up to four joints and weights per vertex (V, 4),
-    and the joints' bind positions (55, 3), root translation excluded."""
+    and the joints' bind positions (55, 3), root translation excluded. A body with a face of
+    blend shapes adds them as morph targets (K, V, 3), their names, and their weight in every
+    frame of the motion (T, K)."""
 
     vertices: np.ndarray
     normals: np.ndarray
@@ -56,6 +58,9 @@ class SkinnedMesh:
     weights: np.ndarray
     joint_positions: np.ndarray
     name: str
+    morph_targets: np.ndarray | None = None
+    morph_names: list[str] | None = None
+    morph_weights: np.ndarray | None = None
 
 
 def _four(joints: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -441,7 +446,9 @@ class SMPLXBody:
     @torch.no_grad()
     def skinned(self, motion: Motion | None = None) -> SkinnedMesh:
         """The SMPL-X mesh with the take's betas in its bind pose, its joints where SMPL-X's
-        regressor puts them for that shape, and its skin weights (the four strongest of 55)."""
+        regressor puts them for that shape, its skin weights (the four strongest of 55), and its
+        expression blend shapes as morph targets weighted by the take's expression coefficients
+        (SMPL-X adds them to the shaped mesh before skinning, as glTF adds morph targets)."""
         model = self.model
         betas = torch.from_numpy(self._betas(motion))
         shaped = model.v_template + torch.einsum("l,mkl->mk", betas, model.shapedirs[..., : self.num_betas])
@@ -451,8 +458,23 @@ class SMPLXBody:
         normals[np.linalg.norm(normals, axis=1) < 0.5] = (0.0, 1.0, 0.0)  # a vertex in no face: glTF wants unit normals
         influence = np.tile(np.arange(NUM_JOINTS), (len(vertices), 1))
         skin_joints, skin_weights = _four(influence, model.lbs_weights.numpy()[:, :NUM_JOINTS])
+        targets = model.expr_dirs[..., : self.num_expressions].permute(2, 0, 1).numpy().astype(np.float32)  # (K, V, 3)
+        weights = np.zeros((0 if motion is None else motion.num_frames, len(targets)), np.float32)
+        if motion is not None:
+            given = min(len(targets), motion.expressions.shape[1])
+            weights[:, :given] = motion.expressions[:, :given]
         return SkinnedMesh(
-            vertices, normals, self.colours, self.faces, skin_joints, skin_weights, joints.numpy().astype(np.float32), "smplx"
+            vertices,
+            normals,
+            self.colours,
+            self.faces,
+            skin_joints,
+            skin_weights,
+            joints.numpy().astype(np.float32),
+            "smplx",
+            morph_targets=targets,
+            morph_names=[f"expression_{k:03d}" for k in range(len(targets))],
+            morph_weights=weights,
         )
 
     @torch.no_grad()

@@ -1,6 +1,8 @@
 """A motion as glTF 2.0 binary (.glb): the built-in body as one skinned mesh (its linear-blend
 skin weights, as the renderer uses them) on the 55 SMPL-X
-joints (named as SMPL-X names them), and the motion as one animation at 30 fps, jaw included.
+joints (named as SMPL-X names them), and the motion as one animation at 30 fps, jaw included;
+on the SMPL-X body, its 100 expression blend shapes as morph targets, animated by the take's
+expression coefficients.
 Blender, game engines and three.js open it; the offscreen renderer draws the same mesh.
 
 The skeleton's bind pose is the SMPL-X zero pose (a T-pose) on the project's rest skeleton, so
@@ -84,7 +86,16 @@ def write_glb(path: str | os.PathLike, motion: Motion, body=None) -> None:
     gltf.materials.append(
         gl.Material(name=skin.name, pbrMetallicRoughness=gl.PbrMetallicRoughness(metallicFactor=0.0, roughnessFactor=0.7))
     )
-    gltf.meshes.append(gl.Mesh(name=skin.name, primitives=[gl.Primitive(attributes=attributes, indices=indices, material=0)]))
+    primitive = gl.Primitive(attributes=attributes, indices=indices, material=0)
+    mesh = gl.Mesh(name=skin.name, primitives=[primitive])
+    if skin.morph_targets is not None:  # the face's blend shapes: glTF morph targets, named as Blender and three.js read them
+        primitive.targets = [
+            gl.Attributes(POSITION=packer.add(target.astype(np.float32), gl.VEC3, gl.FLOAT, gl.ARRAY_BUFFER, bounds=True))
+            for target in skin.morph_targets
+        ]
+        mesh.weights = [0.0] * len(skin.morph_targets)
+        mesh.extras = {"targetNames": list(skin.morph_names)}
+    gltf.meshes.append(mesh)
     inverse_bind = np.tile(np.eye(4, dtype=np.float32), (NUM_JOINTS, 1, 1))
     inverse_bind[:, 3, :3] = -bind  # glTF matrices are column-major: the translation is the fourth row here
     gltf.skins.append(
@@ -106,6 +117,11 @@ def write_glb(path: str | os.PathLike, motion: Motion, body=None) -> None:
     root = packer.add((trans + offsets[0]).astype(np.float32), gl.VEC3, gl.FLOAT)
     animation.samplers.append(gl.AnimationSampler(input=times, output=root, interpolation="LINEAR"))
     animation.channels.append(gl.AnimationChannel(sampler=NUM_JOINTS, target=gl.AnimationChannelTarget(node=0, path="translation")))
+    if skin.morph_targets is not None:  # the morph targets' weights, every target's in each frame
+        weights = packer.add(skin.morph_weights.astype(np.float32).reshape(-1), gl.SCALAR, gl.FLOAT)
+        animation.samplers.append(gl.AnimationSampler(input=times, output=weights, interpolation="LINEAR"))
+        target = gl.AnimationChannelTarget(node=NUM_JOINTS, path="weights")
+        animation.channels.append(gl.AnimationChannel(sampler=len(animation.samplers) - 1, target=target))
     gltf.animations.append(animation)
 
     gltf.buffers.append(gl.Buffer(byteLength=len(packer.blob)))

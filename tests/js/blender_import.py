@@ -25,6 +25,7 @@ else:
 armatures = [o for o in bpy.data.objects if o.type == "ARMATURE"]
 meshes = [o for o in bpy.data.objects if o.type == "MESH"]
 actions = list(bpy.data.actions)
+key_curves = [c for a in actions for c in a.fcurves if c.data_path.startswith("key_blocks")]
 report = {
     "armatures": len(armatures),
     "bones": [b.name for b in armatures[0].data.bones] if armatures else [],
@@ -34,6 +35,11 @@ report = {
     "actions": len(actions),
     "frame_range": list(actions[0].frame_range) if actions else None,
     "fps": bpy.context.scene.render.fps,
+    # the face's morph targets: the mesh's shape keys (Basis first) and the actions that move them
+    "shape_keys": [k.name for k in meshes[0].data.shape_keys.key_blocks] if meshes and meshes[0].data.shape_keys else [],
+    "shape_key_curves": len(key_curves),
+    # each shape key's value at the first frames, as Blender plays it: {key name: [values]}
+    "shape_key_values": {c.data_path.split('"')[1]: [c.evaluate(f) for f in range(10)] for c in key_curves},
 }
 with open(out, "w") as fh:
     json.dump(report, fh)
