@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--motion", type=Path, required=True)
     exp.add_argument("--out", type=Path, required=True, help=f"the file to write: {', '.join(EXPORT_FORMATS)}")
     exp.add_argument("--in-place", action="store_true", help="keep the character in place: no horizontal root travel (height kept)")
-    exp.add_argument("--body", choices=("mannequin", "smplx"), default="mannequin", help="the .glb's body: built-in, or the SMPL-X mesh")
+    exp.add_argument(
+        "--body",
+        choices=("mannequin", "smplx"),
+        default="mannequin",
+        help="the .glb's body: built-in, or the SMPL-X mesh and its face's blend shapes",
+    )
     exp.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX), for --body smplx")
 
     live = commands.add_parser("live", help="stream speech to a running demo's live endpoint, receive the motion as it is made")
