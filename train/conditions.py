@@ -30,6 +30,10 @@ def _pitch_filter(semitones: float) -> str:
     return f"asetrate={SAMPLE_RATE * ratio:.0f},aresample={SAMPLE_RATE},atempo={1 / ratio:.6f}"
 
 
+# conditions that move the words in time, by their tempo: their motion is set against their own
+# speech's onsets and loudness, the others' against the clean recording's
+RETIMED = {"faster speech (1.25 x)": 1.25, "slower speech (0.8 x)": 0.8}
+
 # name -> (ffmpeg audio filter, encoder arguments, file suffix)
 CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "telephone (8 kHz, 300 to 3400 Hz)": ("highpass=f=300,lowpass=f=3400,aresample=8000", ["-c:a", "pcm_s16le"], ".wav"),
@@ -39,13 +43,9 @@ CONDITIONS: dict[str, tuple[str, list[str], str]] = {
     "echoing room": ("aecho=0.8:0.6:23|47|83|131:0.5|0.35|0.25|0.15", ["-c:a", "pcm_s16le"], ".wav"),
     "a higher voice (+4 semitones)": (_pitch_filter(4), ["-c:a", "pcm_s16le"], ".wav"),
     "a lower voice (-4 semitones)": (_pitch_filter(-4), ["-c:a", "pcm_s16le"], ".wav"),
-    "faster speech (1.25 x)": ("atempo=1.25", ["-c:a", "pcm_s16le"], ".wav"),
-    "slower speech (0.8 x)": ("atempo=0.8", ["-c:a", "pcm_s16le"], ".wav"),
+    **{name: (f"atempo={rate}", ["-c:a", "pcm_s16le"], ".wav") for name, rate in RETIMED.items()},
 }
 NOISE = "noisy (pink noise at 10 dB SNR)"
-# conditions that move the words in time: their motion is set against their own speech's onsets
-# and loudness, the others' against the clean recording's
-RETIMED = {"faster speech (1.25 x)": 1.25, "slower speech (0.8 x)": 0.8}
 
 
 def record(audio: np.ndarray, condition: str, seed: int = 0) -> np.ndarray:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .. import FPS
+
 # A card that still has this line is the project's and is rewritten with the weights; delete the
 # line to keep a card of your own (save_pretrained then leaves it alone).
 CARD_MARKER = "<!-- Written by GranuMamba's save_pretrained, which rewrites it with the weights: delete this line to keep your edits. -->"
@@ -87,7 +89,7 @@ def model_card(model, repo_id: str | None = None, training: str | None = None) -
     `repo_id` (a Hub id or a folder), and `training` (markdown: what it was trained on and how;
     said to be unrecorded when not given)."""
     config = model.config
-    ahead = f"{config.lookahead} frames ({config.lookahead / 30:.2f} s)"
+    ahead = f"{config.lookahead} frames ({config.lookahead / FPS:.2f} s)"
     if config.causal:
         mode = f"causal (the demo's Live tab, streaming): nothing it outputs hears speech more than {ahead} later"
     else:
@@ -102,7 +104,7 @@ def model_card(model, repo_id: str | None = None, training: str | None = None) -
         mode=mode,
         app_option="--live-model" if config.causal else "--model",
         parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
-        levels=f"{config.codebook_size} codes each; a code every {steps} frames at 30 fps (coarse / mid / fine)",
+        levels=f"{config.codebook_size} codes each; a code every {steps} frames at {FPS} fps (coarse / mid / fine)",
         generator=f"width {config.d_model}, {config.n_global} global and {config.n_local} local Mamba layers, state size {config.d_state}",
         speakers=_speakers(config),
         words=f"{len(model.vocab)} (a transcript's other words are unknown to it)",
