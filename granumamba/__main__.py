@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import signal
@@ -144,27 +145,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _render(args, motions, audio, labels=None):
+    from tqdm import tqdm
+
     from .render.video import render_video
 
-    return render_video(
-        motions,
-        audio,
-        args.out,
-        body=args.body,
-        size=args.size,
-        labels=labels,
-        framing=args.framing,
-        workers=args.workers,
-        smplx_path=args.smplx,
-        progress=_progress,
-        antialias=args.antialias,
-    )
+    bars = []  # one, made at the first report, when the frame count is known
 
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="rendering", unit="frame", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
 
-def _progress(done: int, total: int) -> None:
-    print(f"\rrendering {done}/{total} frames", end="", file=sys.stderr, flush=True)
-    if done == total:
-        print(file=sys.stderr)
+    try:
+        return render_video(
+            motions,
+            audio,
+            args.out,
+            body=args.body,
+            size=args.size,
+            labels=labels,
+            framing=args.framing,
+            workers=args.workers,
+            smplx_path=args.smplx,
+            progress=progress,
+            antialias=args.antialias,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def generate(args) -> int:
@@ -177,9 +185,7 @@ def generate(args) -> int:
         raise ValueError("say where to write: --out video.mp4 and/or --npz motion.npz")
     _check_output(args.out, (".mp4",))
     _check_output(args.npz, (".npz",))
-    pipe = GranuMambaPipeline.from_pretrained(args.model)
-    if pipe.fallback_reason:
-        print(f"note: using the bundled demo checkpoint ({pipe.fallback_reason})", file=sys.stderr)
+    pipe = GranuMambaPipeline.from_pretrained(args.model)  # says so (a warning) when it falls back to the bundled model
     started = time.perf_counter()
     if args.text is not None:
         if args.voice is not None and args.voice not in VOICES:
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     from .text.tts import SpeechError
 
     args = build_parser().parse_args(argv)
+    logging.basicConfig(format="%(message)s")  # the project's warnings (a fallback to the bundled model) as plain lines
     # SIGTERM unwinds like Ctrl-C, so that partial outputs and temporary folders are removed
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

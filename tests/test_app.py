@@ -186,6 +186,17 @@ def test_unreachable_hub_falls_back_to_the_bundled_checkpoint(monkeypatch):
         load_model("granumamba/granumamba-demo", allow_fallback=False)
 
 
+def test_the_cli_says_once_that_it_falls_back_to_the_bundled_checkpoint(tmp_path):
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    env.pop("GRANUMAMBA_MODEL", None)
+    out = tmp_path / "hello.npz"
+    cli = [sys.executable, "-m", "granumamba", "generate", "--text", "hello there", "--npz", str(out)]
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("using the bundled demo checkpoint") == 1, done.stderr
+    assert "the Hub cannot be reached" in done.stderr and out.is_file()
+
+
 def test_the_live_tab_serves_the_model_named_for_it(monkeypatch, tmp_path):
     """--live-model or GRANUMAMBA_LIVE_MODEL puts another model behind the Live tab while the
     Generate tab keeps the app's; none named, the bundled live checkpoint (causal, for its

@@ -239,7 +239,7 @@ def test_bvh_export_reads_back_with_an_independent_reader(tmp_path):
     assert np.allclose(offset, REST_OFFSETS[JOINT_INDEX["left_elbow"]], atol=1e-6)
 
 
-def test_render_and_export_commands(tmp_path):
+def test_render_and_export_commands(tmp_path, capsys):
     from granumamba.__main__ import main
 
     motion = still(30)
@@ -264,6 +264,8 @@ def test_render_and_export_commands(tmp_path):
         == 0
     )
     assert probe_video(tmp_path / "m.mp4")["frames"] == 30
+    err = capsys.readouterr().err
+    assert "rendering: 100%" in err and "30/30" in err  # tqdm's bar, run to its end
     assert main(["export", "--motion", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.bvh")]) == 0
     assert (tmp_path / "m.bvh").read_text().startswith("HIERARCHY")
     (tmp_path / "bad.npz").write_text("nope")
