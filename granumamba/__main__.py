@@ -225,6 +225,13 @@ def render(args) -> int:
     return 0
 
 
+def _umask() -> int:
+    """The process's file-creation mask (reading it means setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def export(args) -> int:
     from .data.beat2 import load_motion, save_motion
     from .motion.bvh import write_bvh
@@ -246,6 +253,7 @@ def export(args) -> int:
     # written beside the target under a temporary name, then renamed: a killed export leaves no half file
     handle, tmp = tempfile.mkstemp(prefix=f".{args.out.stem}.", suffix=suffix, dir=args.out.parent)
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is the owner's alone; the export is an ordinary file
     try:
         if suffix == ".glb":
             write_glb(tmp, motion, body)

@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -136,7 +137,14 @@ def test_export_picks_the_format_from_the_extension_and_keeps_the_character_in_p
     assert np.allclose(still.trans[:, [0, 2]], walking.trans[:1, [0, 2]]) and np.allclose(still.trans[:, 1], walking.trans[:, 1])
     assert main(["export", "--motion", str(tmp_path / "walk.npz"), "--out", str(tmp_path / "walk.bvh")]) == 0
     assert (tmp_path / "walk.bvh").read_text().startswith("HIERARCHY")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.npz", "walk.bvh", "walk.npz"]
+    assert main(["export", "--motion", str(tmp_path / "walk.npz"), "--out", str(tmp_path / "walk.glb")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.npz", "walk.bvh", "walk.glb", "walk.npz"]
+    # every format with the permissions of any file the user makes there (its umask), not the owner's alone
+    (tmp_path / "plain.txt").write_text("")
+    ordinary = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("still.npz", "walk.bvh", "walk.glb")} == dict.fromkeys(
+        ("still.npz", "walk.bvh", "walk.glb"), ordinary
+    )
 
 
 def _terminate_midway(command: list[str], cwd: Path, wait: float) -> subprocess.CompletedProcess:
