@@ -25,7 +25,7 @@ from pathlib import Path
 from . import TERMINATED
 
 EXIT_BAD_INPUT = 2
-EXPORT_FORMATS = (".glb", ".bvh", ".npz")
+EXPORT_FORMATS = (".glb", ".fbx", ".bvh", ".npz")
 SIZE_RANGE = (256, 1080)
 
 
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--body",
         choices=("mannequin", "smplx"),
         default="mannequin",
-        help="the .glb's body: built-in, or the SMPL-X mesh and its face's blend shapes",
+        help="the .glb's or .fbx's body: built-in, or the SMPL-X mesh and its face's blend shapes",
     )
     exp.add_argument("--smplx", type=Path, help="folder with SMPLX_NEUTRAL.npz (or set GRANUMAMBA_SMPLX), for --body smplx")
 
@@ -236,12 +236,13 @@ def export(args) -> int:
     from .data.beat2 import load_motion, save_motion
     from .motion.bvh import write_bvh
     from .motion.parts import in_place
+    from .render.fbx import write_fbx
     from .render.gltf import write_glb
 
     _check_output(args.out, EXPORT_FORMATS)
     suffix = args.out.suffix.lower()
-    if args.body == "smplx" and suffix != ".glb":
-        raise ValueError(f"--body smplx shapes the .glb's mesh; a {suffix} holds no mesh (write a .glb, or leave --body out)")
+    if args.body == "smplx" and suffix not in (".glb", ".fbx"):
+        raise ValueError(f"--body smplx shapes the .glb's or .fbx's mesh; a {suffix} holds no mesh (write a .glb, or leave --body out)")
     body = None
     if args.body == "smplx":
         from .render.body import SMPLXBody
@@ -255,8 +256,8 @@ def export(args) -> int:
     os.close(handle)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is the owner's alone; the export is an ordinary file
     try:
-        if suffix == ".glb":
-            write_glb(tmp, motion, body)
+        if suffix in (".glb", ".fbx"):
+            (write_glb if suffix == ".glb" else write_fbx)(tmp, motion, body)
         else:
             {".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
         os.replace(tmp, args.out)
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     from .audio.io import AudioError
     from .data.beat2 import DataError
     from .model.granumamba import ModelLoadError
+    from .render.fbx import FBXError
     from .text.textgrid import TextGridError
     from .text.tts import SpeechError
 
@@ -326,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if TERMINATED.is_set():  # the stop's SystemExit, turned into another error by the call it landed in
             sys.exit(128 + signal.SIGTERM)  # (ctypes wraps it in an ArgumentError, e.g. inside an EGL call)
-        bad_input = (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, ValueError, OSError)  # SMPLXError is a ValueError
+        # (SMPLXError is a ValueError)
+        bad_input = (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, FBXError, ValueError, OSError)
         if isinstance(err, bad_input):
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT

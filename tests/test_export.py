@@ -1,5 +1,5 @@
 """Exported motion, opened by the programs users open it with: the Khronos glTF validator,
-Blender (glTF and BVH importers), and the project's own readers."""
+Blender (glTF, FBX and BVH importers), and the project's own readers."""
 
 import json
 import shutil
@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from granumamba.__main__ import main
 from granumamba.data import load_motion, save_motion
 from granumamba.motion import JOINT_NAMES, RELAXED_POSE, Motion
+from granumamba.motion.skeleton import joint_positions
+from granumamba.render.body import Mannequin
 
 from .conftest import write_fake_smplx
 
@@ -115,6 +118,13 @@ def test_with_smplx_model_files_the_face_moves_in_the_glb_and_blender_plays_it(e
     assert seen["shape_keys"] == ["Basis", *mesh.extras["targetNames"]] and seen["shape_key_curves"] == 100
     for k in (0, 7, 99):
         np.testing.assert_allclose(seen["shape_key_values"][mesh.extras["targetNames"][k]], expressions[:10, k], atol=1e-5)
+    # the same face in the FBX (written by Blender from this glb): its blend shapes and their animation
+    fbx = tmp_path / "face.fbx"
+    assert main(["export", "--motion", str(tmp_path / "face.npz"), "--out", str(fbx), "--body", "smplx", "--smplx", str(folder)]) == 0
+    seen = blender(fbx, tmp_path)
+    assert seen["shape_keys"] == ["Basis", *mesh.extras["targetNames"]] and seen["shape_key_curves"] == 100
+    for k in (0, 7, 99):
+        np.testing.assert_allclose(seen["shape_key_values"][mesh.extras["targetNames"][k]], expressions[:10, k], atol=1e-4)
 
 
 def blender(path: Path, tmp_path: Path) -> dict:
@@ -134,6 +144,40 @@ def test_blender_imports_the_glb_as_a_55_bone_armature_a_skinned_mesh_and_every_
     assert report["actions"] == 1
     first, last = report["frame_range"]
     assert round(last - first) + 1 == FRAMES
+
+
+def test_the_fbx_opens_in_blender_with_the_skeleton_the_skin_and_every_pose_of_the_take(exported, tmp_path):
+    """export --out M.fbx (written by Blender's FBX exporter from the glTF export), read back
+    by Blender's FBX importer: SMPL-X's 55 bones and no others, one skinned mesh, every frame,
+    and each joint where the take's forward kinematics puts it, in metres (Y up in the file,
+    Blender's Z up on import)."""
+    if shutil.which("blender") is None:
+        pytest.skip("Blender is not installed (apt-get install blender python3-numpy; scripts/setup.sh --dev does it)")
+    out = tmp_path / "m.fbx"
+    assert main(["export", "--motion", str(exported[".glb"].with_suffix(".npz")), "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fbx"]  # nothing else left behind
+    report = blender(out, tmp_path)
+    assert report["armatures"] == 1 and sorted(report["bones"]) == sorted(JOINT_NAMES)
+    body = Mannequin()  # FBX keeps a skin cluster for each bone that moves some vertex: the built-in body's 51
+    weighted = {int(j) for j, w in zip(np.ravel(body.skin_joints), np.ravel(body.skin_weights)) if w > 0}
+    assert report["meshes"] == 1 and report["skinned_meshes"] == 1 and report["vertex_groups"] == len(weighted) > 50
+    first, last = report["frame_range"]
+    assert round(last - first) + 1 == FRAMES and report["fps"] == 30
+    # in the file: Y up, 30 fps, metres as its unit (100 cm), and no object scaled to make them
+    assert report["fbx_settings"] == {"UnitScaleFactor": 100.0, "UpAxis": 1, "UpAxisSign": 1, "CustomFrameRate": 30.0}
+    assert report["fbx_scales"] and np.allclose(report["fbx_scales"], 1.0)
+    take = load_motion(exported[".glb"].with_suffix(".npz"))
+    truth = joint_positions(torch.as_tensor(take.poses), torch.as_tensor(take.trans, dtype=torch.float32)).numpy()
+    for frame, heads in report["heads"].items():
+        seen = np.array([heads[name] for name in JOINT_NAMES])
+        np.testing.assert_allclose(seen, truth[int(frame)][:, [0, 2, 1]] * [1, -1, 1], atol=1e-4)  # Y up -> Z up
+    assert np.linalg.norm(truth[37] - truth[0], axis=1).max() > 0.1  # the frames compared differ: the arm has moved
+
+
+def test_without_blender_an_fbx_export_says_how_to_get_it_and_leaves_nothing(exported, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRANUMAMBA_BLENDER", str(tmp_path / "no-blender"))
+    assert main(["export", "--motion", str(exported[".glb"].with_suffix(".npz")), "--out", str(tmp_path / "m.fbx")]) == 2
+    assert "apt-get install blender" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
 def test_blender_imports_the_bvh_with_every_frame(exported, tmp_path):

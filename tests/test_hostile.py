@@ -87,7 +87,7 @@ CLI_ROWS = [
     (["generate", "--text", "hi", "--npz", "{tmp}/o.txt"], 2, "write .npz"),
     (["generate", "--audio", "{tmp}/dir.mp4", "--npz", "{tmp}/o.npz"], 2, "is a folder; give an audio file"),
     (["generate", "--audio", "{tmp}/picture.wav", "--npz", "{tmp}/o.npz"], 2, "holds no sound track"),
-    (["export", "--motion", "{tmp}/good.npz", "--out", "{tmp}/x.fbx"], 2, "write .glb or .bvh or .npz"),
+    (["export", "--motion", "{tmp}/good.npz", "--out", "{tmp}/x.usd"], 2, "write .glb or .fbx or .bvh or .npz"),
     (["export", "--motion", "{tmp}/renamed.npz", "--out", "{tmp}/x.bvh"], 2, "not an npz archive"),
     (["export", "--motion", "{tmp}/text_trans.npz", "--out", "{tmp}/x.bvh"], 2, "holds <U1 values"),
     (["export", "--motion", "{tmp}/huge.npz", "--out", "{tmp}/x.bvh"], 2, "declares shape (1000000000000, 165)"),
@@ -169,6 +169,22 @@ def test_sigterm_during_export_and_render_leaves_no_partial_file(tmp_path):
         assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-800:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npz"]
     assert set(Path(tempfile.gettempdir()).glob("granumamba-render-*")) == temp_before
+
+
+def test_sigterm_during_an_fbx_export_stops_blender_and_leaves_nothing(tmp_path):
+    import tempfile
+
+    if shutil.which("blender") is None:
+        pytest.skip("Blender is not installed (apt-get install blender python3-numpy; scripts/setup.sh --dev does it)")
+    save_motion(tmp_path / "long.npz", motion(30 * 60 * 10))  # 10 minutes: Blender bakes it for a minute or more
+    temp_before = set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*"))
+    command = [sys.executable, "-m", "granumamba", "export", "--motion", str(tmp_path / "long.npz"), "--out", str(tmp_path / "long.fbx")]
+    stopped = _terminate_midway(command, ROOT, 15)
+    assert stopped.returncode != 0 and "Traceback" not in stopped.stderr, stopped.stderr[-800:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npz"]
+    assert set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*")) == temp_before
+    blenders = subprocess.run(["pgrep", "-f", "blender_fbx.py"], capture_output=True, text=True).stdout.split()
+    assert blenders == [], "Blender still runs after the export was stopped"
 
 
 def test_a_render_told_to_stop_stops_even_where_a_library_swallowed_the_exit(tmp_path):
