@@ -33,17 +33,17 @@ scene.frame_start, scene.frame_end = int(round(first)), int(round(last))
 # the armature modifier is not evaluated at every baked frame: five times faster, the same file.
 for modifier in (m for o in bpy.data.objects for m in o.modifiers):
     modifier.show_viewport = False
-bpy.ops.export_scene.fbx(
-    filepath=target,
-    object_types={"ARMATURE", "MESH"},
-    apply_scale_options="FBX_SCALE_ALL",
-    add_leaf_bones=False,
-    bake_anim=True,
-    bake_anim_use_all_bones=True,
-    bake_anim_use_nla_strips=False,
-    bake_anim_use_all_actions=False,
-    bake_anim_force_startend_keying=True,
-    bake_anim_step=1.0,
-    bake_anim_simplify_factor=0.0,
-    use_mesh_modifiers=False,
-)
+EXPORT = {  # Blender's FBX exporter's settings (the module's docstring says why each)
+    "object_types": {"ARMATURE", "MESH"},
+    "apply_scale_options": "FBX_SCALE_ALL",
+    "add_leaf_bones": False,
+    "bake_anim": True,
+    "bake_anim_use_all_bones": True,
+    "bake_anim_use_nla_strips": False,
+    "bake_anim_use_all_actions": False,
+    "bake_anim_force_startend_keying": True,
+    "bake_anim_step": 1.0,
+    "bake_anim_simplify_factor": 0.0,
+    "use_mesh_modifiers": False,
+}
+bpy.ops.export_scene.fbx(filepath=target, **EXPORT)
