@@ -232,12 +232,28 @@ def _umask() -> int:
     return mask
 
 
-def export(args) -> int:
-    from .data.beat2 import load_motion, save_motion
-    from .motion.bvh import write_bvh
-    from .motion.parts import in_place
+def _writer(suffix: str):
+    """The export format's writer, imported alone (the mesh formats bring the body and trimesh)."""
+    if suffix == ".npz":
+        from .data.beat2 import save_motion
+
+        return lambda path, motion, body: save_motion(path, motion)
+    if suffix == ".bvh":
+        from .motion.bvh import write_bvh
+
+        return lambda path, motion, body: write_bvh(path, motion)
+    if suffix == ".glb":
+        from .render.gltf import write_glb
+
+        return write_glb
     from .render.fbx import write_fbx
-    from .render.gltf import write_glb
+
+    return write_fbx
+
+
+def export(args) -> int:
+    from .data.beat2 import load_motion
+    from .motion.parts import in_place
 
     _check_output(args.out, EXPORT_FORMATS)
     suffix = args.out.suffix.lower()
@@ -256,10 +272,7 @@ def export(args) -> int:
     os.close(handle)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is the owner's alone; the export is an ordinary file
     try:
-        if suffix in (".glb", ".fbx"):
-            (write_glb if suffix == ".glb" else write_fbx)(tmp, motion, body)
-        else:
-            {".bvh": write_bvh, ".npz": save_motion}[suffix](tmp, motion)
+        _writer(suffix)(tmp, motion, body)
         os.replace(tmp, args.out)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -312,13 +325,6 @@ def _terminate(*_) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .audio.io import AudioError
-    from .data.beat2 import DataError
-    from .model.granumamba import ModelLoadError
-    from .render.fbx import FBXError
-    from .text.textgrid import TextGridError
-    from .text.tts import SpeechError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s")  # the project's warnings (a fallback to the bundled model) as plain lines
     # SIGTERM unwinds like Ctrl-C, so that partial outputs and temporary folders are removed
@@ -328,6 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if TERMINATED.is_set():  # the stop's SystemExit, turned into another error by the call it landed in
             sys.exit(128 + signal.SIGTERM)  # (ctypes wraps it in an ArgumentError, e.g. inside an EGL call)
+        # imported here, not before the command: an export to .npz needs neither the model nor the renderer
+        from .audio.io import AudioError
+        from .data.beat2 import DataError
+        from .model.granumamba import ModelLoadError
+        from .render.fbx import FBXError
+        from .text.textgrid import TextGridError
+        from .text.tts import SpeechError
+
         # (SMPLXError is a ValueError)
         bad_input = (AudioError, DataError, ModelLoadError, TextGridError, SpeechError, FBXError, ValueError, OSError)
         if isinstance(err, bad_input):

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 from ..motion.parts import Motion
-from .gltf import write_glb
 
 BLENDER_ENV = "GRANUMAMBA_BLENDER"
 SCRIPT = Path(__file__).with_name("blender_fbx.py")
@@ -38,6 +37,8 @@ def blender_program() -> str | None:
 def write_fbx(path: str | os.PathLike, motion: Motion, body=None) -> None:
     """Write `motion` as FBX at `path`: the .glb of `write_glb` (the built-in body, or `body`,
     an SMPLXBody) opened and exported by Blender in a temporary folder that is removed after."""
+    from .gltf import write_glb  # here, not at the top: the CLI imports FBXError for every command
+
     blender = blender_program()
     if blender is None:
         where = f"${BLENDER_ENV} ({os.environ[BLENDER_ENV]}) is not a program" if os.environ.get(BLENDER_ENV) else "Blender is not on PATH"
