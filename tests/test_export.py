@@ -175,9 +175,18 @@ def test_the_fbx_opens_in_blender_with_the_skeleton_the_skin_and_every_pose_of_t
 
 
 def test_without_blender_an_fbx_export_says_how_to_get_it_and_leaves_nothing(exported, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    command = ["export", "--motion", str(exported[".glb"].with_suffix(".npz")), "--out", str(tmp_path / "m.fbx")]
     monkeypatch.setenv("GRANUMAMBA_BLENDER", str(tmp_path / "no-blender"))
-    assert main(["export", "--motion", str(exported[".glb"].with_suffix(".npz")), "--out", str(tmp_path / "m.fbx")]) == 2
+    assert main(command) == 2
     assert "apt-get install blender" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    # a Blender that fails (here a program that exits 1 at once): said, and no file or folder left
+    temp_before = set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*"))
+    monkeypatch.setenv("GRANUMAMBA_BLENDER", shutil.which("false"))
+    assert main(command) == 2
+    assert "could not write the FBX (exit 1)" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    assert set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*")) == temp_before
 
 
 def test_blender_imports_the_bvh_with_every_frame(exported, tmp_path):

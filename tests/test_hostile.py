@@ -183,8 +183,18 @@ def test_sigterm_during_an_fbx_export_stops_blender_and_leaves_nothing(tmp_path)
     assert stopped.returncode != 0 and "Traceback" not in stopped.stderr, stopped.stderr[-800:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.npz"]
     assert set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*")) == temp_before
-    blenders = subprocess.run(["pgrep", "-f", "blender_fbx.py"], capture_output=True, text=True).stdout.split()
-    assert blenders == [], "Blender still runs after the export was stopped"
+    assert not any(b"blender_fbx.py" in c for c in _command_lines()), "Blender runs on after the export was stopped"
+
+
+def _command_lines() -> list[bytes]:
+    """Every running process's command line (Linux's /proc)."""
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(path.read_bytes())
+        except OSError:  # the process ended meanwhile
+            pass
+    return lines
 
 
 def test_a_render_told_to_stop_stops_even_where_a_library_swallowed_the_exit(tmp_path):

@@ -5,9 +5,10 @@
 Opens the project's glTF export with Blender's glTF importer and writes it with Blender's FBX
 exporter: the 55-bone armature under SMPL-X's names (no leaf bones added), the skinned mesh and,
 on the SMPL-X body, its expression shape keys, and the animation baked at every frame (no
-simplification, so each frame's pose is the take's), Y up, in metres (units scaled into the
-FBX's own unit scale, so engines that read it, Unity and Unreal among them, see a body 1.7 m
-tall without an object scale of 100).
+simplification, so each frame's pose is the take's), Y up, at 30 fps, in metres (the metre as
+the file's unit, 100 cm, and no object scaled to make it so: Blender's "FBX All" scaling). The
+mesh's deformation is not evaluated at each baked frame: the file stores the skin, not the
+deformed mesh, and the exporter then runs five times faster.
 """
 
 import sys
@@ -29,8 +30,6 @@ scene.render.fps, scene.render.fps_base = 30, 1.0  # glTF keeps seconds; Blender
 bpy.ops.import_scene.gltf(filepath=source)
 first, last = min(a.frame_range[0] for a in bpy.data.actions), max(a.frame_range[1] for a in bpy.data.actions)
 scene.frame_start, scene.frame_end = int(round(first)), int(round(last))
-# The mesh's deformation is not what the FBX stores (its skin weights and the bones' keys are), so
-# the armature modifier is not evaluated at every baked frame: five times faster, the same file.
 for modifier in (m for o in bpy.data.objects for m in o.modifiers):
     modifier.show_viewport = False
 EXPORT = {  # Blender's FBX exporter's settings (the module's docstring says why each)

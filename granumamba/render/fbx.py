@@ -19,7 +19,7 @@ from ..motion.parts import Motion
 
 BLENDER_ENV = "GRANUMAMBA_BLENDER"
 SCRIPT = Path(__file__).with_name("blender_fbx.py")
-TIMEOUT_SECONDS = 1800  # Blender bakes about 30 s of motion a second; an hour-long take stays well inside
+TIMEOUT_SECONDS = 1800  # Blender writes 4 to 12 s of motion a second here (bench_export): a two-hour take fits
 
 
 class FBXError(RuntimeError):
@@ -37,14 +37,14 @@ def blender_program() -> str | None:
 def write_fbx(path: str | os.PathLike, motion: Motion, body=None) -> None:
     """Write `motion` as FBX at `path`: the .glb of `write_glb` (the built-in body, or `body`,
     an SMPLXBody) opened and exported by Blender in a temporary folder that is removed after."""
-    from .gltf import write_glb  # here, not at the top: the CLI imports FBXError for every command
+    from .gltf import write_glb  # here, not at the top: importing FBXError stays cheap (the CLI does on any error)
 
     blender = blender_program()
     if blender is None:
         where = f"${BLENDER_ENV} ({os.environ[BLENDER_ENV]}) is not a program" if os.environ.get(BLENDER_ENV) else "Blender is not on PATH"
         raise FBXError(
             f"FBX is written by Blender, and {where}: install it (apt-get install blender, or blender.org) "
-            f"or set {BLENDER_ENV} to its program; or export .glb, which the same tools open."
+            f"or set {BLENDER_ENV} to its program; or export .glb, which Blender, Unity and Unreal open as well."
         )
     with tempfile.TemporaryDirectory(prefix="granumamba-fbx-") as folder:
         glb, fbx = Path(folder) / "motion.glb", Path(folder) / "motion.fbx"
