@@ -48,7 +48,8 @@ from granumamba.pipeline import (
     display_name,
     live_model_name,
 )
-from granumamba.render.body import SMPLX_ENV, SMPLXError
+from granumamba.render.body import SMPLX_ENV, SMPLXBody, SMPLXError
+from granumamba.render.fbx import FBXError, blender_program, write_fbx
 from granumamba.render.gltf import write_glb
 from granumamba.render.video import render_video
 from granumamba.text.align import estimate_word_timings
@@ -179,6 +180,21 @@ def add_bvh(session: Session | None):
     paths = download_paths(session)
     write_bvh(paths[".bvh"], session.result.motion)
     return [str(p) for p in paths.values()]
+
+
+def add_fbx(session: Session | None, body):
+    """On request, where Blender is installed: the FBX (granumamba.render.fbx) beside the other
+    downloads, on the body chosen for the video. A slider's release drops it with the earlier
+    gains' files, since it holds their motion."""
+    if session is None:
+        raise gr.Error("Generate first: the FBX is made from the motion in the 3D view.")
+    paths = download_paths(session)
+    fbx = paths[".glb"].with_suffix(".fbx")
+    try:
+        write_fbx(fbx, session.result.motion, SMPLXBody(None, batch=1) if body == "SMPL-X" else None)
+    except (FBXError, SMPLXError) as err:
+        raise gr.Error(str(err)) from None
+    return [str(p) for p in (*paths.values(), fbx) if p.is_file()]
 
 
 # Gradio's Audio box takes audio files only: a browser reads a .webm or .mp4 file as video/* and
@@ -366,10 +382,11 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                     button = gr.Button("Generate", variant="primary")
                 with gr.Column():
                     view = gr.HTML(EMPTY_VIEW, label="3D view", elem_id="view-box")
-                    downloads = gr.File(
-                        label="Motion for your tools: glTF (Blender, game engines, three.js), BVH, BEAT2 npz", file_count="multiple"
-                    )
-                    render_button = gr.Button("Render video (mp4)")
+                    formats = "glTF (Blender, game engines, three.js), BVH, BEAT2 npz" + (", FBX on request" if blender_program() else "")
+                    downloads = gr.File(label=f"Motion for your tools: {formats}", file_count="multiple")
+                    with gr.Row():
+                        render_button = gr.Button("Render video (mp4)")
+                        fbx_button = gr.Button("FBX for Maya, Unity, Unreal", visible=blender_program() is not None)
                     video = gr.Video(label="Gesture video", autoplay=False)
                     motion = gr.File(label="Motion (BEAT2 npz)", visible=False)
                     settings = gr.JSON(label="Settings used")
@@ -390,6 +407,7 @@ def build_demo(pipe: GranuMambaPipeline, live_pipe: GranuMambaPipeline | None = 
                 concurrency_limit=CONCURRENCY,
             ).then(add_bvh, session, downloads, api_name=False)
         render_button.click(render, [session, body, size, smooth], video, api_name=False, concurrency_limit=CONCURRENCY)
+        fbx_button.click(add_fbx, [session, body], downloads, api_name=False, concurrency_limit=CONCURRENCY)
         # The API: speech to video and motion in one call, as before the 3D view.
         api_button = gr.Button(visible=False)
         api_button.click(

@@ -342,6 +342,15 @@ def test_a_browser_sees_the_gesture_in_3d_moves_a_slider_and_renders_the_video(a
         )
         duration = page.evaluate("() => document.querySelector('video').duration")
         assert abs(duration - soundfile.info(speech_wav).duration) < 0.1
+        # the FBX on request, where Blender is installed (the export's tests open such files in Blender)
+        fbx = page.get_by_role("button", name="FBX for Maya, Unity, Unreal")
+        assert fbx.count() == (shutil.which("blender") is not None)
+        if fbx.count():
+            fbx.click()
+            page.wait_for_function("() => document.body.innerHTML.includes('granumamba_1.00_1.00_0.00.fbx')", timeout=120_000)
+            link = page.locator("a[href*='granumamba_1.00_1.00_0.00.fbx']").first.get_attribute("href")
+            fetched = page.request.get(link if link.startswith("http") else url.rstrip("/") + link)
+            assert fetched.ok and fetched.body()[:18] == b"Kaydara FBX Binary"  # binary FBX's signature
         if os.environ.get("GRANUMAMBA_SCREENSHOT"):
             shutil.copy(tmp_path / "app.png", os.environ["GRANUMAMBA_SCREENSHOT"])
         browser.close()
