@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from train.metrics import (
+    bc_gap_interval,
     bc_of_distances,
     beat_consistency,
+    beat_distances,
     chance_distances,
     face_errors,
     far_beat_share,
@@ -11,6 +13,7 @@ from train.metrics import (
     frechet_distance,
     l1_diversity,
     motion_beats,
+    timed_beat_distances,
 )
 
 
@@ -126,6 +129,31 @@ def test_paired_bc_wins_count_the_takes_where_the_beats_are_closer():
     assert bc_wins(on_beat + late, late + late, onsets, (0.1,)) == {"bc": 3.0}
     assert bc_wins(mixed + late, late + late, onsets, (0.1,)) == {"bc": 2.0}
     assert bc_wins(on_beat + late, on_beat + on_beat, onsets, (0.1,)) == {"bc": 0.0}
+
+
+def test_the_bc_gap_interval_tells_a_real_lead_from_a_recordings_chance():
+    """Block bootstrap over spans of the recordings: beats on the onsets against beats 0.3 s
+    off give BC 1 against exp(-1/2), an interval tight round the gap; two motions whose beats
+    fall alike give a gap near 0 and an interval that holds 0; beats of one recording never
+    stand for another's."""
+    rng = np.random.default_rng(1)
+    on = [(r, np.sort(rng.uniform(2, 60, 200)), np.zeros(200)) for r in range(2)]
+    off = [(r, np.sort(rng.uniform(2, 60, 200)), np.full(200, 0.3)) for r in range(2)]
+    lead = bc_gap_interval(on, off, sigma=0.3, draws=2000)
+    assert lead["bc_gap"] == pytest.approx(1 - np.exp(-0.5)) and lead["spans"] == 2 * 15
+    assert lead["bc_gap_low"] == pytest.approx(lead["bc_gap"]) and lead["bc_gap_high"] == pytest.approx(lead["bc_gap"])
+    alike = [[(r, np.sort(rng.uniform(2, 60, 300)), rng.uniform(0, 0.5, 300)) for r in range(2)] for _ in range(2)]
+    chance = bc_gap_interval(*alike, draws=2000)
+    assert abs(chance["bc_gap"]) < 0.05 and chance["bc_gap_low"] < 0 < chance["bc_gap_high"] < 0.1
+    # a model's seeds (several motions of one recording) pool their beats
+    seeds = bc_gap_interval(on, [off[0], off[0], off[1]], draws=500)
+    assert seeds["bc_gap"] == pytest.approx(lead["bc_gap"])
+    # each beat's time beside its distance, the distance as beat_distances gives it
+    onsets = np.arange(2.5, 9.0, 0.8)
+    motion = beat_motion(onsets + 0.1)
+    times, distances = timed_beat_distances(motion, onsets)
+    assert times.size > 0 and np.array_equal(distances, beat_distances(motion, onsets))
+    assert np.allclose(distances, np.abs(onsets[None] - times[:, None]).min(1))
 
 
 def test_band_energy_sees_fast_motion_and_not_a_clip_that_ends_elsewhere_than_it_starts():

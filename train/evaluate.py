@@ -58,6 +58,7 @@ from .corpus_stats import mean_stats, motion_stats, planted_ankle_speed
 from .fgd_autoencoder import MotionAutoencoder
 from .metrics import (
     audio_onsets,
+    bc_gap_interval,
     bc_of_distances,
     beat_consistency,
     beat_distances,
@@ -68,6 +69,7 @@ from .metrics import (
     l1_diversity,
     motion_positions,
     speech_motion_correlation,
+    timed_beat_distances,
 )
 
 
@@ -294,11 +296,12 @@ def evaluate_real(
     if captures:
         truths = {c.stem: load_motion(c) for c in captures}
         row = mean_stats(list(truths.values()))
-        truth_positions, truth_onsets = [], []
-        for wav, audio, o in zip(wavs, audios, onsets):
+        truth_positions, truth_onsets, truth_beats = [], [], []
+        for k, (wav, audio, o) in enumerate(zip(wavs, audios, onsets)):
             if wav.stem in truths:
                 truth_positions.append(motion_positions(truths[wav.stem]))
                 truth_onsets.append((o, audio))
+                truth_beats.append((k, *timed_beat_distances(truth_positions[-1], o)))
         capture = {
             "wrist_speed": row["wrist_speed"],
             "wrist_spread": row["wrist_spread"],
@@ -335,6 +338,9 @@ def evaluate_real(
                 **bc_columns([positions[k] for k in captured], [run_onsets[k] for k in captured], sigmas, far=True),
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
+        if captured:  # how sure the capture's lead (or lag) over the model is, from these recordings alone
+            model_beats = [(k % len(wavs), *timed_beat_distances(positions[k], run_onsets[k])) for k in captured]
+            results["real capture minus the model, BC"] = bc_gap_interval(truth_beats, model_beats, sigma=sigmas[0], seed=seed)
         captured_wavs = [k for k, w in enumerate(wavs) if w.stem in truths]
         if captured_wavs and len(captured_wavs) < len(wavs):
             results["beats at random times (chance), the captured recordings"] = chance_columns(
@@ -398,7 +404,15 @@ def _speech_table(results: dict[str, dict[str, float]], first: str, columns: lis
 
 def real_table(results: dict[str, dict[str, float]]) -> str:
     titles = ["wrist speed (body heights/s)", "wrist spread (body heights)", "planted foot (cm/s)"]
-    return _speech_table(results, "real speech", ["wrist_speed", "wrist_spread", "planted_foot"], titles)
+    rows = {name: row for name, row in results.items() if "bc_gap" not in row}
+    table = _speech_table(rows, "real speech", ["wrist_speed", "wrist_spread", "planted_foot"], titles)
+    for name, row in results.items():
+        if "bc_gap" in row:
+            table += (
+                f"\n\n{name} (the first σ): {row['bc_gap']:+.4f}, 95 % interval {row['bc_gap_low']:+.4f} to "
+                f"{row['bc_gap_high']:+.4f} ({row['spans']:.0f} spans of 4 s drawn again, the same for both)"
+            )
+    return table
 
 
 def conditions_table(results: dict[str, dict[str, float]]) -> str:

@@ -94,12 +94,59 @@ def beat_distances(positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0,
     seconds left out; empty where there are no onsets or no beats. `until` (s) ends the span
     earlier than the motion does: where the onsets are another, shorter recording's, the motion's
     beats past that recording's end would all count as beats in a pause."""
+    return timed_beat_distances(positions, onsets, skip, until)[1]
+
+
+def timed_beat_distances(
+    positions: np.ndarray, onsets: np.ndarray, skip: float = 2.0, until: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`beat_distances` with each beat's time (s): (times, distances)."""
     duration = positions.shape[0] / FPS if until is None else min(until, positions.shape[0] / FPS)
     onsets = np.asarray(onsets)
     if onsets.size == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     beats = np.concatenate([b[(b >= skip) & (b <= duration - skip)] for b in motion_beats(positions)])
-    return np.abs(onsets[None, :] - beats[:, None]).min(1) if beats.size else np.zeros(0)
+    return beats, (np.abs(onsets[None, :] - beats[:, None]).min(1) if beats.size else np.zeros(0))
+
+
+def bc_gap_interval(
+    first: list[tuple[int, np.ndarray, np.ndarray]],
+    second: list[tuple[int, np.ndarray, np.ndarray]],
+    sigma: float = 0.3,
+    window: float = 4.0,
+    draws: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """BC of `first` minus BC of `second` on the same recordings, with a block-bootstrap interval.
+
+    Each side is a list of motions' beats, (recording, times, distances) (`timed_beat_distances`;
+    several motions, a model's seeds, may share a recording). The recordings are cut into spans of
+    `window` seconds and the spans, the same for both sides, are drawn with replacement `draws`
+    times; a span's beats go together, since beats close in time are not independent (a single
+    recording's BC is one performance of it, and this says how far another stretch of the same
+    speech could move it). Returns the gap, its `level` interval and the number of spans."""
+    keys: dict[tuple[int, int], int] = {}
+    sides = []
+    for beats in (first, second):
+        spans = [(recording, int(t // window)) for recording, times, _ in beats for t in times]
+        scores = np.concatenate([np.exp(-(d**2) / (2 * sigma**2)) for _, _, d in beats]) if beats else np.zeros(0)
+        sides.append(([keys.setdefault(k, len(keys)) for k in spans], scores))
+    if not keys or any(len(scores) == 0 for _, scores in sides):
+        return {"bc_gap": float("nan"), "bc_gap_low": float("nan"), "bc_gap_high": float("nan"), "spans": float(len(keys))}
+    sums = [np.bincount(index, scores, len(keys)) for index, scores in sides]
+    counts = [np.bincount(index, None, len(keys)) for index, _ in sides]
+    drawn = np.random.default_rng(seed).integers(0, len(keys), (draws, len(keys)))
+    with np.errstate(invalid="ignore"):  # a draw without any beat of one side: left out below
+        gaps = sums[0][drawn].sum(1) / counts[0][drawn].sum(1) - sums[1][drawn].sum(1) / counts[1][drawn].sum(1)
+    gaps = gaps[np.isfinite(gaps)]
+    tail = (1 - level) / 2 * 100
+    return {
+        "bc_gap": float(sums[0].sum() / counts[0].sum() - sums[1].sum() / counts[1].sum()),
+        "bc_gap_low": float(np.percentile(gaps, tail)),
+        "bc_gap_high": float(np.percentile(gaps, 100 - tail)),
+        "spans": float(len(keys)),
+    }
 
 
 def chance_distances(onsets: np.ndarray, duration: float, skip: float = 2.0, step: float = 0.001) -> np.ndarray:
