@@ -43,7 +43,7 @@ def write_fbx(path: str | os.PathLike, motion: Motion, body=None) -> None:
     if blender is None:
         where = f"${BLENDER_ENV} ({os.environ[BLENDER_ENV]}) is not a program" if os.environ.get(BLENDER_ENV) else "Blender is not on PATH"
         raise FBXError(
-            f"FBX is written by Blender, and {where}: install it (apt-get install blender, or blender.org) "
+            f"FBX is written by Blender, and {where}: install it (apt-get install blender python3-numpy, or blender.org) "
             f"or set {BLENDER_ENV} to its program; or export .glb, which Blender, Unity and Unreal open as well."
         )
     with tempfile.TemporaryDirectory(prefix="granumamba-fbx-") as folder:
@@ -56,5 +56,6 @@ def write_fbx(path: str | os.PathLike, motion: Motion, body=None) -> None:
             raise FBXError(f"Blender took over {TIMEOUT_SECONDS // 60} minutes to write the FBX; export a shorter take") from None
         if done.returncode != 0 or not fbx.is_file():
             said = [line for line in (done.stderr + done.stdout).splitlines() if "Error" in line or "error" in line][-3:]
-            raise FBXError(f"Blender ({blender}) could not write the FBX (exit {done.returncode}): {' | '.join(said) or 'no message'}")
+            hint = " Its glTF importer needs numpy: apt-get install python3-numpy." if any("numpy" in line for line in said) else ""
+            raise FBXError(f"Blender ({blender}) could not write the FBX (exit {done.returncode}): {' | '.join(said) or 'no message'}.{hint}")
         shutil.move(fbx, path)
