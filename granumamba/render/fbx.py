@@ -57,5 +57,6 @@ def write_fbx(path: str | os.PathLike, motion: Motion, body=None) -> None:
         if done.returncode != 0 or not fbx.is_file():
             said = [line for line in (done.stderr + done.stdout).splitlines() if "Error" in line or "error" in line][-3:]
             hint = " Its glTF importer needs numpy: apt-get install python3-numpy." if any("numpy" in line for line in said) else ""
-            raise FBXError(f"Blender ({blender}) could not write the FBX (exit {done.returncode}): {' | '.join(said) or 'no message'}.{hint}")
+            message = " | ".join(said) or "no message"
+            raise FBXError(f"Blender ({blender}) could not write the FBX (exit {done.returncode}): {message}.{hint}")
         shutil.move(fbx, path)
