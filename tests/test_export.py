@@ -187,6 +187,13 @@ def test_without_blender_an_fbx_export_says_how_to_get_it_and_leaves_nothing(exp
     assert main(command) == 2
     assert "could not write the FBX (exit 1)" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
     assert set(Path(tempfile.gettempdir()).glob("granumamba-fbx-*")) == temp_before
+    # a Blender whose Python lacks numpy (Debian's without python3-numpy): the error says what to install
+    fake = tmp_path.parent / f"{tmp_path.name}-blender"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'numpy'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("GRANUMAMBA_BLENDER", str(fake))
+    assert main(command) == 2
+    assert "apt-get install python3-numpy" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
 def test_blender_imports_the_bvh_with_every_frame(exported, tmp_path):
