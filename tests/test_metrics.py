@@ -14,6 +14,7 @@ from train.metrics import (
     l1_diversity,
     motion_beats,
     timed_beat_distances,
+    timed_chance_distances,
 )
 
 
@@ -153,6 +154,9 @@ def test_the_bc_gap_interval_tells_a_real_lead_from_a_recordings_chance():
     motion = beat_motion(onsets + 0.1)
     times, distances = timed_beat_distances(motion, onsets)
     assert times.size > 0 and np.array_equal(distances, beat_distances(motion, onsets))
+    assert np.allclose(distances, np.abs(onsets[None] - times[:, None]).min(1))
+    times, distances = timed_chance_distances(onsets, 11.0)
+    assert np.array_equal(distances, chance_distances(onsets, 11.0)) and times[0] == 2.0 and times[-1] < 9.0
     assert np.allclose(distances, np.abs(onsets[None] - times[:, None]).min(1))
 
 

@@ -202,6 +202,9 @@ def test_on_real_speech_its_arms_follow_the_loudness_and_its_feet_stay_put(beat2
     )
     assert set(chance) == set(chance_captured) == {"bc", "bc_sigma0.1", "far_beats"}
     assert 0.5 < chance["bc"] < 1 and 0 < chance["far_beats"] < 0.2 and chance_captured["bc"] != chance["bc"]
+    # its beats follow the speech beyond chance: the recordings' 4-s spans drawn again never undo its lead
+    lead = real["the model minus beats at random times, BC"]
+    assert 0 < lead["bc_gap_low"] < lead["bc_gap"] < lead["bc_gap_high"], lead
     # the capture's lead over the model on that recording, with the interval its 4-s spans give
     gap = real["real capture minus the model, BC"]
     # (the gap pools the seeds' beats where the rows average the seeds' BCs: the same to within 0.001)

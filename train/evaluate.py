@@ -70,6 +70,7 @@ from .metrics import (
     motion_positions,
     speech_motion_correlation,
     timed_beat_distances,
+    timed_chance_distances,
 )
 
 
@@ -323,6 +324,10 @@ def evaluate_real(
         "speech_motion_corr": float(np.mean(own_corr)),
     }
     results["beats at random times (chance), the same recordings"] = chance_columns(onsets, durations, sigmas)
+    # how sure the model's lead over chance is: the recordings' spans drawn again (metrics.bc_gap_interval)
+    model_beats = [(k % len(wavs), *timed_beat_distances(p, o)) for k, (p, o) in enumerate(zip(positions, run_onsets))]
+    chance_beats = [(k, *timed_chance_distances(o, d)) for k, (o, d) in enumerate(zip(onsets, durations))]
+    results["the model minus beats at random times, BC"] = bc_gap_interval(model_beats, chance_beats, sigma=sigmas[0], seed=seed)
     results["model, against another recording's speech"] = {
         **bc_columns(positions, other_onsets, sigmas, far=True, until=other_durations),
         "speech_motion_corr": float(np.mean([speech_motion_correlation(a, p) for a, p in zip(others, positions)])),
@@ -339,8 +344,8 @@ def evaluate_real(
                 "speech_motion_corr": float(np.mean([own_corr[k] for k in captured])),
             }
         if captured:  # how sure the capture's lead (or lag) over the model is, from these recordings alone
-            model_beats = [(k % len(wavs), *timed_beat_distances(positions[k], run_onsets[k])) for k in captured]
-            results["real capture minus the model, BC"] = bc_gap_interval(truth_beats, model_beats, sigma=sigmas[0], seed=seed)
+            captured_beats = [model_beats[k] for k in captured]
+            results["real capture minus the model, BC"] = bc_gap_interval(truth_beats, captured_beats, sigma=sigmas[0], seed=seed)
         captured_wavs = [k for k, w in enumerate(wavs) if w.stem in truths]
         if captured_wavs and len(captured_wavs) < len(wavs):
             results["beats at random times (chance), the captured recordings"] = chance_columns(

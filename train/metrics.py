@@ -154,13 +154,18 @@ def chance_distances(onsets: np.ndarray, duration: float, skip: float = 2.0, ste
     that `beat_distances` takes beats from: BC and the far share of beats that fall at random,
     with no timing of their own (the chance level, which depends on how a recording's onsets
     and pauses fall)."""
+    return timed_chance_distances(onsets, duration, skip, step)[1]
+
+
+def timed_chance_distances(onsets: np.ndarray, duration: float, skip: float = 2.0, step: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
+    """`chance_distances` with the times they are taken at: (times, distances)."""
     onsets = np.sort(np.asarray(onsets, dtype=float))
     times = np.arange(skip, duration - skip, step)
     if onsets.size == 0 or times.size == 0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     after = np.searchsorted(onsets, times).clip(1, onsets.size) - 1  # the onset at or before, else the first
     nearest = np.minimum(np.abs(times - onsets[after]), np.abs(onsets[np.minimum(after + 1, onsets.size - 1)] - times))
-    return nearest
+    return times, nearest
 
 
 def bc_of_distances(distances: np.ndarray, sigma: float = 0.3) -> float:
