@@ -526,7 +526,21 @@ def test_live_tab_gestures_with_the_microphone(app_server, tmp_path):
         frame.click("#stop")
         frame.wait_for_function("window.liveState.closed !== null", timeout=30_000)
         assert frame.evaluate("window.liveState.closed.code") == 1000
+        # the session's motion, offered as BEAT2's npz once it ends
+        frame.wait_for_function("window.liveState.download !== null", timeout=30_000)
+        with page.expect_download() as download:
+            frame.click("#download")
+        download.value.save_as(tmp_path / "take.npz")
+        offered = frame.evaluate("window.liveState.download.frames")
         browser.close()
+    take = load_motion(tmp_path / "take.npz")
+    assert take.num_frames == offered >= heard - 60 and take.expressions.shape == (offered, 100)
+    with np.load(tmp_path / "take.npz") as raw:  # BEAT2's keys and kinds, as save_motion writes them
+        assert str(raw["model"]) == "smplx2020" and int(raw["mocap_frame_rate"]) == 30 and raw["betas"].shape == (300,)
+    # the same frames the page posed the body with: their arm motion is the page's, frame by frame
+    arms = np.abs(np.diff(take.poses[:, 3 * 16 : 3 * 22], axis=0)).sum(1)
+    shown = np.array([np.nan if m is None else m for m in state["motion"]], float)[1 : len(arms) + 1]
+    assert np.allclose(arms[: len(shown)], shown, rtol=1e-4, atol=1e-6)
     level = np.array(state["level"], float)[:heard]
     assert (level > 0.01).sum() > 150 and (level < 1e-4).sum() > 45  # the speech and the silence both reached the page
     motion = np.array([np.nan if m is None else m for m in state["motion"]], float)

@@ -4,6 +4,7 @@
 // frames the model answers at a time (4 for a causal model, 16 for one whose decoders look ahead).
 import * as THREE from 'three';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
+import { zipSync } from 'fflate';
 import { makeStage } from './stage.js';
 
 const root = location.href.split('/gradio_api/')[0].replace(/\/live\/?$/, '');  // the app's own address
@@ -14,11 +15,12 @@ const levelBar = document.querySelector('#level div');
 const startButton = document.getElementById('start');
 const stopButton = document.getElementById('stop');
 const sliders = ['coarse', 'mid', 'fine'].map((id) => document.getElementById(id));
+const downloadLink = document.getElementById('download');
 const { scene, camera, renderer, controls } = makeStage(document.getElementById('view'), document.getElementById('reset'));
 
 // What the browser test reads: frames received and shown, per frame the arms' motion and the
-// microphone's level, latencies, and how the session ended.
-const state = { bodyLoaded: false, ready: null, received: 0, shown: -1, motion: [], level: [], latencies: [], closed: null };
+// microphone's level, latencies, how the session ended and the take offered for download.
+const state = { bodyLoaded: false, ready: null, received: 0, shown: -1, motion: [], level: [], latencies: [], closed: null, download: null };
 window.liveState = state;
 
 let bones = [];
@@ -31,6 +33,7 @@ new GLTFLoader().load(root + '/live/body.glb', (gltf) => {
 
 let socket = null, context = null, micStream = null;
 let frames = [];           // received frames (Float32Array of 268), by index
+let take = [];             // every frame of the session, for the download (19 MB for the 10 minutes a session may last)
 let firstKept = 0;         // index of frames[0]
 let playhead = -1;         // frame shown (fractional), -1 before the first
 let sendTimes = [];        // [samples sent so far, performance.now()] for latency
@@ -59,6 +62,7 @@ function onFrames(buffer) {
     const index = header.first + k;
     const frame = floats.subarray(k * size, (k + 1) * size);
     frames[index - firstKept] = frame;
+    take[index] = frame;
     const previous = frames[index - firstKept - 1];
     let moved = 0;
     if (previous) for (const j of ARM_JOINTS) for (let c = 0; c < 3; c++) moved += Math.abs(frame[3 * j + c] - previous[3 * j + c]);
@@ -133,8 +137,10 @@ async function start() {
   const mute = context.createGain();
   mute.gain.value = 0;  // the worklet runs only when connected to the output: silently
   context.createMediaStreamSource(micStream).connect(capture).connect(mute).connect(context.destination);
-  Object.assign(state, { received: 0, shown: -1, motion: [], level: [], latencies: [], closed: null });
-  frames = []; firstKept = 0; playhead = -1; sendTimes = []; samplesSent = 0; pending = []; pendingLength = 0; levelFrame = 0;
+  Object.assign(state, { received: 0, shown: -1, motion: [], level: [], latencies: [], closed: null, download: null });
+  downloadLink.hidden = true;
+  if (downloadLink.href) URL.revokeObjectURL(downloadLink.href);
+  frames = []; take = []; firstKept = 0; playhead = -1; sendTimes = []; samplesSent = 0; pending = []; pendingLength = 0; levelFrame = 0;
   socket = new WebSocket(socketUrl);
   socket.binaryType = 'arraybuffer';
   socket.onopen = () => socket.send(JSON.stringify({ type: 'start', sample_rate: sampleRate, encoding: 'f32le', gains: gains() }));
@@ -153,7 +159,52 @@ async function start() {
     if (event.code !== 1000) status.textContent = `the live session ended: ${event.reason || 'the connection closed'} (${event.code})`;
     else status.textContent = 'stopped. Press Start to speak again.';
     release();
+    offerTake();
   };
+}
+
+// The session's motion as BEAT2's npz, the format `generate --npz` and `live --out` write: a zip
+// (fflate) of .npy arrays, each a header and the array's bytes (the .npy format is a few lines:
+// https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html).
+function npy(descr, shape, bytes) {
+  const dims = shape.length === 0 ? '()' : shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${dims}, }`;
+  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';  // the whole header a multiple of 64 bytes
+  const out = new Uint8Array(10 + header.length + bytes.byteLength);
+  out.set([0x93, 78, 85, 77, 80, 89, 1, 0, header.length & 255, header.length >> 8]);  // \x93NUMPY, version 1.0, header length
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), 10 + header.length);
+  return out;
+}
+
+function text(value) {  // a numpy unicode scalar: UTF-32LE
+  const codes = new Uint32Array([...value].map((c) => c.codePointAt(0)));
+  return npy(`<U${codes.length}`, [], codes);
+}
+
+function offerTake() {
+  const count = take.findIndex((frame) => frame === undefined);
+  const n = count < 0 ? take.length : count;  // the frames received without a gap from the first
+  if (n === 0) return;
+  const size = state.ready.frame_floats;
+  const poses = new Float32Array(n * 165), trans = new Float64Array(n * 3), expressions = new Float64Array(n * 100);
+  for (let f = 0; f < n; f++) {
+    poses.set(take[f].subarray(0, 165), f * 165);
+    trans.set(take[f].subarray(165, 168), f * 3);
+    expressions.set(take[f].subarray(168, size), f * 100);
+  }
+  const archive = zipSync({
+    'poses.npy': npy('<f4', [n, 165], poses),
+    'trans.npy': npy('<f8', [n, 3], trans),
+    'expressions.npy': npy('<f8', [n, 100], expressions),
+    'betas.npy': npy('<f4', [300], new Float32Array(300)),
+    'model.npy': text('smplx2020'),
+    'gender.npy': text('neutral'),
+    'mocap_frame_rate.npy': npy('<i4', [], new Int32Array([30])),
+  }, { level: 0 });
+  downloadLink.href = URL.createObjectURL(new Blob([archive], { type: 'application/zip' }));
+  downloadLink.hidden = false;
+  state.download = { frames: n };
 }
 
 function release() {
