@@ -15,32 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from granumamba.data import load_motion, save_motion
-from granumamba.motion import Motion
+from granumamba.data import save_motion
 from granumamba.render.fbx import blender_program
 
-from .common import machine, table
-
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "beat2_sample" / "smplxflame_30" / "2_scott_0_1_1.npz"
-
-
-def source_motion(seconds: float) -> tuple[Motion, str]:
-    """The shared BEAT2 take where it is here, else a synthetic corpus take, long enough to tile."""
-    if SAMPLE.is_file():
-        return load_motion(SAMPLE), "the shared BEAT2 take"
-    from train.make_corpus import make_corpus
-
-    folder = Path(tempfile.mkdtemp())
-    make_corpus(folder, 1.2, seed=0, speakers=1, take_seconds=60, progress=False)
-    return load_motion(next((folder / "smplxflame_30").glob("*.npz"))), "a synthetic corpus take"
-
-
-def tiled(motion: Motion, frames: int) -> Motion:
-    reps = -(-frames // motion.num_frames)
-    tile = lambda a: np.tile(a, (reps, 1))[:frames]  # noqa: E731
-    return Motion(tile(motion.poses), tile(motion.trans), tile(motion.expressions))
+from .common import machine, motion_of, table
 
 
 def main() -> None:
@@ -48,7 +26,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
     parser.add_argument("--formats", nargs="+", default=[".npz", ".bvh", ".glb", ".fbx"])
     args = parser.parse_args()
-    motion, source = source_motion(max(args.seconds))
     bodies = [("built-in", [])]
     if os.environ.get("GRANUMAMBA_SMPLX"):
         bodies.append(("SMPL-X", ["--body", "smplx"]))
@@ -56,7 +33,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for seconds in args.seconds:
             npz = Path(folder) / f"take_{seconds:g}.npz"
-            save_motion(npz, tiled(motion, int(seconds * 30)))
+            motion, source = motion_of(seconds)
+            save_motion(npz, motion)
             for body, options in bodies:
                 for suffix in args.formats:
                     if suffix in (".npz", ".bvh") and body != "built-in":

@@ -12,12 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from granumamba.data import load_motion
-from granumamba.motion import Motion
-
-from .common import machine, table
-
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "beat2_sample"
+from .common import machine, motion_of, table
 
 
 def main() -> None:
@@ -27,20 +22,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()
-    frames = int(args.seconds * 30)
-    npz = SAMPLE / "smplxflame_30" / "2_scott_0_1_1.npz"
-    if npz.is_file():
-        source = "the shared BEAT2 take"
-        m = load_motion(npz)
-    else:  # a user's clone: a synthetic corpus take
-        from train.make_corpus import make_corpus
-
-        tmp = Path(tempfile.mkdtemp())
-        make_corpus(tmp, args.seconds / 60 * 1.2, seed=0, speakers=1, take_seconds=args.seconds * 1.2, progress=False)
-        m = load_motion(next((tmp / "smplxflame_30").glob("*.npz")))
-        source = "a synthetic corpus take"
-    reps = -(-frames // m.num_frames)
-    motion = Motion(np.tile(m.poses, (reps, 1))[:frames], np.tile(m.trans, (reps, 1))[:frames], np.tile(m.expressions, (reps, 1))[:frames])
+    motion, source = motion_of(args.seconds)
+    frames = motion.num_frames
     audio = np.random.default_rng(0).normal(0, 0.05, frames * 16000 // 30).astype(np.float32)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

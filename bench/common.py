@@ -1,4 +1,5 @@
-"""Helpers for the benchmarks: a table printer and peak memory of a fresh process."""
+"""Helpers for the benchmarks: a table printer, peak memory of a fresh process, and a take of motion
+of any length to time the writers on."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -57,3 +61,26 @@ def run_isolated(module: str, *args: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+SHARED_TAKE = Path(__file__).resolve().parents[2] / "shared" / "data" / "beat2_sample" / "smplxflame_30" / "2_scott_0_1_1.npz"
+
+
+def motion_of(seconds: float):
+    """(Motion, where it came from): `seconds` of the shared BEAT2 take where it is here, else of a
+    synthetic corpus take (a user's clone), tiled to length."""
+    from granumamba.data import load_motion
+    from granumamba.motion import Motion
+
+    if SHARED_TAKE.is_file():
+        take, source = load_motion(SHARED_TAKE), "the shared BEAT2 take"
+    else:
+        from train.make_corpus import make_corpus
+
+        with tempfile.TemporaryDirectory() as folder:
+            make_corpus(Path(folder), 1.2, seed=0, speakers=1, take_seconds=60, progress=False)
+            take, source = load_motion(next((Path(folder) / "smplxflame_30").glob("*.npz"))), "a synthetic corpus take"
+    frames = int(seconds * 30)
+    reps = -(-frames // take.num_frames)
+    tile = lambda a: np.tile(a, (reps, 1))[:frames]  # noqa: E731
+    return Motion(tile(take.poses), tile(take.trans), tile(take.expressions)), source
