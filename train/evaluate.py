@@ -414,8 +414,8 @@ def real_table(results: dict[str, dict[str, float]]) -> str:
     for name, row in results.items():
         if "bc_gap" in row:
             table += (
-                f"\n\n{name} (the first σ): {row['bc_gap']:+.4f}, 95 % interval {row['bc_gap_low']:+.4f} to "
-                f"{row['bc_gap_high']:+.4f} ({row['spans']:.0f} spans of 4 s drawn again, the same for both)"
+                f"\n\n{name} (the first σ): {row['bc_gap']:+.4f}, {row['level'] * 100:g} % interval {row['bc_gap_low']:+.4f} to "
+                f"{row['bc_gap_high']:+.4f} ({row['spans']:.0f} spans of {row['window']:g} s drawn again, the same for both)"
             )
     return table
 

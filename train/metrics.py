@@ -125,15 +125,17 @@ def bc_gap_interval(
     `window` seconds and the spans, the same for both sides, are drawn with replacement `draws`
     times; a span's beats go together, since beats close in time are not independent (a single
     recording's BC is one performance of it, and this says how far another stretch of the same
-    speech could move it). Returns the gap, its `level` interval and the number of spans."""
+    speech could move it). Returns the gap, its `level` interval, the number of spans, and
+    `window` and `level` themselves."""
     keys: dict[tuple[int, int], int] = {}
     sides = []
     for beats in (first, second):
         spans = [(recording, int(t // window)) for recording, times, _ in beats for t in times]
-        scores = np.concatenate([np.exp(-(d**2) / (2 * sigma**2)) for _, _, d in beats]) if beats else np.zeros(0)
+        scores = np.concatenate([beat_scores(d, sigma) for _, _, d in beats]) if beats else np.zeros(0)
         sides.append(([keys.setdefault(k, len(keys)) for k in spans], scores))
     if not keys or any(len(scores) == 0 for _, scores in sides):
-        return {"bc_gap": float("nan"), "bc_gap_low": float("nan"), "bc_gap_high": float("nan"), "spans": float(len(keys))}
+        nan = float("nan")
+        return {"bc_gap": nan, "bc_gap_low": nan, "bc_gap_high": nan, "spans": float(len(keys)), "window": window, "level": level}
     sums = [np.bincount(index, scores, len(keys)) for index, scores in sides]
     counts = [np.bincount(index, None, len(keys)) for index, _ in sides]
     drawn = np.random.default_rng(seed).integers(0, len(keys), (draws, len(keys)))
@@ -146,6 +148,8 @@ def bc_gap_interval(
         "bc_gap_low": float(np.percentile(gaps, tail)),
         "bc_gap_high": float(np.percentile(gaps, 100 - tail)),
         "spans": float(len(keys)),
+        "window": window,
+        "level": level,
     }
 
 
@@ -168,9 +172,14 @@ def timed_chance_distances(onsets: np.ndarray, duration: float, skip: float = 2.
     return times, nearest
 
 
+def beat_scores(distances: np.ndarray, sigma: float = 0.3) -> np.ndarray:
+    """Each beat's share of BC: a Gaussian of its distance (s) to the nearest onset."""
+    return np.exp(-(np.asarray(distances) ** 2) / (2 * sigma**2))
+
+
 def bc_of_distances(distances: np.ndarray, sigma: float = 0.3) -> float:
     """BC from the beats' distances to their nearest onsets (`beat_distances`)."""
-    return float(np.exp(-(distances**2) / (2 * sigma**2)).mean()) if distances.size else float("nan")
+    return float(beat_scores(distances, sigma).mean()) if distances.size else float("nan")
 
 
 def far_share_of_distances(distances: np.ndarray, far: float = 0.3) -> float:
