@@ -32,9 +32,7 @@ new GLTFLoader().load(root + '/live/body.glb', (gltf) => {
 }, undefined, (err) => { status.textContent = 'the body could not be loaded: ' + err; });
 
 let socket = null, context = null, micStream = null;
-let frames = [];           // received frames (Float32Array of 268), by index
-let take = [];             // every frame of the session, for the download (19 MB for the 10 minutes a session may last)
-let firstKept = 0;         // index of frames[0]
+let take = [];             // every frame of the session (Float32Array of 268), by index: played, then downloaded (19 MB for the 10 minutes a session may last)
 let playhead = -1;         // frame shown (fractional), -1 before the first
 let sendTimes = [];        // [samples sent so far, performance.now()] for latency
 let sampleRate = 48000, samplesSent = 0, pending = [], pendingLength = 0;
@@ -61,9 +59,8 @@ function onFrames(buffer) {
   for (let k = 0; k < header.count; k++) {
     const index = header.first + k;
     const frame = floats.subarray(k * size, (k + 1) * size);
-    frames[index - firstKept] = frame;
     take[index] = frame;
-    const previous = frames[index - firstKept - 1];
+    const previous = take[index - 1];
     let moved = 0;
     if (previous) for (const j of ARM_JOINTS) for (let c = 0; c < 3; c++) moved += Math.abs(frame[3 * j + c] - previous[3 * j + c]);
     state.motion[index] = moved;
@@ -77,8 +74,6 @@ function onFrames(buffer) {
   if (state.latencies.length > 600) state.latencies.splice(0, state.latencies.length - 600);
   const recent = state.latencies.slice(-90);
   latencyText.textContent = `speech to pose: ${median(recent).toFixed(0)} ms (median of the last ${recent.length} frames)`;
-  const drop = state.received - 300 - firstKept;  // keep the last 10 s of frames
-  if (drop > 0) { frames.splice(0, drop); firstKept += drop; }
 }
 
 function pose(frame) {
@@ -140,7 +135,7 @@ async function start() {
   Object.assign(state, { received: 0, shown: -1, motion: [], level: [], latencies: [], closed: null, download: null });
   downloadLink.hidden = true;
   if (downloadLink.href) URL.revokeObjectURL(downloadLink.href);
-  frames = []; take = []; firstKept = 0; playhead = -1; sendTimes = []; samplesSent = 0; pending = []; pendingLength = 0; levelFrame = 0;
+  take = []; playhead = -1; sendTimes = []; samplesSent = 0; pending = []; pendingLength = 0; levelFrame = 0;
   socket = new WebSocket(socketUrl);
   socket.binaryType = 'arraybuffer';
   socket.onopen = () => socket.send(JSON.stringify({ type: 'start', sample_rate: sampleRate, encoding: 'f32le', gains: gains() }));
@@ -235,8 +230,8 @@ renderer.setAnimationLoop(() => {
     const block = state.ready.block_frames || 16;
     playhead = playhead < 0 ? Math.max(0, newest - (block - 1)) : Math.min(newest, playhead + dt * 30);
     if (newest - playhead > Math.max(3 * block, 24)) playhead = newest - block;
-    const index = Math.max(firstKept, Math.floor(playhead));
-    const frame = frames[index - firstKept];
+    const index = Math.floor(playhead);
+    const frame = take[index];
     if (frame) { pose(frame); state.shown = index; }
   }
   controls.update();
